@@ -1,0 +1,55 @@
+"""Settings, read from the environment with the names users already know; CLI flags override.
+
+Neo4j: NEO4J_URI, NEO4J_USERNAME, NEO4J_PASSWORD, NEO4J_DATABASE.
+Airflow: AIRFLOW_URL, AIRFLOW_USERNAME, AIRFLOW_PASSWORD, AIRFLOW_TOKEN.
+contextgraph: CONTEXTGRAPH_STORE_PATH, CONTEXTGRAPH_BATCH_SIZE, CONTEXTGRAPH_EMBEDDING_MODEL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_store_path() -> Path:
+    return Path(platformdirs.user_data_dir("contextgraph")) / "graph.lbdb"
+
+
+class Neo4jSettings(BaseSettings):
+    """Where the Neo4j server is. With no `uri`, the embedded store is used."""
+
+    model_config = SettingsConfigDict(env_prefix="NEO4J_", extra="ignore")
+
+    uri: str | None = None
+    username: str = "neo4j"
+    password: SecretStr = SecretStr("")
+    database: str = "neo4j"
+
+
+class AirflowSettings(BaseSettings):
+    """How to reach the Airflow REST API v2."""
+
+    model_config = SettingsConfigDict(env_prefix="AIRFLOW_", extra="ignore")
+
+    url: str = "http://localhost:8080"
+    username: str | None = None
+    password: SecretStr | None = None
+    token: SecretStr | None = None
+    page_size: int = Field(default=100, ge=1, le=1000)
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=5, ge=0)
+
+
+class Settings(BaseSettings):
+    """contextgraph's own settings (CONTEXTGRAPH_*), holding the Neo4j and Airflow ones."""
+
+    model_config = SettingsConfigDict(env_prefix="CONTEXTGRAPH_", extra="ignore")
+
+    store_path: Path = Field(default_factory=default_store_path)
+    batch_size: int = Field(default=1000, ge=1)
+    embedding_model: str = "minishlab/potion-base-8M"
+    neo4j: Neo4jSettings = Field(default_factory=Neo4jSettings)
+    airflow: AirflowSettings = Field(default_factory=AirflowSettings)
