@@ -1,0 +1,391 @@
+"""The decision-trace graph: typed nodes and edges, and the batch the stores write.
+
+Every node has a deterministic natural key (`key`), built from its key fields, so every write is
+an idempotent MERGE. Models know nothing about storage: a store takes a `GraphBatch` of them.
+
+    (:Dag)-[:HAS_TASK]->(:Task)-[:FEEDS]->(:Task)
+    (:Dag)-[:HAS_RUN]->(:DagRun)-[:HAS_INSTANCE]->(:TaskInstance)-[:OF_TASK]->(:Task)
+    (:TaskInstance)-[:ASKED]->(:Decision)-[:OFFERED|CHOSE]->(:Option)
+    (:Decision)-[:DECIDED_BY]->(:Actor)    (:Decision)-[:REVIEWED {verdict}]->(:Proposal)
+    (:Decision)-[:AT_POINT]->(:Task)       (:Decision)-[:INFORMED_BY]->(:Decision)
+    (:Proposal)-[:PRODUCED_BY]->(:TaskInstance)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from contextgraph.errors import InvalidRecordError
+
+KEY_SEPARATOR = "|"
+
+NonEmpty = Field(min_length=1)
+
+
+def make_key(*parts: object) -> str:
+    """Join key parts with `|`, escaping `\\` and `|` so that distinct parts give distinct keys."""
+    escaped = (str(p).replace("\\", "\\\\").replace(KEY_SEPARATOR, "\\" + KEY_SEPARATOR) for p in parts)
+    return KEY_SEPARATOR.join(escaped)
+
+
+class Node(BaseModel):
+    """A graph node. Subclasses set `label` and the fields that make up the natural key."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    label: ClassVar[str]
+    key_fields: ClassVar[tuple[str, ...]]
+
+    @property
+    def key(self) -> str:
+        return make_key(*(getattr(self, name) for name in self.key_fields))
+
+
+class Dag(Node):
+    label: ClassVar[str] = "Dag"
+    key_fields: ClassVar[tuple[str, ...]] = ("dag_id",)
+
+    dag_id: str = NonEmpty
+    description: str | None = None
+    is_paused: bool | None = None
+    tags: list[str] = []
+    owners: list[str] = []
+    schedule: str | None = None
+
+
+class Task(Node):
+    label: ClassVar[str] = "Task"
+    key_fields: ClassVar[tuple[str, ...]] = ("dag_id", "task_id")
+
+    dag_id: str = NonEmpty
+    task_id: str = NonEmpty
+    operator: str | None = None
+    is_decision_point: bool = False
+    downstream_task_ids: list[str] = []
+    upstream_task_ids: list[str] = []
+
+
+class DagRun(Node):
+    label: ClassVar[str] = "DagRun"
+    key_fields: ClassVar[tuple[str, ...]] = ("dag_id", "run_id")
+
+    dag_id: str = NonEmpty
+    run_id: str = NonEmpty
+    state: str | None = None
+    run_type: str | None = None
+    logical_date: datetime | None = None
+    start_date: datetime | None = None
+    end_date: datetime | None = None
+    conf: dict[str, Any] | None = None
+
+
+class TaskInstance(Node):
+    label: ClassVar[str] = "TaskInstance"
+    key_fields: ClassVar[tuple[str, ...]] = ("dag_id", "run_id", "task_id", "map_index")
+
+    dag_id: str = NonEmpty
+    run_id: str = NonEmpty
+    task_id: str = NonEmpty
+    map_index: int = -1
+    try_number: int | None = None
+    state: str | None = None
+    operator: str | None = None
+    start_date: datetime | None = None
+    end_date: datetime | None = None
+    duration: float | None = None
+
+
+class Decision(Node):
+    """One HITL detail: the question a human was asked and what they answered, and why."""
+
+    label: ClassVar[str] = "Decision"
+    key_fields: ClassVar[tuple[str, ...]] = (
+        "dag_id",
+        "run_id",
+        "task_id",
+        "map_index",
+        "try_number",
+    )
+
+    dag_id: str = NonEmpty
+    run_id: str = NonEmpty
+    task_id: str = NonEmpty
+    map_index: int = -1
+    try_number: int = 1
+    subject: str = ""
+    body: str | None = None
+    offered: list[str] = []
+    """The HITL detail's `options` (renamed: `options` is a keyword in the embedded engine)."""
+    defaults: list[str] = []
+    multiple: bool = False
+    params: dict[str, Any] = {}
+    params_input: dict[str, Any] = {}
+    chosen_options: list[str] = []
+    reason: str | None = None
+    assigned_users: list[str] = []
+    responded_by: str | None = None
+    created_at: datetime | None = None
+    responded_at: datetime | None = None
+    response_received: bool = False
+    timed_out: bool = False
+    upstream_task_ids: list[str] = []
+    """Every task that, transitively, fed this decision point: its upstream context."""
+    search_text: str = ""
+    """Subject, body, proposal, choice and reason in one text: what precedent search matches."""
+
+
+class Option(Node):
+    """One answer offered at a decision point (per DAG task, so option statistics are one hop)."""
+
+    label: ClassVar[str] = "Option"
+    key_fields: ClassVar[tuple[str, ...]] = ("dag_id", "task_id", "name")
+
+    dag_id: str = NonEmpty
+    task_id: str = NonEmpty
+    name: str = NonEmpty
+
+
+ActorKind = Literal["airflow_user", "slack_user", "agent", "system"]
+
+
+class Actor(Node):
+    label: ClassVar[str] = "Actor"
+    key_fields: ClassVar[tuple[str, ...]] = ("kind", "actor_id")
+
+    kind: ActorKind
+    actor_id: str = NonEmpty
+    name: str | None = None
+    team: str | None = None
+
+
+class Proposal(Node):
+    """What an AI produced for a human to review: an upstream task's XCom value."""
+
+    label: ClassVar[str] = "Proposal"
+    key_fields: ClassVar[tuple[str, ...]] = ("dag_id", "run_id", "task_id", "map_index", "xcom_key")
+
+    dag_id: str = NonEmpty
+    run_id: str = NonEmpty
+    task_id: str = NonEmpty
+    map_index: int = -1
+    xcom_key: str = "return_value"
+    text: str = ""
+    value: Any = None
+
+
+class SyncState(Node):
+    """Where the last sync stopped, kept in the graph itself so any machine can resume it."""
+
+    label: ClassVar[str] = "SyncState"
+    key_fields: ClassVar[tuple[str, ...]] = ("source",)
+
+    source: str = NonEmpty
+    hitl_created_at: datetime | None = None
+    runs_updated_at: datetime | None = None
+    task_instances_updated_at: datetime | None = None
+    last_sync_at: datetime | None = None
+
+
+class Edge(BaseModel):
+    """A relationship between two nodes, given by their keys."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rel_type: ClassVar[str]
+    source: ClassVar[type[Node]]
+    target: ClassVar[type[Node]]
+
+    src: str = NonEmpty
+    dst: str = NonEmpty
+
+    @classmethod
+    def between(cls, src: Node, dst: Node, **properties: Any) -> Edge:
+        if not isinstance(src, cls.source) or not isinstance(dst, cls.target):
+            raise TypeError(
+                f"{cls.rel_type} goes from {cls.source.label} to {cls.target.label}, "
+                f"not from {src.label} to {dst.label}"
+            )
+        return cls(src=src.key, dst=dst.key, **properties)
+
+    @property
+    def key(self) -> str:
+        return make_key(self.src, self.dst)
+
+
+def _edge(name: str, type_: str, source: type[Node], target: type[Node]) -> type[Edge]:
+    """A relationship kind without properties of its own."""
+    namespace = {"rel_type": type_, "source": source, "target": target, "__module__": __name__}
+    return type(name, (Edge,), namespace)
+
+
+HasTask = _edge("HasTask", "HAS_TASK", Dag, Task)
+Feeds = _edge("Feeds", "FEEDS", Task, Task)
+HasRun = _edge("HasRun", "HAS_RUN", Dag, DagRun)
+HasInstance = _edge("HasInstance", "HAS_INSTANCE", DagRun, TaskInstance)
+OfTask = _edge("OfTask", "OF_TASK", TaskInstance, Task)
+Asked = _edge("Asked", "ASKED", TaskInstance, Decision)
+AtPoint = _edge("AtPoint", "AT_POINT", Decision, Task)
+Offered = _edge("Offered", "OFFERED", Decision, Option)
+Chose = _edge("Chose", "CHOSE", Decision, Option)
+DecidedBy = _edge("DecidedBy", "DECIDED_BY", Decision, Actor)
+ProducedBy = _edge("ProducedBy", "PRODUCED_BY", Proposal, TaskInstance)
+
+Verdict = Literal["approved", "overridden", "escalated", "pending", "unknown"]
+
+
+class Reviewed(Edge):
+    """Decision judged Proposal; the verdict says what the human made of the AI's work."""
+
+    rel_type: ClassVar[str] = "REVIEWED"
+    source: ClassVar[type[Node]] = Decision
+    target: ClassVar[type[Node]] = Proposal
+
+    verdict: Verdict = "unknown"
+
+
+class InformedBy(Edge):
+    """The new decision was made with this earlier decision shown as precedent."""
+
+    rel_type: ClassVar[str] = "INFORMED_BY"
+    source: ClassVar[type[Node]] = Decision
+    target: ClassVar[type[Node]] = Decision
+
+    rank: int | None = None
+    score: float | None = None
+    recorded_at: datetime | None = None
+
+
+NODE_TYPES: tuple[type[Node], ...] = (
+    Dag,
+    Task,
+    DagRun,
+    TaskInstance,
+    Decision,
+    Option,
+    Actor,
+    Proposal,
+    SyncState,
+)
+EDGE_TYPES: tuple[type[Edge], ...] = (
+    HasTask,
+    Feeds,
+    HasRun,
+    HasInstance,
+    OfTask,
+    Asked,
+    AtPoint,
+    Offered,
+    Chose,
+    DecidedBy,
+    Reviewed,
+    ProducedBy,
+    InformedBy,
+)
+NODE_BY_LABEL: dict[str, type[Node]] = {t.label: t for t in NODE_TYPES}
+EDGE_BY_TYPE: dict[str, type[Edge]] = {t.rel_type: t for t in EDGE_TYPES}
+
+
+def node_from_record(label: str, record: dict[str, Any], *, name: str | None = None) -> Node:
+    """Validate a plain record into a node; a bad one raises InvalidRecordError naming the field."""
+    node_type = NODE_BY_LABEL.get(label)
+    if node_type is None:
+        raise InvalidRecordError(name or label, "label", f"unknown node label {label!r}")
+    try:
+        return node_type.model_validate(record)
+    except ValidationError as exc:
+        raise _invalid(name or f"{label} record", exc) from None
+
+
+def edge_from_record(type_: str, record: dict[str, Any], *, name: str | None = None) -> Edge:
+    edge_type = EDGE_BY_TYPE.get(type_)
+    if edge_type is None:
+        raise InvalidRecordError(name or type_, "type", f"unknown relationship type {type_!r}")
+    try:
+        return edge_type.model_validate(record)
+    except ValidationError as exc:
+        raise _invalid(name or f"{type_} record", exc) from None
+
+
+def _invalid(record: str, exc: ValidationError) -> InvalidRecordError:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(record)"
+    return InvalidRecordError(record, where, first["msg"])
+
+
+def properties(item: Node | Edge) -> dict[str, Any]:
+    """The item's fields as plain Python values (edges without their endpoint keys)."""
+    data = item.model_dump(mode="python")
+    if isinstance(item, Edge):
+        data.pop("src")
+        data.pop("dst")
+    return data
+
+
+@dataclass
+class GraphBatch:
+    """Nodes and edges to write together. Identical duplicates collapse; conflicting ones fail."""
+
+    nodes: list[Node] = field(default_factory=list)
+    edges: list[Edge] = field(default_factory=list)
+
+    def add(self, *items: Node | Edge) -> None:
+        for item in items:
+            (self.nodes if isinstance(item, Node) else self.edges).append(item)
+
+    def extend(self, other: GraphBatch) -> None:
+        self.nodes.extend(other.nodes)
+        self.edges.extend(other.edges)
+
+    def __len__(self) -> int:
+        return len(self.nodes) + len(self.edges)
+
+    def __bool__(self) -> bool:
+        return bool(self.nodes or self.edges)
+
+    def nodes_by_label(self) -> dict[type[Node], list[Node]]:
+        """Nodes grouped by kind, duplicates removed; raises InvalidRecordError on a conflict."""
+        return _unique(self.nodes, lambda n: n.label)  # type: ignore[return-value]
+
+    def edges_by_type(self) -> dict[type[Edge], list[Edge]]:
+        return _unique(self.edges, lambda e: e.rel_type)  # type: ignore[return-value]
+
+    def validate(self) -> None:
+        """Check the whole batch before anything of it is written."""
+        self.nodes_by_label()
+        self.edges_by_type()
+
+
+def _unique(items: Iterable[Node | Edge], kind: Any) -> dict[type, list[Any]]:
+    seen: dict[tuple[str, str], Node | Edge] = {}
+    groups: dict[type, list[Any]] = {}
+    for item in items:
+        ident = (kind(item), item.key)
+        earlier = seen.get(ident)
+        if earlier is None:
+            seen[ident] = item
+            groups.setdefault(type(item), []).append(item)
+        elif earlier != item:
+            raise _conflict(ident, earlier, item)
+    return groups
+
+
+def _conflict(ident: tuple[str, str], a: Node | Edge, b: Node | Edge) -> InvalidRecordError:
+    da, db = properties(a), properties(b)
+    field_name = next(k for k in da if da[k] != db.get(k))
+    return InvalidRecordError(
+        f"{ident[0]} {ident[1]!r}",
+        field_name,
+        "two records in one batch have the same key but different values "
+        f"({_short(da[field_name])} vs {_short(db[field_name])})",
+    )
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

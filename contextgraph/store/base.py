@@ -1,0 +1,250 @@
+"""What every graph store offers, and the parts of writing that do not depend on the engine."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import types
+import typing
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from operator import itemgetter
+from typing import Any
+
+from pydantic import BaseModel
+
+from contextgraph.model import EDGE_TYPES, NODE_TYPES, Edge, GraphBatch, Node, properties
+from contextgraph.queries import identifier, load
+
+Row = dict[str, Any]
+
+
+@dataclass
+class WriteResult:
+    """What a write did, per label or relationship type."""
+
+    created: dict[str, int] = field(default_factory=dict)
+    updated: dict[str, int] = field(default_factory=dict)
+    unchanged: dict[str, int] = field(default_factory=dict)
+    missing_endpoints: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: WriteResult) -> None:
+        for mine, theirs in (
+            (self.created, other.created),
+            (self.updated, other.updated),
+            (self.unchanged, other.unchanged),
+            (self.missing_endpoints, other.missing_endpoints),
+        ):
+            for name, count in theirs.items():
+                mine[name] = mine.get(name, 0) + count
+
+    @property
+    def written(self) -> int:
+        return sum(self.created.values()) + sum(self.updated.values())
+
+
+class GraphStore(ABC):
+    """The interface shared by the Neo4j store and the embedded store.
+
+    Engines supply how a query runs (`_read`, `_write`) and their schema; the write algorithm is
+    shared: validate the whole batch, then per kind and chunk read the stored content hashes and
+    MERGE only the rows that are new or changed, nodes before edges, one transaction per chunk.
+    """
+
+    dialect: str
+    batch_size: int = 1000
+
+    @abstractmethod
+    def ensure_schema(self) -> None:
+        """Create constraints, tables and indexes; safe to run again."""
+
+    @abstractmethod
+    def _read(self, cypher: str, params: Mapping[str, Any]) -> list[Row]: ...
+
+    @abstractmethod
+    def _write(self, cypher: str, params: Mapping[str, Any]) -> list[Row]:
+        """Run one write statement in its own transaction (retried when transient)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def _adapt(self, rows: list[Row]) -> list[Row]:
+        """Engine-specific value conversion of rows about to be written."""
+        return rows
+
+    def _value(self, column: str, type_: ScalarType) -> str:
+        """The expression that reads one column of a row in a write statement."""
+        return f"row.`{column}`"
+
+    def _set_clause(self, var: str, columns: Mapping[str, ScalarType]) -> str:
+        # Backticks: some field names (`options`, `defaults`) are keywords in Ladybug's Cypher.
+        assignments = {**columns, "content_hash": "STRING"}
+        return ", ".join(f"{var}.`{identifier(c)}` = {self._value(c, t)}" for c, t in assignments.items())
+
+    def _node_merge(self, node_type: type[Node]) -> str:
+        clause = self._set_clause("n", NODE_COLUMNS[node_type])
+        return _template("merge_nodes", label=node_type.label, set=clause)
+
+    def _edge_merge(self, edge_type: type[Edge]) -> str:
+        clause = self._set_clause("r", EDGE_COLUMNS[edge_type])
+        return _template("merge_edges", **_edge_names(edge_type), set=clause)
+
+    def __enter__(self) -> GraphStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def query(self, cypher: str, params: Mapping[str, Any] | None = None) -> list[Row]:
+        """Run a read query and return its rows as plain Python values."""
+        return self._read(cypher, params or {})
+
+    def write(self, batch: GraphBatch) -> WriteResult:
+        """Upsert the batch; raises InvalidRecordError before writing anything if it is invalid."""
+        nodes, edges = batch.nodes_by_label(), batch.edges_by_type()
+        result = WriteResult()
+        for node_type, node_items in nodes.items():
+            lookup = _template("existing_hashes", label=node_type.label)
+            merge = self._node_merge(node_type)
+            for chunk in chunks(node_rows(node_items), self.batch_size):
+                stored = self._read(lookup, {"keys": [r["key"] for r in chunk]})
+                hashes = {r["key"]: r["hash"] for r in stored}
+                result.add(self._merge(node_type.label, chunk, hashes, _node_id, merge))
+        for edge_type, edge_items in edges.items():
+            lookup = _template("existing_edge_hashes", **_edge_names(edge_type))
+            merge = self._edge_merge(edge_type)
+            for chunk in chunks(edge_rows(edge_items), self.batch_size):
+                stored = self._read(lookup, {"pairs": [{"src": r["src"], "dst": r["dst"]} for r in chunk]})
+                hashes = {(r["src"], r["dst"]): r["hash"] for r in stored}
+                result.add(self._merge(edge_type.rel_type, chunk, hashes, _edge_id, merge))
+        return result
+
+    def _merge(
+        self,
+        name: str,
+        chunk: Sequence[Row],
+        stored: Mapping[Any, Any],
+        ident: Callable[[Row], Any],
+        statement: str,
+    ) -> WriteResult:
+        changed = [r for r in chunk if stored.get(ident(r)) != r["content_hash"]]
+        updated = sum(1 for r in changed if ident(r) in stored)
+        result = WriteResult(unchanged={name: len(chunk) - len(changed)})
+        if changed:
+            out = self._write(statement, {"rows": self._adapt(changed)})
+            written = int(out[0]["written"]) if out and "written" in out[0] else len(changed)
+            result.created[name] = written - updated
+            if updated:
+                result.updated[name] = updated
+            if written < len(changed):
+                result.missing_endpoints[name] = len(changed) - written
+        return result
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Node counts by label and relationship counts by type."""
+        nodes = {t.label: self._count(f"MATCH (n:{t.label}) RETURN count(n) AS c") for t in NODE_TYPES}
+        edges = {}
+        for t in EDGE_TYPES:
+            names = _edge_names(t)
+            edges[t.rel_type] = self._count(
+                f"MATCH (:{names['source']})-[r:{names['type']}]->(:{names['target']}) RETURN count(r) AS c"
+            )
+        return {"nodes": nodes, "relationships": edges}
+
+    def _count(self, cypher: str) -> int:
+        return int(self._read(cypher, {})[0]["c"])
+
+
+_node_id = itemgetter("key")
+_edge_id = itemgetter("src", "dst")
+
+
+def _template(name: str, **names: str) -> str:
+    text = load(name)
+    for placeholder, value in names.items():
+        text = text.replace("{" + placeholder + "}", identifier(value) if placeholder != "set" else value)
+    return text
+
+
+def _edge_names(edge_type: type[Edge]) -> dict[str, str]:
+    return {
+        "type": edge_type.rel_type,
+        "source": edge_type.source.label,
+        "target": edge_type.target.label,
+    }
+
+
+# --- turning models into rows -------------------------------------------------------------------
+
+ScalarType = str  # STRING, INT64, DOUBLE, BOOLEAN, TIMESTAMP, STRING[], JSON
+
+
+def column_types(model: type[BaseModel]) -> dict[str, ScalarType]:
+    """The storage type of each field: scalars as they are, lists of text, the rest as JSON text."""
+    return {name: _column_type(info.annotation) for name, info in model.model_fields.items()}
+
+
+def _column_type(annotation: Any) -> ScalarType:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _column_type(inner[0]) if len(inner) == 1 else "JSON"
+    if origin is typing.Literal:
+        return "STRING"
+    if origin is list and typing.get_args(annotation) == (str,):
+        return "STRING[]"
+    simple = {str: "STRING", int: "INT64", float: "DOUBLE", bool: "BOOLEAN", datetime: "TIMESTAMP"}
+    return simple.get(annotation, "JSON")
+
+
+def storable(item: Node | Edge, types_: Mapping[str, ScalarType]) -> Row:
+    """Properties as values both engines store: JSON text for nested data, UTC datetimes."""
+    row: Row = {}
+    for name, value in properties(item).items():
+        if value is not None and types_[name] == "JSON":
+            value = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+        elif isinstance(value, datetime):
+            value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+        row[name] = value
+    row["content_hash"] = content_hash(row)
+    return row
+
+
+def content_hash(row: Mapping[str, Any]) -> str:
+    text = json.dumps(row, ensure_ascii=False, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+NODE_COLUMNS = {t: column_types(t) for t in NODE_TYPES}
+EDGE_COLUMNS = {t: {k: v for k, v in column_types(t).items() if k not in ("src", "dst")} for t in EDGE_TYPES}
+
+
+def node_rows(nodes: Sequence[Node]) -> list[Row]:
+    columns = NODE_COLUMNS[type(nodes[0])]
+    return [{"key": n.key, **storable(n, columns)} for n in nodes]
+
+
+def edge_rows(edges: Sequence[Edge]) -> list[Row]:
+    columns = EDGE_COLUMNS[type(edges[0])]
+    return [{"src": e.src, "dst": e.dst, **storable(e, columns)} for e in edges]
+
+
+def chunks(rows: Sequence[Row], size: int) -> Iterator[Sequence[Row]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def to_plain(value: Any) -> Any:
+    """Engine values as plain Python: native datetimes (UTC-aware), dicts and lists."""
+    if isinstance(value, dict):
+        return {k: to_plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_plain(v) for v in value]
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    to_native = getattr(value, "to_native", None)
+    if callable(to_native):
+        return to_plain(to_native())
+    return value

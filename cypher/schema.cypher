@@ -1,0 +1,22 @@
+// contextgraph schema for Neo4j 5 — applied by `contextgraph schema` (idempotent).
+// One uniqueness constraint per node kind on its natural key, plus the indexes precedent search uses.
+CREATE CONSTRAINT dag_key IF NOT EXISTS FOR (n:Dag) REQUIRE n.key IS UNIQUE;
+CREATE CONSTRAINT task_key IF NOT EXISTS FOR (n:Task) REQUIRE n.key IS UNIQUE;
+CREATE CONSTRAINT dag_run_key IF NOT EXISTS FOR (n:DagRun) REQUIRE n.key IS UNIQUE;
+CREATE CONSTRAINT task_instance_key IF NOT EXISTS FOR (n:TaskInstance) REQUIRE n.key IS UNIQUE;
+CREATE CONSTRAINT decision_key IF NOT EXISTS FOR (n:Decision) REQUIRE n.key IS UNIQUE;
+CREATE CONSTRAINT option_key IF NOT EXISTS FOR (n:Option) REQUIRE n.key IS UNIQUE;
+CREATE CONSTRAINT actor_key IF NOT EXISTS FOR (n:Actor) REQUIRE n.key IS UNIQUE;
+CREATE CONSTRAINT proposal_key IF NOT EXISTS FOR (n:Proposal) REQUIRE n.key IS UNIQUE;
+CREATE CONSTRAINT sync_state_key IF NOT EXISTS FOR (n:SyncState) REQUIRE n.key IS UNIQUE;
+// Filters of precedent search.
+CREATE INDEX decision_point IF NOT EXISTS FOR (n:Decision) ON (n.dag_id, n.task_id);
+CREATE INDEX decision_created IF NOT EXISTS FOR (n:Decision) ON (n.created_at);
+CREATE INDEX decision_pending IF NOT EXISTS FOR (n:Decision) ON (n.response_received);
+// Words: what was asked, what the AI proposed, what was chosen and why.
+CREATE FULLTEXT INDEX decision_text IF NOT EXISTS
+FOR (n:Decision) ON EACH [n.subject, n.body, n.reason, n.search_text];
+// Meaning: the decision text's embedding; $dimensions comes from the configured model.
+CREATE VECTOR INDEX decision_embedding IF NOT EXISTS
+FOR (n:Decision) ON n.embedding
+OPTIONS {indexConfig: {`vector.dimensions`: $dimensions, `vector.similarity_function`: 'cosine'}};

@@ -1,0 +1,197 @@
+"""AI support ticket system: an AI drafts an answer, a human reviews it (HITL), we act on it.
+
+fetch_ticket -> draft_response -> review_response (HITLOperator) -> act_on_decision
+                                                                    (outlet: contextgraph://decisions)
+
+The ``fetch_ticket`` and ``draft_response`` return values stay in XCom: contextgraph's ingest reads
+the ``draft_response`` XCom as the "AI proposal" that the human judged.
+
+What HITLOperator does (apache-airflow-providers-standard 1.21 on Airflow 3.3.2; read from
+``airflow/providers/standard/operators/hitl.py`` and the scheduler, then checked on a real server):
+
+* ``execute`` writes the request (subject, body, options, defaults, multiple, params) as the task
+  instance's HITL detail, calls every ``notifiers=`` entry (``BaseNotifier`` instances, called with
+  the task context -- a hook for e.g. a Slack message), then parks the task: Airflow 3.3+ raises
+  ``TaskAwaitingInput`` (state ``awaiting_input``, no triggerer, no worker slot); 3.1/3.2 defer to
+  ``HITLTrigger`` (state ``deferred``).
+* A response (``PATCH .../taskInstances/{task_id}/{map_index}/hitlDetails``) resumes the task in
+  ``execute_complete``. Its return value -- the XCom ``return_value`` of ``review_response`` -- is
+  ``{"chosen_options": [...], "params_input": {...}, "responded_at": <datetime>,
+  "responded_by_user": {"id": ..., "name": ...} | None}``.
+* The API checks the options (unknown option or several with ``multiple=False`` -> 400, second
+  answer -> 409) but NOT the params. ``execute_complete`` validates them later and fails the task if
+  ``params_input`` is non-empty and does not carry exactly the declared keys, or a value breaks its
+  schema. So every answer must send every param key (``manual_response: null`` when unused).
+* Timeout (``response_timeout``; on 3.3 enforced by the scheduler's ``awaiting_input`` sweep every
+  ``[scheduler] trigger_timeout_check_interval`` s, default 15): with ``defaults`` the scheduler
+  writes ``chosen_options = defaults`` and ``params_input = each param's default value``,
+  ``responded_by = None``, and the task resumes and succeeds; without defaults it fails with
+  ``HITLTimeoutError``. Because param defaults become the answer, a param without a default (value
+  NOTSET) would make the timed-out task fail its schema check -- hence ``reason`` has a default that
+  says the answer came from the timeout, and ``minLength`` keeps a human from sending it empty.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import zlib
+from datetime import timedelta
+from typing import Any
+
+from airflow.providers.standard.operators.hitl import HITLOperator
+from airflow.sdk import Asset, Param, dag, task
+
+log = logging.getLogger(__name__)
+
+DAG_ID = "ai_support_ticket_system"
+DECISIONS_ASSET = Asset("contextgraph://decisions")
+
+APPROVE = "Approve AI Response"
+MANUAL = "Respond Manually"
+ESCALATE = "Escalate to CRE"
+OPTIONS = [APPROVE, MANUAL, ESCALATE]
+TIMEOUT_REASON = "No reviewer answered before the review timeout; escalated by default."
+
+REVIEW_TIMEOUT = timedelta(seconds=int(os.environ.get("CONTEXTGRAPH_REVIEW_TIMEOUT_SECONDS", 86400)))
+
+SAMPLE_TICKETS: list[dict[str, str]] = [
+    {
+        "ticket_id": "T-1001",
+        "customer": "acme-corp",
+        "subject": "Cannot reset my password",
+        "body": "The password reset email never arrives. I checked spam. Please help.",
+    },
+    {
+        "ticket_id": "T-1002",
+        "customer": "globex",
+        "subject": "Charged twice this month",
+        "body": "My card was charged twice for the March invoice. I want a refund of one charge.",
+    },
+    {
+        "ticket_id": "T-1003",
+        "customer": "initech",
+        "subject": "API returns 500 on bulk export",
+        "body": "Since yesterday every bulk export call fails with HTTP 500. Production is blocked.",
+    },
+]
+
+
+def _ticket_from(conf: dict[str, Any] | None, run_id: str) -> dict[str, str]:
+    conf = conf or {}
+    if conf.get("ticket_id") or conf.get("subject") or conf.get("body"):
+        return {
+            "ticket_id": str(conf.get("ticket_id") or f"T-{zlib.crc32(run_id.encode()) % 100000}"),
+            "customer": str(conf.get("customer") or "unknown"),
+            "subject": str(conf.get("subject") or "(no subject)"),
+            "body": str(conf.get("body") or ""),
+        }
+    # Deterministic per run: the same run_id always gets the same sample.
+    return dict(SAMPLE_TICKETS[zlib.crc32(run_id.encode()) % len(SAMPLE_TICKETS)])
+
+
+def _template_draft(ticket: dict[str, str]) -> str:
+    return (
+        f"Hello {ticket['customer']},\n\n"
+        f"Thank you for contacting us about \"{ticket['subject']}\". "
+        "We have logged your request and a specialist is looking into it. "
+        "We will get back to you within one business day.\n\n"
+        f"Reference: {ticket['ticket_id']}\n\nBest regards,\nSupport"
+    )
+
+
+@dag(
+    dag_id=DAG_ID,
+    schedule=None,
+    catchup=False,
+    tags=["contextgraph", "hitl", "example"],
+    doc_md=__doc__,
+)
+def ai_support_ticket_system() -> None:
+    @task
+    def fetch_ticket(**context: Any) -> dict[str, str]:
+        dag_run = context["dag_run"]
+        ticket = _ticket_from(dag_run.conf, dag_run.run_id)
+        log.info("Fetched ticket %s: %s", ticket["ticket_id"], ticket["subject"])
+        return ticket
+
+    @task
+    def draft_response(ticket: dict[str, str]) -> dict[str, str]:
+        model = os.environ.get("CONTEXTGRAPH_LLM_MODEL")
+        if not model:
+            return {"ticket_id": ticket["ticket_id"], "draft": _template_draft(ticket), "model": "template"}
+        from pydantic_ai import Agent  # lazy: only needed when an LLM is configured
+
+        agent = Agent(
+            model,
+            instructions="You are a support agent. Write a short, polite, accurate reply to the ticket.",
+        )
+        result = agent.run_sync(f"Subject: {ticket['subject']}\n\n{ticket['body']}")
+        return {"ticket_id": ticket["ticket_id"], "draft": str(result.output), "model": model}
+
+    ticket = fetch_ticket()
+    draft = draft_response(ticket)
+
+    review = HITLOperator(
+        task_id="review_response",
+        subject="Review the AI reply to ticket {{ ti.xcom_pull(task_ids='fetch_ticket')['ticket_id'] }}: "
+        "{{ ti.xcom_pull(task_ids='fetch_ticket')['subject'] }}",
+        body=(
+            "**Customer:** {{ ti.xcom_pull(task_ids='fetch_ticket')['customer'] }}\n\n"
+            "**Ticket:**\n\n{{ ti.xcom_pull(task_ids='fetch_ticket')['body'] }}\n\n"
+            "**AI draft** ({{ ti.xcom_pull(task_ids='draft_response')['model'] }}):\n\n"
+            "{{ ti.xcom_pull(task_ids='draft_response')['draft'] }}"
+        ),
+        options=OPTIONS,
+        defaults=[ESCALATE],
+        multiple=False,
+        params={
+            "reason": Param(
+                TIMEOUT_REASON,
+                type="string",
+                minLength=1,
+                description="Why you chose this option (kept as precedent for future decisions).",
+            ),
+            "manual_response": Param(
+                None,
+                type=["null", "string"],
+                description="Your reply to the customer, if you chose to respond manually.",
+            ),
+        },
+        response_timeout=REVIEW_TIMEOUT,
+    )
+
+    @task(outlets=[DECISIONS_ASSET])
+    def act_on_decision(
+        decision: dict[str, Any], ticket: dict[str, str], draft: dict[str, str]
+    ) -> dict[str, Any]:
+        chosen = decision["chosen_options"][0]
+        params = decision.get("params_input") or {}
+        by = decision.get("responded_by_user") or {}
+        if chosen == APPROVE:
+            action, reply = "sent_ai_response", draft["draft"]
+        elif chosen == MANUAL:
+            action, reply = "sent_manual_response", params.get("manual_response") or ""
+        else:
+            action, reply = "escalated_to_cre", None
+        log.info(
+            "Ticket %s: %s (chosen by %s, reason: %s)",
+            ticket["ticket_id"],
+            action,
+            by.get("name") or "timeout default",
+            params.get("reason"),
+        )
+        return {
+            "ticket_id": ticket["ticket_id"],
+            "chosen_option": chosen,
+            "action": action,
+            "reply": reply,
+            "reason": params.get("reason"),
+            "responded_by": by.get("id"),
+        }
+
+    draft >> review
+    act_on_decision(review.output, ticket, draft)
+
+
+ai_support_ticket_system()
