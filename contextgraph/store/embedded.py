@@ -6,6 +6,7 @@ generated from the models (`ddl()`); the write and read Cypher is the same as fo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Mapping
@@ -133,10 +134,8 @@ class EmbeddedStore(GraphStore):
 
 
 def _rollback(conn: ladybug.Connection) -> None:
-    try:
+    with contextlib.suppress(RuntimeError):  # Ladybug may have rolled back the failed transaction itself
         conn.execute("ROLLBACK")
-    except RuntimeError:
-        pass  # Ladybug already rolled back the failed transaction.
 
 
 def _translate_open(path: Path, exc: RuntimeError) -> StoreError:

@@ -73,7 +73,7 @@ class Neo4jStore(GraphStore):
     def verify(self) -> None:
         """Check at once (no retries) that the server answers and accepts the credentials."""
         try:
-            self._driver.verify_connectivity(database=self.database)
+            self._driver.verify_connectivity()
         except Exception as exc:
             raise self._translate(exc) from None
 

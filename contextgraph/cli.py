@@ -1,0 +1,134 @@
+"""The `contextgraph` command: a thin click layer over the library.
+
+Output is a rich table for people and JSON with `--json`. Every failure we expect exits 1 with
+one line saying what went wrong and what to do; `--debug` shows the traceback as well.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from pydantic import SecretStr, ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from contextgraph.config import Settings
+from contextgraph.errors import ContextGraphError
+from contextgraph.store import GraphStore, Neo4jStore, open_store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+console = Console(stderr=True)
+
+
+class State:
+    """What the group's options decided, handed to each command."""
+
+    def __init__(self, overrides: dict[str, Any], debug: bool) -> None:
+        self.overrides = overrides
+        self.debug = debug
+
+    def settings(self) -> Settings:
+        try:
+            settings = Settings()
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise click.ClickException(f"invalid setting {first['loc']}: {first['msg']}") from None
+        neo4j = {k: v for k, v in self.overrides.items() if k in ("uri", "username", "database") and v}
+        if self.overrides.get("password"):
+            neo4j["password"] = SecretStr(self.overrides["password"])
+        top = {}
+        if self.overrides.get("store_path"):
+            top["store_path"] = Path(self.overrides["store_path"])
+        return settings.model_copy(update={**top, "neo4j": settings.neo4j.model_copy(update=neo4j)})
+
+    def store(self) -> GraphStore:
+        store = open_store(self.settings())
+        if isinstance(store, Neo4jStore):
+            store.verify()
+        return store
+
+
+def handle_errors(command: F) -> F:
+    """Turn our errors into one line and exit 1 (the traceback too with --debug)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ContextGraphError as exc:
+            if click.get_current_context().find_object(State).debug:  # type: ignore[union-attr]
+                console.print_exception()
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def emit(data: Any, as_json: bool, table: Callable[[], Table] | None = None) -> None:
+    if as_json or table is None:
+        click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+    else:
+        Console().print(table())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--neo4j-uri", "uri", help="Bolt URI of a Neo4j server [env NEO4J_URI]; unset: embedded store.")
+@click.option("--neo4j-username", "username", help="[env NEO4J_USERNAME, default neo4j]")
+@click.option("--neo4j-password", "password", help="[env NEO4J_PASSWORD]")
+@click.option("--neo4j-database", "database", help="[env NEO4J_DATABASE, default neo4j]")
+@click.option("--store-path", help="File of the embedded store [env CONTEXTGRAPH_STORE_PATH].")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.version_option(package_name="contextgraph")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, **overrides: Any) -> None:
+    """Human decisions in Airflow as a context graph for AI agents."""
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    ctx.obj = State(overrides, debug)
+
+
+@cli.command()
+@click.pass_obj
+@handle_errors
+def schema(state: State) -> None:
+    """Create the constraints, tables and indexes (safe to run again)."""
+    with state.store() as store:
+        store.ensure_schema()
+        where = store.database if isinstance(store, Neo4jStore) else store.path  # type: ignore[attr-defined]
+    click.echo(f"schema ready ({store.dialect}: {where})")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handle_errors
+def stats(state: State, as_json: bool) -> None:
+    """Count nodes by label and relationships by type."""
+    with state.store() as store:
+        if store.dialect == "embedded":  # its tables must exist before anything can be counted
+            store.ensure_schema()
+        counts = store.stats()
+    counts["store"] = store.dialect  # type: ignore[assignment]
+
+    def table() -> Table:
+        t = Table("kind", "name", "count", title=f"contextgraph ({store.dialect})")
+        for kind in ("nodes", "relationships"):
+            for name, n in counts[kind].items():
+                t.add_row(kind, name, str(n))
+        return t
+
+    emit(counts, as_json, table)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,83 @@
+"""Real servers for the tests: Neo4j (env, testcontainers or the Maven launcher) and Airflow."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from contextgraph.config import Neo4jSettings
+from contextgraph.store import EmbeddedStore, GraphStore, Neo4jStore
+
+from .neo4j_server import Neo4jServer, wait_for_bolt
+
+pytest_plugins = ["tests.airflow_fixtures"]
+
+SHARED_MODEL = Path(__file__).resolve().parent.parent.parent / "shared" / "models" / "m2v-minilm-l6-256"
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def neo4j_settings() -> Iterator[Neo4jSettings]:
+    """A real Neo4j: NEO4J_URI if set, else testcontainers if Docker answers, else the launcher.
+
+    Never skipped: when no server can be had, every test that needs one errors.
+    """
+    if os.environ.get("NEO4J_URI"):
+        settings = Neo4jSettings()
+        wait_for_bolt(settings.uri or "", (settings.username, settings.password.get_secret_value()), 60)
+        yield settings
+        return
+    if _docker_answers():
+        from testcontainers.neo4j import Neo4jContainer
+
+        with Neo4jContainer("neo4j:5.26", password="contextgraph-test") as container:
+            yield Neo4jSettings(uri=container.get_connection_url(), password=SecretStr("contextgraph-test"))
+        return
+    server = Neo4jServer()
+    server.start()
+    try:
+        yield Neo4jSettings(uri=server.uri, username=server.username, password=SecretStr(server.password))
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def neo4j_store(neo4j_settings: Neo4jSettings) -> Iterator[Neo4jStore]:
+    """An empty Neo4j database with the schema applied (the test database is wiped first)."""
+    store = Neo4jStore.connect(neo4j_settings)
+    store._write("MATCH (n) DETACH DELETE n", {})
+    store.ensure_schema()
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def embedded_store(tmp_path: Path) -> Iterator[EmbeddedStore]:
+    store = EmbeddedStore(tmp_path / "graph.lbdb")
+    store.ensure_schema()
+    yield store
+    store.close()
+
+
+@pytest.fixture(params=["neo4j", "embedded"])
+def store(request: pytest.FixtureRequest) -> GraphStore:
+    """Each test using this runs twice: on a real Neo4j and on the embedded engine."""
+    return request.getfixturevalue(f"{request.param}_store")  # type: ignore[no-any-return]
+
+
+def pytest_report_header(config: Any) -> str:
+    return f"contextgraph tests: NEO4J_URI={os.environ.get('NEO4J_URI') or '(launcher)'}"

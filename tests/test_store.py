@@ -1,0 +1,172 @@
+"""The foundation on both engines: a real Neo4j server and the embedded Ladybug file."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from contextgraph import model as m
+from contextgraph.errors import InvalidRecordError
+from contextgraph.store import GraphStore
+
+
+def support_batch(runs: int = 3) -> m.GraphBatch:
+    """A small decision trace: one DAG, its tasks, runs, instances and decisions."""
+    batch = m.GraphBatch()
+    dag = m.Dag(dag_id="ai_support_ticket_system", tags=["support"], owners=["cre"])
+    tasks = [m.Task(dag_id=dag.dag_id, task_id=t) for t in ("fetch_ticket", "draft_response")]
+    review = m.Task(dag_id=dag.dag_id, task_id="review_response", is_decision_point=True)
+    batch.add(dag, *tasks, review, *(m.HasTask.between(dag, t) for t in [*tasks, review]))
+    batch.add(m.Feeds.between(tasks[0], tasks[1]), m.Feeds.between(tasks[1], review))
+    options = [m.Option(dag_id=dag.dag_id, task_id=review.task_id, name=n) for n in ("Approve", "Escalate")]
+    batch.add(*options)
+    reviewer = m.Actor(kind="airflow_user", actor_id="admin", name="Admin")
+    batch.add(reviewer)
+    for i in range(runs):
+        run = m.DagRun(dag_id=dag.dag_id, run_id=f"manual__{i}", state="success", conf={"ticket": i})
+        ti = m.TaskInstance(dag_id=dag.dag_id, run_id=run.run_id, task_id=review.task_id, try_number=1)
+        decision = m.Decision(
+            dag_id=dag.dag_id,
+            run_id=run.run_id,
+            task_id=review.task_id,
+            subject=f"Ticket {i}",
+            offered=["Approve", "Escalate"],
+            chosen_options=["Approve"],
+            params_input={"reason": "ok ✓"},
+            reason="ok ✓",
+            response_received=True,
+            responded_by="admin",
+            created_at=datetime(2026, 1, 1, 12, i, tzinfo=UTC),
+        )
+        proposal = m.Proposal(dag_id=dag.dag_id, run_id=run.run_id, task_id="draft_response", text="Draft")
+        batch.add(
+            run,
+            ti,
+            decision,
+            proposal,
+            m.HasRun.between(dag, run),
+            m.HasInstance.between(run, ti),
+            m.OfTask.between(ti, review),
+            m.Asked.between(ti, decision),
+            m.AtPoint.between(decision, review),
+            m.DecidedBy.between(decision, reviewer),
+            m.Chose.between(decision, options[0]),
+            m.Reviewed.between(decision, proposal, verdict="approved"),
+            *(m.Offered.between(decision, o) for o in options),
+        )
+    return batch
+
+
+def test_writing_the_same_batch_twice_changes_nothing(store: GraphStore) -> None:
+    batch = support_batch()
+    first = store.write(batch)
+    counts = store.stats()
+    second = store.write(batch)
+
+    assert store.stats() == counts
+    assert counts["nodes"]["Decision"] == 3 and counts["nodes"]["Task"] == 3
+    assert counts["relationships"]["OFFERED"] == 6 and counts["relationships"]["FEEDS"] == 2
+    assert first.written == len(batch.nodes) + len(batch.edges) - 0
+    assert second.written == 0
+    assert sum(second.unchanged.values()) == first.written
+
+
+def test_values_come_back_as_written(store: GraphStore) -> None:
+    store.write(support_batch(1))
+    [row] = store.query(
+        "MATCH (d:Decision)-[:CHOSE]->(o:Option) MATCH (d)-[r:REVIEWED]->(p:Proposal) "
+        "RETURN d.reason AS reason, d.offered AS offered, d.created_at AS created, d.params_input AS params, "
+        "o.name AS chosen, r.verdict AS verdict, p.text AS draft"
+    )
+    assert row["reason"] == "ok ✓"
+    assert row["offered"] == ["Approve", "Escalate"]
+    assert row["created"] == datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    assert row["params"] == '{"reason": "ok ✓"}'
+    assert (row["chosen"], row["verdict"], row["draft"]) == ("Approve", "approved", "Draft")
+
+
+def test_a_changed_record_is_updated_in_place(store: GraphStore) -> None:
+    store.write(support_batch(1))
+    changed = m.GraphBatch()
+    decision = next(n for n in support_batch(1).nodes if isinstance(n, m.Decision))
+    changed.add(decision.model_copy(update={"reason": "customer is on the roadmap list"}))
+
+    result = store.write(changed)
+
+    assert result.updated == {"Decision": 1} and not any(result.created.values())
+    assert store.query("MATCH (d:Decision) RETURN d.reason AS r") == [
+        {"r": "customer is on the roadmap list"}
+    ]
+    assert store.stats()["nodes"]["Decision"] == 1
+
+
+def test_conflicting_duplicates_fail_the_whole_batch_before_any_write(store: GraphStore) -> None:
+    batch = support_batch(2)
+    batch.add(m.Dag(dag_id="ai_support_ticket_system", tags=["other"]))
+
+    with pytest.raises(InvalidRecordError) as error:
+        store.write(batch)
+
+    assert error.value.record == "Dag 'ai_support_ticket_system'" and error.value.field == "tags"
+    assert sum(store.stats()["nodes"].values()) == 0
+
+
+def test_identical_duplicates_collapse(store: GraphStore) -> None:
+    batch = support_batch(1)
+    batch.add(*batch.nodes)
+    store.write(batch)
+    assert store.stats()["nodes"]["Dag"] == 1
+
+
+def test_small_batch_size_writes_everything_in_chunks(store: GraphStore) -> None:
+    store.batch_size = 4
+    batch = support_batch(5)
+    result = store.write(batch)
+    assert store.stats()["nodes"]["Decision"] == 5
+    assert result.written == len(batch.nodes) + len(batch.edges)
+
+
+def test_an_edge_to_a_missing_node_is_reported(store: GraphStore) -> None:
+    ghost = m.Decision(dag_id="d", run_id="r", task_id="t")
+    batch = m.GraphBatch()
+    batch.add(m.Dag(dag_id="d"))
+    batch.add(m.InformedBy(src=ghost.key, dst=ghost.key))
+    result = store.write(batch)
+    assert result.missing_endpoints == {"INFORMED_BY": 1}
+
+
+def test_schema_is_idempotent(store: GraphStore) -> None:
+    store.ensure_schema()
+    store.ensure_schema()
+    store.write(support_batch(1))
+    assert store.stats()["nodes"]["Dag"] == 1
+
+
+def test_neo4j_constraints_guard_every_key(neo4j_store: GraphStore) -> None:
+    rows = neo4j_store.query("SHOW CONSTRAINTS YIELD labelsOrTypes, properties RETURN *")
+    assert {r["labelsOrTypes"][0] for r in rows} == {t.label for t in m.NODE_TYPES}
+    indexes = {r["name"]: r["type"] for r in neo4j_store.query("SHOW INDEXES YIELD name, type RETURN *")}
+    assert indexes["decision_text"] == "FULLTEXT" and indexes["decision_embedding"] == "VECTOR"
+
+
+@pytest.mark.parametrize(
+    ("record", "field"),
+    [
+        ({"dag_id": "d", "task_id": "t"}, "run_id"),  # key field missing
+        ({"dag_id": "d", "run_id": "r", "task_id": "t", "map_index": "first"}, "map_index"),  # wrong type
+        ({"dag_id": "", "run_id": "r", "task_id": "t"}, "dag_id"),  # empty key
+        ({"dag_id": "d", "run_id": "r", "task_id": "t", "colour": "red"}, "colour"),  # unknown field
+    ],
+)
+def test_bad_records_name_the_record_and_field(record: dict[str, object], field: str) -> None:
+    with pytest.raises(InvalidRecordError) as error:
+        m.node_from_record("Decision", record, name="hitl detail #7")
+    assert error.value.field == field
+    assert str(error.value).startswith("hitl detail #7: field")
+
+
+def test_keys_are_unambiguous() -> None:
+    a = m.Task(dag_id="a|b", task_id="c")
+    b = m.Task(dag_id="a", task_id="b|c")
+    assert a.key != b.key
