@@ -11,17 +11,20 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from pydantic import SecretStr, ValidationError
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from contextgraph.config import Settings
 from contextgraph.errors import ContextGraphError
 from contextgraph.store import GraphStore, Neo4jStore, open_store
+from contextgraph.sync import SyncReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -128,6 +131,68 @@ def stats(state: State, as_json: bool) -> None:
         return t
 
     emit(counts, as_json, table)
+
+
+@cli.command()
+@click.option("--full", is_flag=True, help="Re-read everything, not only what changed since the last sync.")
+@click.option("--airflow-url", help="Airflow API server [env AIRFLOW_URL].")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_obj
+@handle_errors
+def ingest(state: State, full: bool, airflow_url: str | None, as_json: bool) -> None:
+    """Sync DAGs, runs, task instances and HITL decisions from Airflow into the graph."""
+    from contextgraph.source import AirflowSource
+    from contextgraph.sync import Sync, SyncOptions
+
+    settings = state.settings()
+    if airflow_url:
+        settings = settings.model_copy(
+            update={"airflow": settings.airflow.model_copy(update={"url": airflow_url})}
+        )
+    options = SyncOptions(
+        proposal_tasks=settings.proposal_tasks, overlap=timedelta(seconds=settings.sync_overlap_seconds)
+    )
+    with state.store() as store, AirflowSource(settings.airflow) as source:
+        store.ensure_schema()
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=as_json or not console.is_terminal,
+        ) as bar:
+            stages: dict[str, TaskID] = {}
+
+            def progress(stage: str, n: int) -> None:
+                if stage not in stages:
+                    stages[stage] = bar.add_task(stage, total=None)
+                bar.advance(stages[stage], n)
+
+            report = Sync(source, store, options, progress).run(full=full)
+    emit(report.as_dict(), as_json, lambda: _report_table(report))
+
+
+def _report_table(report: SyncReport) -> Table:
+    title = (
+        f"ingest: {report.written} written, {len(report.rejected)} rejected, {report.api_calls} API calls, "
+    )
+    table = Table(
+        "kind", "fetched", "created", "updated", "unchanged", title=title + f"{report.seconds:.1f}s"
+    )
+    kinds = sorted(set(report.created) | set(report.updated) | set(report.unchanged))
+    for kind in kinds:
+        table.add_row(
+            kind, "", str(report.created[kind]), str(report.updated[kind]), str(report.unchanged[kind])
+        )
+    for stage, n in report.fetched.items():
+        table.add_row(f"(API) {stage}", str(n), "", "", "")
+    for rejected in report.rejected:
+        table.add_row(
+            f"[red]rejected[/red] {rejected.record}", "", "", "", f"{rejected.field}: {rejected.reason}"
+        )
+    return table
 
 
 def main() -> None:

@@ -2,7 +2,8 @@
 
 Neo4j: NEO4J_URI, NEO4J_USERNAME, NEO4J_PASSWORD, NEO4J_DATABASE.
 Airflow: AIRFLOW_URL, AIRFLOW_USERNAME, AIRFLOW_PASSWORD, AIRFLOW_TOKEN.
-contextgraph: CONTEXTGRAPH_STORE_PATH, CONTEXTGRAPH_BATCH_SIZE, CONTEXTGRAPH_EMBEDDING_MODEL.
+contextgraph: CONTEXTGRAPH_STORE_PATH, CONTEXTGRAPH_BATCH_SIZE, CONTEXTGRAPH_EMBEDDING_MODEL,
+CONTEXTGRAPH_PROPOSAL_TASKS, CONTEXTGRAPH_SYNC_OVERLAP_SECONDS.
 """
 
 from __future__ import annotations
@@ -51,5 +52,10 @@ class Settings(BaseSettings):
     store_path: Path = Field(default_factory=default_store_path)
     batch_size: int = Field(default=1000, ge=1)
     embedding_model: str = "minishlab/potion-base-8M"
+    proposal_tasks: dict[str, list[str]] = {}
+    """JSON: `{"dag_id.task_id": ["upstream_task", ...]}` — whose XCom is the AI proposal a decision
+    point reviews (default: its direct upstream tasks)."""
+    sync_overlap_seconds: int = Field(default=300, ge=0)
+    """How far each incremental read reaches back before its watermark."""
     neo4j: Neo4jSettings = Field(default_factory=Neo4jSettings)
     airflow: AirflowSettings = Field(default_factory=AirflowSettings)

@@ -1,0 +1,410 @@
+"""Raw Airflow REST API records → typed graph batches. Pure functions: no I/O here.
+
+A record that cannot become graph data raises `InvalidRecordError` naming the record and the
+field; the sync reports it and goes on with the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from contextgraph import model as m
+from contextgraph.errors import InvalidRecordError
+
+#: params_input keys that hold the reviewer's "why", in the order they are looked for.
+REASON_KEYS = ("reason", "why", "justification", "comment", "rationale")
+#: Keys of a dict-valued XCom that hold the proposal's text, in the order they are looked for.
+PROPOSAL_TEXT_KEYS = ("draft", "proposal", "response", "answer", "text", "content", "output", "summary")
+#: params_input key under which the Slack bridge keeps the real reviewer's identity.
+SLACK_IDENTITY_KEY = "_contextgraph_reviewer"
+
+
+def clean(value: Any) -> Any:
+    """Make any JSON value storable: lone surrogates (invalid UTF-16 halves) become U+FFFD."""
+    if isinstance(value, str):
+        return (
+            value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+            if _has_surrogate(value)
+            else value
+        )
+    if isinstance(value, list):
+        return [clean(v) for v in value]
+    if isinstance(value, dict):
+        return {clean(k): clean(v) for k, v in value.items()}
+    return value
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _name(kind: str, record: Mapping[str, Any], *fields: str) -> str:
+    ident = "/".join(str(record.get(f)) for f in fields if record.get(f) is not None)
+    return f"{kind} {ident}" if ident else f"{kind} (no id)"
+
+
+def _require_dict(record: Any, kind: str) -> dict[str, Any]:
+    if not isinstance(record, dict):
+        raise InvalidRecordError(
+            f"{kind} record", "(record)", f"expected an object, got {type(record).__name__}"
+        )
+    return record
+
+
+def _node(node_type: type[m.Node], data: dict[str, Any], name: str) -> Any:
+    return m.node_from_record(node_type.label, data, name=name)
+
+
+# --- DAGs and tasks ------------------------------------------------------------------------------
+
+
+def map_dag(record: dict[str, Any]) -> m.Dag:
+    record = clean(_require_dict(record, "DAG"))
+    tags = [t.get("name") if isinstance(t, dict) else t for t in record.get("tags") or []]
+    return _node(
+        m.Dag,
+        {
+            "dag_id": record.get("dag_id"),
+            "description": record.get("description"),
+            "is_paused": record.get("is_paused"),
+            "tags": [t for t in tags if isinstance(t, str)],
+            "owners": record.get("owners") or [],
+            "schedule": record.get("timetable_summary"),
+        },
+        _name("DAG", record, "dag_id"),
+    )
+
+
+@dataclass
+class DagShape:
+    """A DAG's task topology (networkx), for the upstream context of its decision points."""
+
+    dag_id: str
+    graph: nx.DiGraph = field(default_factory=nx.DiGraph)
+
+    @classmethod
+    def from_edges(cls, dag_id: str, downstream: Mapping[str, Iterable[str]]) -> DagShape:
+        shape = cls(dag_id)
+        for task_id, children in downstream.items():
+            shape.graph.add_node(task_id)
+            shape.graph.add_edges_from((task_id, child) for child in children)
+        return shape
+
+    def upstream(self, task_id: str) -> list[str]:
+        """Every task that, transitively, feeds `task_id`, nearest first."""
+        if task_id not in self.graph:
+            return []
+        reverse = self.graph.reverse(copy=False)
+        distances = nx.single_source_shortest_path_length(reverse, task_id)
+        return sorted((t for t in distances if t != task_id), key=lambda t: (distances[t], t))
+
+    def parents(self, task_id: str) -> list[str]:
+        return sorted(self.graph.predecessors(task_id)) if task_id in self.graph else []
+
+
+def map_tasks(
+    dag_id: str, records: list[dict[str, Any]], decision_points: set[str]
+) -> tuple[m.GraphBatch, DagShape]:
+    """A DAG's tasks with HAS_TASK and FEEDS edges, and its shape."""
+    records = clean(records)
+    downstream = {
+        r["task_id"]: [c for c in r.get("downstream_task_ids") or [] if isinstance(c, str)]
+        for r in records
+        if isinstance(r, dict) and isinstance(r.get("task_id"), str)
+    }
+    shape = DagShape.from_edges(dag_id, downstream)
+    batch = m.GraphBatch()
+    dag = m.Dag(dag_id=dag_id)
+    tasks: dict[str, m.Task] = {}
+    for record in records:
+        if not isinstance(record, dict) or not isinstance(record.get("task_id"), str):
+            continue
+        task_id = record["task_id"]
+        operator = record.get("operator_name") or record.get("operator")
+        tasks[task_id] = _node(
+            m.Task,
+            {
+                "dag_id": dag_id,
+                "task_id": task_id,
+                "operator": operator,
+                "is_decision_point": task_id in decision_points or _is_hitl_operator(operator),
+                "downstream_task_ids": sorted(downstream.get(task_id, [])),
+                "upstream_task_ids": shape.parents(task_id),
+            },
+            f"task {dag_id}/{task_id}",
+        )
+    batch.add(*tasks.values())
+    batch.edges.extend(m.HasTask(src=dag.key, dst=t.key) for t in tasks.values())
+    for parent, child in shape.graph.edges:
+        if parent in tasks and child in tasks:
+            batch.add(m.Feeds.between(tasks[parent], tasks[child]))
+    return batch, shape
+
+
+def _is_hitl_operator(operator: Any) -> bool:
+    return isinstance(operator, str) and (operator.startswith("HITL") or operator == "ApprovalOperator")
+
+
+# --- runs and task instances ---------------------------------------------------------------------
+
+
+def map_dag_run(record: dict[str, Any]) -> m.GraphBatch:
+    record = clean(_require_dict(record, "DAG run"))
+    name = _name("DAG run", record, "dag_id", "dag_run_id")
+    conf = record.get("conf")
+    run = _node(
+        m.DagRun,
+        {
+            "dag_id": record.get("dag_id"),
+            "run_id": record.get("dag_run_id") or record.get("run_id"),
+            "state": record.get("state"),
+            "run_type": record.get("run_type"),
+            "logical_date": record.get("logical_date"),
+            "start_date": record.get("start_date"),
+            "end_date": record.get("end_date"),
+            "conf": conf if isinstance(conf, dict) else None,
+        },
+        name,
+    )
+    batch = m.GraphBatch()
+    batch.add(run, m.HasRun(src=m.Dag(dag_id=run.dag_id).key, dst=run.key))
+    return batch
+
+
+def task_instance(record: dict[str, Any], name: str) -> m.TaskInstance:
+    duration = record.get("duration")
+    return _node(
+        m.TaskInstance,
+        {
+            "dag_id": record.get("dag_id"),
+            "run_id": record.get("dag_run_id") or record.get("run_id"),
+            "task_id": record.get("task_id"),
+            "map_index": record.get("map_index", -1),
+            "try_number": record.get("try_number"),
+            "state": record.get("state"),
+            "operator": record.get("operator_name") or record.get("operator"),
+            "start_date": record.get("start_date"),
+            "end_date": record.get("end_date"),
+            "duration": float(duration) if isinstance(duration, int | float) else None,
+        },
+        name,
+    )
+
+
+def map_task_instance(record: dict[str, Any]) -> m.GraphBatch:
+    record = clean(_require_dict(record, "task instance"))
+    ti = task_instance(record, _name("task instance", record, "dag_id", "dag_run_id", "task_id"))
+    batch = m.GraphBatch()
+    run = m.DagRun(dag_id=ti.dag_id, run_id=ti.run_id)
+    task = m.Task(dag_id=ti.dag_id, task_id=ti.task_id)
+    batch.add(ti, m.HasInstance(src=run.key, dst=ti.key), m.OfTask(src=ti.key, dst=task.key))
+    return batch
+
+
+# --- HITL decisions ------------------------------------------------------------------------------
+
+
+@dataclass
+class ProposalValue:
+    """An upstream task's XCom value that a decision reviewed."""
+
+    task_id: str
+    value: Any
+    xcom_key: str = "return_value"
+    map_index: int = -1
+
+
+def decision_identity(record: Any) -> tuple[str, str, str, int, int]:
+    """(dag_id, run_id, task_id, map_index, try_number) of a raw HITL detail, or InvalidRecordError."""
+    record = _require_dict(record, "HITL detail")
+    ti = record.get("task_instance")
+    if not isinstance(ti, dict):
+        raise InvalidRecordError(
+            _name("HITL detail", record, "ti_id"), "task_instance", "missing: cannot tell which task asked"
+        )
+    name = _name("HITL detail", ti, "dag_id", "dag_run_id", "task_id")
+    values = (ti.get("dag_id"), ti.get("dag_run_id") or ti.get("run_id"), ti.get("task_id"))
+    for field_name, value in zip(("dag_id", "dag_run_id", "task_id"), values, strict=True):
+        if not isinstance(value, str) or not value:
+            raise InvalidRecordError(name, f"task_instance.{field_name}", "missing or not text")
+    map_index, try_number = ti.get("map_index", -1), ti.get("try_number", 1)
+    if not isinstance(map_index, int) or not isinstance(try_number, int):
+        raise InvalidRecordError(
+            name, "task_instance.try_number", "map_index and try_number must be integers"
+        )
+    return values[0], values[1], values[2], map_index, try_number  # type: ignore[return-value]
+
+
+def map_decision(
+    record: dict[str, Any],
+    *,
+    upstream: list[str] | None = None,
+    proposals: list[ProposalValue] | None = None,
+) -> m.GraphBatch:
+    """One HITL detail: the decision, its options and choice, reviewer, task instance and proposals."""
+    record = clean(_require_dict(record, "HITL detail"))
+    dag_id, run_id, task_id, map_index, try_number = decision_identity(record)
+    name = f"HITL detail {dag_id}/{run_id}/{task_id}" + (f"[{map_index}]" if map_index >= 0 else "")
+    params_input = record.get("params_input")
+    if params_input is None:
+        params_input = {}
+    if not isinstance(params_input, dict):
+        raise InvalidRecordError(
+            name, "params_input", f"expected an object, got {type(params_input).__name__}"
+        )
+    offered = _text_list(record.get("options"), name, "options")
+    chosen = _text_list(record.get("chosen_options"), name, "chosen_options")
+    unknown = [c for c in chosen if c not in offered]
+    if unknown:
+        raise InvalidRecordError(name, "chosen_options", f"{unknown[0]!r} is not among the options {offered}")
+    responder = record.get("responded_by_user") or record.get("responded_by")
+    received = bool(record.get("response_received"))
+    timed_out = received and not responder
+    reason = _reason(params_input)
+    proposals = proposals or []
+    proposal_texts = [proposal_text(p.value) for p in proposals]
+
+    decision = _node(
+        m.Decision,
+        {
+            "dag_id": dag_id,
+            "run_id": run_id,
+            "task_id": task_id,
+            "map_index": map_index,
+            "try_number": try_number,
+            "subject": record.get("subject") or "",
+            "body": record.get("body"),
+            "offered": offered,
+            "defaults": _text_list(record.get("defaults"), name, "defaults"),
+            "multiple": bool(record.get("multiple")),
+            "params": record.get("params") if isinstance(record.get("params"), dict) else {},
+            "params_input": {k: v for k, v in params_input.items() if k != SLACK_IDENTITY_KEY},
+            "chosen_options": chosen,
+            "reason": reason,
+            "assigned_users": [_user_id(u) for u in record.get("assigned_users") or [] if _user_id(u)],
+            "responded_by": _user_id(responder),
+            "created_at": record.get("created_at"),
+            "responded_at": record.get("responded_at"),
+            "response_received": received,
+            "timed_out": timed_out,
+            "upstream_task_ids": upstream or [],
+            "search_text": search_text(
+                record.get("subject"), record.get("body"), proposal_texts, chosen, reason
+            ),
+        },
+        name,
+    )
+    batch = m.GraphBatch()
+    ti = m.TaskInstance(dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index)
+    point = m.Task(dag_id=dag_id, task_id=task_id)
+    batch.add(decision, m.Asked(src=ti.key, dst=decision.key), m.AtPoint(src=decision.key, dst=point.key))
+    for option_name in offered:
+        option = m.Option(dag_id=dag_id, task_id=task_id, name=option_name)
+        batch.add(option, m.Offered.between(decision, option))
+        if option_name in chosen:
+            batch.add(m.Chose.between(decision, option))
+    actor = _actor(responder, params_input.get(SLACK_IDENTITY_KEY), timed_out)
+    if actor is not None:
+        batch.add(actor, m.DecidedBy.between(decision, actor))
+    verdict_ = verdict(chosen, received)
+    for proposal, text in zip(proposals, proposal_texts, strict=True):
+        node = m.Proposal(
+            dag_id=dag_id,
+            run_id=run_id,
+            task_id=proposal.task_id,
+            map_index=proposal.map_index,
+            xcom_key=proposal.xcom_key,
+            text=text,
+            value=proposal.value,
+        )
+        producer = m.TaskInstance(
+            dag_id=dag_id, run_id=run_id, task_id=proposal.task_id, map_index=proposal.map_index
+        )
+        batch.add(
+            node,
+            m.Reviewed.between(decision, node, verdict=verdict_),
+            m.ProducedBy(src=node.key, dst=producer.key),
+        )
+    return batch
+
+
+def _text_list(value: Any, name: str, field_name: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidRecordError(name, field_name, "expected a list of text")
+    return value
+
+
+def _reason(params_input: Mapping[str, Any]) -> str | None:
+    for key in REASON_KEYS:
+        value = params_input.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def _user_id(user: Any) -> str | None:
+    if isinstance(user, dict):
+        ident = user.get("id") or user.get("name")
+        return str(ident) if ident else None
+    return str(user) if isinstance(user, str | int) and user != "" else None
+
+
+def _actor(responder: Any, slack: Any, timed_out: bool) -> m.Actor | None:
+    if isinstance(slack, dict) and slack.get("user_id"):
+        return m.Actor(
+            kind="slack_user", actor_id=str(slack["user_id"]), name=slack.get("name"), team=slack.get("team")
+        )
+    if timed_out:
+        return m.Actor(kind="system", actor_id="timeout", name="Review timeout (default taken)")
+    ident = _user_id(responder)
+    if ident is None:
+        return None
+    name = responder.get("name") if isinstance(responder, dict) else None
+    return m.Actor(kind="airflow_user", actor_id=ident, name=name if isinstance(name, str) else None)
+
+
+def verdict(chosen: list[str], received: bool) -> m.Verdict:
+    """What the human made of the AI's proposal, read from the chosen option's words."""
+    if not received:
+        return "pending"
+    words = re.findall(r"[a-z]+", " ".join(chosen).lower())
+    for outcome, stems in _VERDICT_STEMS:
+        if any(w == stem or (len(stem) > 3 and w.startswith(stem)) for w in words for stem in stems):
+            return outcome
+    return "unknown"
+
+
+_VERDICT_STEMS: tuple[tuple[m.Verdict, tuple[str, ...]], ...] = (
+    ("escalated", ("escalat",)),
+    ("approved", ("approv", "accept", "ok", "yes", "send", "publish")),
+    ("overridden", ("manual", "reject", "overrid", "edit", "rewrit", "deny", "declin", "no")),
+)
+
+
+def proposal_text(value: Any) -> str:
+    """The readable text of an XCom value: a known text field of a dict, or the value itself."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        for key in PROPOSAL_TEXT_KEYS:
+            if isinstance(value.get(key), str):
+                return str(value[key])
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str) if value is not None else ""
+
+
+def search_text(subject: Any, body: Any, proposals: list[str], chosen: list[str], reason: str | None) -> str:
+    """What precedent search matches: the question, the AI's proposal, the choice and the reason."""
+    parts = [subject, body, *proposals, " / ".join(chosen), reason]
+    return "\n".join(str(p) for p in parts if isinstance(p, str) and p.strip())

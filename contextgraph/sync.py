@@ -1,0 +1,343 @@
+"""One incremental sync: Airflow REST API → mapping → graph store.
+
+Stages, each streamed page by page and written as it goes: DAGs, DAG runs (updated since the
+watermark), task instances (likewise; a DAG's tasks are fetched when one of its tasks is new to
+the graph), then HITL details (created since the watermark, plus every decision still pending in
+the graph until it is answered or timed out). Proposals come from upstream XComs, once.
+
+Watermarks live in the graph (`SyncState`): each stage's moves, after the stage is fully
+written, to the moment the stage began reading (runs and task instances do not show their
+`updated_at`, only filter on it). Each query reaches back `overlap` before its watermark, so
+records that change while a stage runs, or under some clock skew, are read again next time.
+Writes are idempotent and skip unchanged rows, so reading again costs API calls, not writes:
+a sync killed mid-way is completed by the next one with nothing duplicated and nothing lost.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from itertools import islice
+from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, Field
+
+from contextgraph import mapping
+from contextgraph import model as m
+from contextgraph.config import AirflowSettings
+from contextgraph.errors import InvalidRecordError
+from contextgraph.queries import load
+from contextgraph.store import GraphStore, WriteResult
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Progress = Callable[[str, int], None]
+
+
+class SyncOptions(BaseModel):
+    """How a sync reads: page size of writes, overlap of watermarks, which XComs are proposals."""
+
+    page_size: int = Field(default=500, ge=1)
+    overlap: timedelta = timedelta(minutes=5)
+    proposal_tasks: dict[str, list[str]] = {}
+    """`dag_id.task_id` of a decision point → the upstream tasks whose `return_value` XCom is the
+    proposal it reviews. Default: the decision point's direct upstream tasks."""
+
+
+class Source(Protocol):
+    """What the sync needs of an Airflow source (`contextgraph.source.AirflowSource`)."""
+
+    calls: int
+    settings: AirflowSettings
+    server_time: datetime | None
+    """The server's clock at its last answer (watermarks do not depend on this machine's clock)."""
+
+    def dags(self) -> Iterator[dict[str, Any]]: ...
+    def tasks(self, dag_id: str) -> list[dict[str, Any]]: ...
+    def dag_runs(self, *, updated_since: datetime | None = None) -> Iterator[dict[str, Any]]: ...
+    def task_instances(self, *, updated_since: datetime | None = None) -> Iterator[dict[str, Any]]: ...
+    def hitl_details(self, *, created_since: datetime | None = None) -> Iterator[dict[str, Any]]: ...
+    def xcom_value(self, dag_id: str, run_id: str, task_id: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A record that was not ingested, and why."""
+
+    record: str
+    field: str
+    reason: str
+
+
+@dataclass
+class SyncReport:
+    """What one sync read, wrote and refused."""
+
+    fetched: Counter[str] = field(default_factory=Counter)
+    created: Counter[str] = field(default_factory=Counter)
+    updated: Counter[str] = field(default_factory=Counter)
+    unchanged: Counter[str] = field(default_factory=Counter)
+    missing_endpoints: Counter[str] = field(default_factory=Counter)
+    rejected: list[Rejected] = field(default_factory=list)
+    api_calls: int = 0
+    seconds: float = 0.0
+    full: bool = False
+
+    def add(self, result: WriteResult) -> None:
+        self.created.update(result.created)
+        self.updated.update(result.updated)
+        self.unchanged.update(result.unchanged)
+        self.missing_endpoints.update(result.missing_endpoints)
+
+    @property
+    def written(self) -> int:
+        return sum(self.created.values()) + sum(self.updated.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "full": self.full,
+            "seconds": round(self.seconds, 3),
+            "api_calls": self.api_calls,
+            "fetched": dict(self.fetched),
+            "created": _nonzero(self.created),
+            "updated": _nonzero(self.updated),
+            "unchanged": sum(self.unchanged.values()),
+            "missing_endpoints": _nonzero(self.missing_endpoints),
+            "rejected": [r.__dict__ for r in self.rejected],
+        }
+
+
+def _nonzero(counter: Counter[str]) -> dict[str, int]:
+    return {k: v for k, v in sorted(counter.items()) if v}
+
+
+class Sync:
+    """Bring the graph up to date with one Airflow: `Sync(source, store).run()`."""
+
+    def __init__(
+        self,
+        source: Source,
+        store: GraphStore,
+        options: SyncOptions | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.source = source
+        self.store = store
+        self.options = options or SyncOptions()
+        self.progress = progress or (lambda stage, n: None)
+
+    def run(self, *, full: bool = False) -> SyncReport:
+        """One sync; `full` re-reads everything instead of what changed since the watermarks."""
+        run = _Run(self, full)
+        return run.execute()
+
+
+class _Run:
+    """The state of one sync while it runs."""
+
+    def __init__(self, sync: Sync, full: bool) -> None:
+        self.source, self.store, self.options, self.progress = (
+            sync.source,
+            sync.store,
+            sync.options,
+            sync.progress,
+        )
+        self.full = full
+        self.report = SyncReport(full=full)
+        self.shapes: dict[str, mapping.DagShape] = {}
+        self.fetched_tasks: set[str] = set()
+        self.decision_points: dict[str, set[str]] = {}
+
+    def execute(self) -> SyncReport:
+        clock, calls_before = time.monotonic(), self.source.calls
+        state = m.SyncState(source=_public_url(self.source.settings.url))
+        if not self.full:
+            state = self._load_state(state)
+
+        self._sync_dags()
+        begun = self._now()
+        runs = self.source.dag_runs(updated_since=self._since(state.runs_updated_at))
+        self._sync_stage("DAG runs", runs, mapping.map_dag_run)
+        state = self._save(state, runs_updated_at=begun)
+
+        begun = self._now()
+        tis = self.source.task_instances(updated_since=self._since(state.task_instances_updated_at))
+        self._sync_stage("task instances", tis, self._map_task_instance)
+        state = self._save(state, task_instances_updated_at=begun)
+
+        begun = self._now()
+        self._sync_decisions(self._hitl_since(state.hitl_created_at))
+        self._save(state, hitl_created_at=begun, last_sync_at=begun)
+
+        self.report.api_calls = self.source.calls - calls_before
+        self.report.seconds = time.monotonic() - clock
+        return self.report
+
+    # --- stages ---------------------------------------------------------------------------------
+
+    def _sync_dags(self) -> None:
+        dags = []
+        for record in self.source.dags():
+            self.report.fetched["DAGs"] += 1
+            dag = self._map(mapping.map_dag, record)
+            if dag is not None:
+                dags.append(dag)
+        self._write(m.GraphBatch(nodes=list(dags)))
+        self.progress("DAGs", len(dags))
+        with_tasks = self._dags_with_tasks([d.dag_id for d in dags])
+        for dag in dags:
+            if self.full or dag.dag_id not in with_tasks:
+                self._fetch_tasks(dag.dag_id)
+
+    def _sync_stage(
+        self, stage: str, records: Iterable[dict[str, Any]], map_one: Callable[[dict[str, Any]], m.GraphBatch]
+    ) -> None:
+        """Map and write a stream of records page by page."""
+        for page in _pages(records, self.options.page_size):
+            self.report.fetched[stage] += len(page)
+            self._write(*(b for b in (self._map(map_one, r) for r in page) if b is not None))
+            self.progress(stage, len(page))
+
+    def _map_task_instance(self, record: dict[str, Any]) -> m.GraphBatch:
+        batch = mapping.map_task_instance(record)
+        ti = next(n for n in batch.nodes if isinstance(n, m.TaskInstance))
+        self._shape(ti.dag_id, ti.task_id)
+        return batch
+
+    def _sync_decisions(self, since: datetime | None) -> None:
+        for page in _pages(self.source.hitl_details(created_since=since), self.options.page_size):
+            self.report.fetched["HITL details"] += len(page)
+            stored = self._stored_proposals(page)
+            map_one = functools.partial(self._map_decision, stored=stored)
+            self._write(*(b for b in (self._map(map_one, r) for r in page) if b is not None))
+            self.progress("HITL details", len(page))
+
+    def _map_decision(
+        self, record: dict[str, Any], stored: dict[str, list[mapping.ProposalValue]]
+    ) -> m.GraphBatch:
+        identity = mapping.decision_identity(record)
+        dag_id, run_id, task_id = identity[:3]
+        self.decision_points.setdefault(dag_id, set()).add(task_id)
+        shape = self._shape(dag_id, task_id)
+        proposals = stored.get(m.make_key(*identity))
+        if proposals is None:
+            proposals = self._fetch_proposals(dag_id, run_id, task_id, shape)
+        return mapping.map_decision(record, upstream=shape.upstream(task_id), proposals=proposals)
+
+    # --- DAG structure --------------------------------------------------------------------------
+
+    def _shape(self, dag_id: str, task_id: str) -> mapping.DagShape:
+        """The DAG's shape; its tasks are fetched (once a sync) when this task is new to the graph."""
+        shape = self.shapes.get(dag_id) or self._stored_shape(dag_id)
+        self.shapes[dag_id] = shape
+        if task_id not in shape.graph and dag_id not in self.fetched_tasks:
+            shape = self._fetch_tasks(dag_id)
+        return shape
+
+    def _fetch_tasks(self, dag_id: str) -> mapping.DagShape:
+        self.fetched_tasks.add(dag_id)
+        records = self.source.tasks(dag_id)
+        self.report.fetched["tasks"] += len(records)
+        batch, shape = mapping.map_tasks(dag_id, records, self.decision_points.get(dag_id, set()))
+        self._write(batch)
+        self.shapes[dag_id] = shape
+        return shape
+
+    def _stored_shape(self, dag_id: str) -> mapping.DagShape:
+        rows = self.store.query(load("sync_dag_shape"), {"dag_id": dag_id})
+        return mapping.DagShape.from_edges(dag_id, {r["task_id"]: r["downstream"] or [] for r in rows})
+
+    def _dags_with_tasks(self, dag_ids: list[str]) -> set[str]:
+        return {r["dag_id"] for r in self.store.query(load("sync_dags_with_tasks"), {"dag_ids": dag_ids})}
+
+    # --- proposals ------------------------------------------------------------------------------
+
+    def _fetch_proposals(
+        self, dag_id: str, run_id: str, task_id: str, shape: mapping.DagShape
+    ) -> list[mapping.ProposalValue]:
+        configured = self.options.proposal_tasks.get(f"{dag_id}.{task_id}")
+        upstream = configured if configured is not None else shape.parents(task_id)
+        values = ((t, self.source.xcom_value(dag_id, run_id, t)) for t in upstream)
+        return [mapping.ProposalValue(task_id=t, value=v) for t, v in values if v is not None]
+
+    def _stored_proposals(self, page: list[Any]) -> dict[str, list[mapping.ProposalValue]]:
+        """Proposals already in the graph for these decisions (an XCom does not change: no refetch)."""
+        keys = []
+        for record in page:
+            try:
+                keys.append(m.make_key(*mapping.decision_identity(record)))
+            except InvalidRecordError:
+                continue
+        found: dict[str, list[mapping.ProposalValue]] = {}
+        for row in self.store.query(load("sync_stored_proposals"), {"keys": keys}):
+            value = json.loads(row["value"]) if row["value"] is not None else None
+            found.setdefault(row["key"], []).append(
+                mapping.ProposalValue(row["task_id"], value, row["xcom_key"], row["map_index"])
+            )
+        return found
+
+    # --- state ----------------------------------------------------------------------------------
+
+    def _load_state(self, state: m.SyncState) -> m.SyncState:
+        rows = self.store.query(load("sync_state"), {"key": state.key})
+        return state.model_copy(update={k: v for k, v in rows[0].items() if v is not None}) if rows else state
+
+    def _save(self, state: m.SyncState, **marks: datetime) -> m.SyncState:
+        """Move watermarks forward once a stage is fully written."""
+        state = state.model_copy(update=marks)
+        self.store.write(m.GraphBatch(nodes=[state]))
+        return state
+
+    def _now(self) -> datetime:
+        """Airflow's clock at its last answer (a moment before the next read), else ours."""
+        return self.source.server_time or datetime.now(UTC)
+
+    def _since(self, mark: datetime | None) -> datetime | None:
+        return mark - self.options.overlap if mark and not self.full else None
+
+    def _hitl_since(self, mark: datetime | None) -> datetime | None:
+        """From the watermark, or from the oldest decision still waiting for an answer."""
+        since = self._since(mark)
+        if since is None:
+            return None
+        rows = self.store.query(load("sync_oldest_pending"), {})
+        oldest = rows[0]["oldest"] if rows else None
+        return min(since, oldest) if oldest else since
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    def _map(self, map_one: Callable[[Any], T], record: Any) -> T | None:
+        """Map one record; a bad one is reported with its reason and skipped."""
+        try:
+            return map_one(record)
+        except InvalidRecordError as exc:
+            self.report.rejected.append(Rejected(exc.record, exc.field, exc.reason))
+            log.warning("rejected %s", exc)
+            return None
+
+    def _write(self, *batches: m.GraphBatch) -> None:
+        batch = m.GraphBatch()
+        for item in batches:
+            batch.extend(item)
+        if batch:
+            self.report.add(self.store.write(batch))
+
+
+def _public_url(url: str) -> str:
+    """The URL without any user:password part, to name the source in the graph."""
+    parts = urlsplit(url.rstrip("/"))
+    return urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")))
+
+
+def _pages(records: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(records)
+    while page := list(islice(iterator, size)):
+        yield page
