@@ -17,7 +17,8 @@ What HITLOperator does (apache-airflow-providers-standard 1.21 on Airflow 3.3.2;
 * A response (``PATCH .../taskInstances/{task_id}/{map_index}/hitlDetails``) resumes the task in
   ``execute_complete``. Its return value -- the XCom ``return_value`` of ``review_response`` -- is
   ``{"chosen_options": [...], "params_input": {...}, "responded_at": <datetime>,
-  "responded_by_user": {"id": ..., "name": ...} | None}``.
+  "responded_by_user": {"id": ..., "name": ...} | None}`` (read over REST with ``deserialize=true``,
+  ``responded_at`` is a ``"datetime.datetime@version=2(...)"`` string: take it from the HITL detail).
 * The API checks the options (unknown option or several with ``multiple=False`` -> 400, second
   answer -> 409) but NOT the params. ``execute_complete`` validates them later and fails the task if
   ``params_input`` is non-empty and does not carry exactly the declared keys, or a value breaks its
@@ -27,12 +28,16 @@ What HITLOperator does (apache-airflow-providers-standard 1.21 on Airflow 3.3.2;
   writes ``chosen_options = defaults`` and ``params_input = each param's default value``,
   ``responded_by = None``, and the task resumes and succeeds; without defaults it fails with
   ``HITLTimeoutError``. Because param defaults become the answer, a param without a default (value
-  NOTSET) would make the timed-out task fail its schema check -- hence ``reason`` has a default that
-  says the answer came from the timeout, and ``minLength`` keeps a human from sending it empty.
+  NOTSET) cannot work anyway: the task fails at start-up ("No value passed and Param has no default
+  value") before it ever asks. Hence ``reason`` has a default that says the answer came from the
+  timeout (the form shows it pre-filled), and ``minLength`` makes an empty reason fail the task.
+* Timed-out answers are recognisable: ``responded_by_user`` is null and ``params_input`` holds the
+  param defaults. The asset URI is stored normalised as ``contextgraph://decisions/``.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import zlib
@@ -54,6 +59,13 @@ OPTIONS = [APPROVE, MANUAL, ESCALATE]
 TIMEOUT_REASON = "No reviewer answered before the review timeout; escalated by default."
 
 REVIEW_TIMEOUT = timedelta(seconds=int(os.environ.get("CONTEXTGRAPH_REVIEW_TIMEOUT_SECONDS", 86400)))
+# `response_timeout` exists since providers-standard 1.12.2; older providers (as shipped with
+# Airflow 3.1) take the response wait from `execution_timeout`.
+_TIMEOUT_ARG = (
+    "response_timeout"
+    if "response_timeout" in inspect.signature(HITLOperator.__init__).parameters
+    else "execution_timeout"
+)
 
 SAMPLE_TICKETS: list[dict[str, str]] = [
     {
@@ -93,7 +105,7 @@ def _ticket_from(conf: dict[str, Any] | None, run_id: str) -> dict[str, str]:
 def _template_draft(ticket: dict[str, str]) -> str:
     return (
         f"Hello {ticket['customer']},\n\n"
-        f"Thank you for contacting us about \"{ticket['subject']}\". "
+        f'Thank you for contacting us about "{ticket["subject"]}". '
         "We have logged your request and a specialist is looking into it. "
         "We will get back to you within one business day.\n\n"
         f"Reference: {ticket['ticket_id']}\n\nBest regards,\nSupport"
@@ -158,7 +170,7 @@ def ai_support_ticket_system() -> None:
                 description="Your reply to the customer, if you chose to respond manually.",
             ),
         },
-        response_timeout=REVIEW_TIMEOUT,
+        **{_TIMEOUT_ARG: REVIEW_TIMEOUT},
     )
 
     @task(outlets=[DECISIONS_ASSET])

@@ -80,15 +80,19 @@ class AirflowClient:
 
     # -- HTTP -------------------------------------------------------------------------------
     @property
+    def url(self) -> str:
+        """Alias of ``base_url``."""
+        return self.base_url
+
+    @property
     def credentials(self) -> tuple[str, str]:
+        """``(username, password)`` of the login the helpers use."""
         return self.username, self.password
 
     def token(self, *, refresh: bool = False) -> str:
         """A JWT from ``POST /auth/token`` (cached; ``refresh=True`` fetches a new one)."""
         if self._token is None or refresh:
-            resp = self._http.post(
-                "/auth/token", json={"username": self.username, "password": self.password}
-            )
+            resp = self._http.post("/auth/token", json={"username": self.username, "password": self.password})
             if resp.status_code not in (200, 201):
                 raise AirflowError(f"POST /auth/token -> {resp.status_code}: {resp.text[:500]}")
             self._token = str(resp.json()["access_token"])
@@ -143,15 +147,16 @@ class AirflowClient:
             if errors:
                 raise AirflowError(f"DAG {dag_id} failed to import: {errors[0].get('stack_trace')}")
             if time.monotonic() > deadline:
-                raise AirflowError(f"DAG {dag_id} was not listed within {timeout:.0f}s")
+                others = [(e.get("filename"), e.get("stack_trace")) for e in self.import_errors()]
+                raise AirflowError(
+                    f"DAG {dag_id} was not listed within {timeout:.0f}s; import errors: {others}"
+                )
             time.sleep(0.5)
 
     def unpause(self, dag_id: str) -> None:
         self._ok(self.request("PATCH", f"/api/v2/dags/{_q(dag_id)}", json={"is_paused": False}))
 
-    def trigger(
-        self, dag_id: str, conf: Mapping[str, Any] | None = None, run_id: str | None = None
-    ) -> str:
+    def trigger(self, dag_id: str, conf: Mapping[str, Any] | None = None, run_id: str | None = None) -> str:
         """Trigger a manual run now; returns its ``dag_run_id``."""
         body: dict[str, Any] = {"logical_date": None, "conf": dict(conf or {})}
         if run_id is not None:
@@ -167,9 +172,7 @@ class AirflowClient:
         path = f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances"
         return list(self._ok(self.request("GET", path, params={"limit": 100}))["task_instances"])
 
-    def task_instance(
-        self, dag_id: str, run_id: str, task_id: str, map_index: int = -1
-    ) -> dict[str, Any]:
+    def task_instance(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict[str, Any]:
         path = f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}"
         if map_index >= 0:
             path += f"/{map_index}"
@@ -209,9 +212,7 @@ class AirflowClient:
         path = f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/hitlDetails"
         return list(self._ok(self.request("GET", path, params=filters))["hitl_details"])
 
-    def hitl_detail(
-        self, dag_id: str, run_id: str, task_id: str, map_index: int = -1
-    ) -> dict[str, Any]:
+    def hitl_detail(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict[str, Any]:
         path = (
             f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}"
             f"/{map_index}/hitlDetails"
@@ -250,9 +251,7 @@ class AirflowClient:
                 raise AirflowError(f"run {dag_id}/{run_id} ended before asking a human: {tis}")
             if time.monotonic() > deadline:
                 tis = {ti["task_id"]: ti["state"] for ti in self.task_instances(dag_id, run_id)}
-                raise AirflowError(
-                    f"no waiting HITL task in {dag_id}/{run_id} after {timeout:.0f}s: {tis}"
-                )
+                raise AirflowError(f"no waiting HITL task in {dag_id}/{run_id} after {timeout:.0f}s: {tis}")
             time.sleep(0.5)
         created = _parse_ts(detail.get("created_at"))
         if created is not None:
@@ -379,6 +378,7 @@ class AirflowServer(AirflowClient):
         try:
             self._wait_until_ready(started + self.startup_timeout)
         except BaseException:
+            self.keep_home = True  # leave the log and airflow.db to look at
             self.stop()
             raise
         self.startup_seconds = time.monotonic() - started
@@ -436,7 +436,7 @@ class AirflowServer(AirflowClient):
             except AirflowError as exc:
                 raise self._fail(str(exc)) from exc
 
-    def stop(self, timeout: float = 20.0) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
         """Stop the whole process group (SIGTERM, then SIGKILL) and delete the home."""
         proc, self._proc = self._proc, None
         if proc is not None:
@@ -450,12 +450,31 @@ class AirflowServer(AirflowClient):
                 os.killpg(proc.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
+            # Task processes call setsid(), so a task still running is not in the group: find
+            # them by this server's unique AIRFLOW_HOME.
+            for pid in self._home_processes():
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
         self.close()
         if self.home is not None and not self.keep_home:
             shutil.rmtree(self.home, ignore_errors=True)
+
+    def _home_processes(self) -> list[int]:
+        """PIDs of processes whose environment has this server's AIRFLOW_HOME (Linux /proc)."""
+        if self.home is None or not Path("/proc").is_dir():
+            return []
+        marker = f"AIRFLOW_HOME={self.home}".encode()
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            with contextlib.suppress(OSError):
+                if marker in (entry / "environ").read_bytes().split(b"\0"):
+                    pids.append(int(entry.name))
+        return pids
 
     def __enter__(self) -> AirflowServer:
         return self.start()

@@ -1,0 +1,79 @@
+"""pytest plugin: the session fixture ``airflow`` (a real Airflow 3 for the tests).
+
+Load it from a conftest or test module with ``pytest_plugins = ["tests.airflow_fixtures"]``.
+
+* ``AIRFLOW_URL`` set (with ``AIRFLOW_USERNAME``/``AIRFLOW_PASSWORD``, default admin/admin): the
+  tests use that server, which must already have the example DAG.
+* otherwise: ``airflow standalone`` from this venv is started once per session (see
+  ``tests/airflow_server.py``) with ``dags/`` as its DAGs folder and a short review timeout.
+
+A server that cannot be reached or started fails the tests that need it -- it never skips them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.airflow_server import AirflowClient, AirflowServer
+
+EXAMPLE_DAG_ID = "ai_support_ticket_system"
+#: Seconds a review of the example DAG waits for a human on the started server before the
+#: scheduler applies the default ("Escalate to CRE"). Short, so a test can let one time out; long
+#: enough that a test answering right after ``wait_for_hitl`` is never overtaken by it.
+REVIEW_TIMEOUT_SECONDS = int(os.environ.get("CONTEXTGRAPH_REVIEW_TIMEOUT_SECONDS", "30"))
+
+
+def _external() -> AirflowClient:
+    client = AirflowClient(
+        os.environ["AIRFLOW_URL"],
+        os.environ.get("AIRFLOW_USERNAME", "admin"),
+        os.environ.get("AIRFLOW_PASSWORD", "admin"),
+    )
+    try:
+        client.token()
+        client.wait_for_dag(EXAMPLE_DAG_ID, timeout=60)
+    except Exception:
+        client.close()
+        raise
+    return client
+
+
+@pytest.fixture(scope="session")
+def airflow() -> Iterator[AirflowClient]:
+    """A started Airflow (``AirflowServer``) or the one at ``AIRFLOW_URL`` (``AirflowClient``)."""
+    if os.environ.get("AIRFLOW_URL"):
+        try:
+            client = _external()
+        except Exception as exc:  # reported as a failure, never skipped
+            pytest.fail(
+                f"AIRFLOW_URL={os.environ['AIRFLOW_URL']} is set but not usable: {exc}", pytrace=False
+            )
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+
+    server = AirflowServer(
+        env={"CONTEXTGRAPH_REVIEW_TIMEOUT_SECONDS": str(REVIEW_TIMEOUT_SECONDS)},
+        wait_for_dags=[EXAMPLE_DAG_ID],
+    )
+    try:
+        server.start()
+    except Exception as exc:  # a missing Airflow fails, in CI and locally
+        pytest.fail(f"could not start a real Airflow for the tests: {exc}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def example_dag(airflow: AirflowClient) -> str:
+    """The example HITL DAG, parsed and unpaused; returns its dag_id."""
+    airflow.wait_for_dag(EXAMPLE_DAG_ID)
+    airflow.unpause(EXAMPLE_DAG_ID)
+    return EXAMPLE_DAG_ID
