@@ -1,0 +1,113 @@
+"""The scheduled ingestion DAG, run by a real Airflow into a real Neo4j.
+
+Its credentials come from Airflow Connections created through the REST API; a decision made in
+the example DAG updates the `contextgraph://decisions` asset, which triggers the ingestion.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from contextgraph.config import Neo4jSettings
+from contextgraph.store import Neo4jStore
+from tests.airflow_server import AirflowClient
+
+pytestmark = pytest.mark.airflow
+
+INGEST = "contextgraph_ingest"
+EXAMPLE = "ai_support_ticket_system"
+
+
+def put_connection(airflow: AirflowClient, body: dict[str, Any]) -> None:
+    airflow.request("DELETE", f"/api/v2/connections/{body['connection_id']}")
+    response = airflow.request("POST", "/api/v2/connections", json=body)
+    assert response.status_code == 201, response.text
+
+
+@pytest.fixture
+def connections(airflow: AirflowClient, neo4j_settings: Neo4jSettings) -> Iterator[None]:
+    bolt = urlsplit(neo4j_settings.uri)
+    user, password = airflow.credentials
+    put_connection(
+        airflow,
+        {
+            "connection_id": "neo4j_default",
+            "conn_type": "neo4j",
+            "host": bolt.hostname,
+            "port": bolt.port,
+            "login": neo4j_settings.username,
+            "password": neo4j_settings.password.get_secret_value(),
+            "schema": neo4j_settings.database,
+        },
+    )
+    put_connection(
+        airflow,
+        {
+            "connection_id": "airflow_api_default",
+            "conn_type": "http",
+            "host": airflow.url,
+            "login": user,
+            "password": password,
+        },
+    )
+    yield
+    # Leave no ingestion running that could write into other tests' Neo4j.
+    airflow.request("PATCH", f"/api/v2/dags/{INGEST}", json={"is_paused": True})
+    for run in ingest_runs(airflow):
+        if run["state"] not in ("success", "failed"):
+            airflow.wait_for_run(INGEST, run["dag_run_id"], timeout=180)
+    for conn_id in ("neo4j_default", "airflow_api_default"):
+        airflow.request("DELETE", f"/api/v2/connections/{conn_id}")
+
+
+def ingest_runs(airflow: AirflowClient) -> list[dict[str, Any]]:
+    response = airflow.request("GET", f"/api/v2/dags/{INGEST}/dagRuns", params={"limit": 100})
+    return list(response.json()["dag_runs"])
+
+
+def test_ingest_dag_syncs_on_demand_and_when_a_decision_is_made(
+    airflow: AirflowClient, example_dag: str, neo4j_store: Neo4jStore, connections: None
+) -> None:
+    airflow.wait_for_dag(INGEST)
+    airflow.unpause(INGEST)
+    run_id = airflow.trigger(INGEST, conf={"full": True}, run_id=f"manual_full_{uuid.uuid4().hex[:6]}")
+    assert airflow.wait_for_run(INGEST, run_id, timeout=240)["state"] == "success"
+
+    summary = airflow.xcom(INGEST, run_id, "ingest")
+    total = airflow.request("GET", "/api/v2/dags/~/dagRuns/~/hitlDetails", params={"limit": 1}).json()
+    assert summary["full"] is True and summary["rejected"] == []
+    assert neo4j_store.stats()["nodes"]["Decision"] == total["total_entries"]
+    assert neo4j_store.stats()["nodes"]["Dag"] >= 2
+
+    # A decision in the example DAG updates the asset; that triggers the ingestion by itself.
+    before = {r["dag_run_id"] for r in ingest_runs(airflow)}
+    example_run = airflow.trigger(EXAMPLE, conf={"ticket_id": "T-9", "subject": "Asset trigger check"})
+    airflow.wait_for_hitl(EXAMPLE, example_run, task_id="review_response")
+    answer = {"reason": "Fine as drafted.", "manual_response": None}
+    assert (
+        airflow.respond(EXAMPLE, example_run, "review_response", ["Approve AI Response"], answer).status_code
+        == 200
+    )
+    assert airflow.wait_for_run(EXAMPLE, example_run)["state"] == "success"
+
+    deadline = time.monotonic() + 180
+    triggered: list[dict[str, Any]] = []
+    while not triggered and time.monotonic() < deadline:
+        triggered = [
+            r
+            for r in ingest_runs(airflow)
+            if r["dag_run_id"] not in before and r["run_type"] == "asset_triggered"
+        ]
+        time.sleep(1)
+    assert triggered, "no asset-triggered ingestion after a decision"
+    assert airflow.wait_for_run(INGEST, triggered[0]["dag_run_id"], timeout=240)["state"] == "success"
+    rows = neo4j_store.query(
+        "MATCH (d:Decision) WHERE d.run_id = $run RETURN d.reason AS reason", {"run": example_run}
+    )
+    assert rows == [{"reason": "Fine as drafted."}]
