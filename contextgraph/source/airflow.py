@@ -133,7 +133,7 @@ class AirflowSource:
         self._can_login = bool(settings.username) and self._password is not None
         # The token in use; None until needed (fetched lazily when logging in).
         self._token: str | None = self._static_token
-        self._secrets = [s for s in (self._password, self._static_token) if s]
+        self._secrets = {s for s in (self._password, self._static_token) if s}
 
         config = Configuration(host=self._url)
         # We retry ourselves: no hidden urllib3 retries or redirects underneath.
@@ -358,7 +358,6 @@ class AirflowSource:
         kwargs = self._known_params(method, params)
 
         def send() -> _Response:
-            self._ensure_token()
             result: _Response = method(**kwargs, _request_timeout=self.settings.timeout_seconds)
             return result
 
@@ -384,8 +383,7 @@ class AirflowSource:
     def _ensure_token(self) -> None:
         if self._token is None and self._can_login:
             self._login()
-        auth = self._client.configuration
-        auth.access_token = self._token
+        self._client.configuration.access_token = self._token
 
     def _login(self) -> None:
         """Fetch a token for username/password from ``POST {url}/auth/token``."""
@@ -413,12 +411,14 @@ class AirflowSource:
                 "access_token; check AIRFLOW_URL points at the Airflow API server"
             )
         self._token = token
-        self._secrets.append(token)
+        self._secrets.add(token)
 
     def _with_retries(self, what: str, send: Callable[[], _Response], *, login: bool) -> Any:
         attempt = 0
         refreshed = False
         while True:
+            if not login:
+                self._ensure_token()
             try:
                 return self._attempt(what, send, login=login)
             except _NeedsFreshToken:
@@ -487,7 +487,7 @@ class AirflowSource:
             raise self._auth_error(what, status)
         if status == 429 or status >= 500:
             raise _Transient(f"HTTP {status}", _retry_after(resp.headers.get("Retry-After")))
-        detail = self._redact(_detail(data))
+        detail = _detail(data, self._redact)
         if status == 404:
             raise SourceNotFoundError(f"{what}: not found in Airflow (HTTP 404: {detail})")
         raise SourceError(f"{what}: Airflow answered HTTP {status}: {detail}")
@@ -577,15 +577,18 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def _detail(data: bytes) -> str:
-    """The server's short explanation of an error, or the start of its body."""
+def _detail(data: bytes, redact: Callable[[str], str]) -> str:
+    """The server's short explanation of an error (or the start of its body), secrets removed.
+
+    Redacted before it is shortened, so a cut can never leave part of a secret behind.
+    """
     try:
         body = json.loads(data)
     except ValueError:
-        return data[:200].decode("utf-8", "replace") or "(empty body)"
-    if isinstance(body, dict) and "detail" in body:
-        return str(body["detail"])[:300]
-    return json.dumps(body)[:300]
+        text = data.decode("utf-8", "replace")
+    else:
+        text = str(body["detail"]) if isinstance(body, dict) and "detail" in body else json.dumps(body)
+    return redact(text)[:300] or "(empty body)"
 
 
 def _safe_url(url: str) -> str:
