@@ -25,27 +25,18 @@ PROPOSAL_TEXT_KEYS = ("draft", "proposal", "response", "answer", "text", "conten
 SLACK_IDENTITY_KEY = "_contextgraph_reviewer"
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def clean(value: Any) -> Any:
     """Make any JSON value storable: lone surrogates (invalid UTF-16 halves) become U+FFFD."""
     if isinstance(value, str):
-        return (
-            value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-            if _has_surrogate(value)
-            else value
-        )
+        return _SURROGATE.sub("\ufffd", value)
     if isinstance(value, list):
         return [clean(v) for v in value]
     if isinstance(value, dict):
         return {clean(k): clean(v) for k, v in value.items()}
     return value
-
-
-def _has_surrogate(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def _name(kind: str, record: Mapping[str, Any], *fields: str) -> str:

@@ -23,7 +23,7 @@ EXAMPLE_DAG_ID = "ai_support_ticket_system"
 #: Seconds a review of the example DAG waits for a human on the started server before the
 #: scheduler applies the default ("Escalate to CRE"). Short, so a test can let one time out; long
 #: enough that a test answering right after ``wait_for_hitl`` is never overtaken by it.
-REVIEW_TIMEOUT_SECONDS = int(os.environ.get("CONTEXTGRAPH_REVIEW_TIMEOUT_SECONDS", "30"))
+REVIEW_TIMEOUT_SECONDS = int(os.environ.get("CONTEXTGRAPH_REVIEW_TIMEOUT_SECONDS", "45"))
 
 
 def _external() -> AirflowClient:

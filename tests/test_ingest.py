@@ -73,19 +73,17 @@ def decisions(store: GraphStore, run_ids: list[str]) -> dict[str, dict[str, Any]
     return {r["run_id"]: r for r in rows}
 
 
-def start_runs(airflow: AirflowClient, labels: list[str]) -> dict[str, str]:
-    runs = {}
-    for label in labels:
-        runs[label] = airflow.trigger(
-            DAG, conf=TICKETS[label], run_id=f"ingest_{label}_{uuid.uuid4().hex[:6]}"
-        )
-    for label in labels:
-        airflow.wait_for_hitl(DAG, runs[label], task_id=REVIEW)
-    return runs
+def trigger(airflow: AirflowClient, labels: list[str]) -> dict[str, str]:
+    return {
+        label: airflow.trigger(DAG, conf=TICKETS[label], run_id=f"ingest_{label}_{uuid.uuid4().hex[:6]}")
+        for label in labels
+    }
 
 
 def answer(airflow: AirflowClient, runs: dict[str, str], labels: list[str]) -> None:
+    """Answer each review as soon as it waits (so none times out), then let the runs finish."""
     for label in labels:
+        airflow.wait_for_hitl(DAG, runs[label], task_id=REVIEW)
         chosen, params = ANSWERS[label]
         response = airflow.respond(DAG, runs[label], REVIEW, chosen, params)
         assert response.status_code == 200, response.text
@@ -97,7 +95,8 @@ def test_ingest_is_incremental_on_neo4j_and_embedded(
     airflow: AirflowClient, example_dag: str, neo4j_store: GraphStore, embedded_store: GraphStore
 ) -> None:
     stores = {"neo4j": neo4j_store, "embedded": embedded_store}
-    runs = start_runs(airflow, ["approve", "manual", "escalate", "timeout"])
+    runs = trigger(airflow, ["timeout", "approve", "manual", "escalate"])
+    airflow.wait_for_hitl(DAG, runs["timeout"], task_id=REVIEW)
     answer(airflow, runs, ["approve", "manual", "escalate"])
     timeout_pending = not airflow.hitl_detail(DAG, runs["timeout"], REVIEW)["response_received"]
 
@@ -161,7 +160,7 @@ def test_ingest_is_incremental_on_neo4j_and_embedded(
         assert report.api_calls <= 6, (name, report.api_calls)
 
     # A decision made after that arrives in the next sync, and only it is new.
-    runs.update(start_runs(airflow, ["approve"]))
+    runs.update(trigger(airflow, ["approve"]))
     answer(airflow, runs, ["approve"])
     third = {name: sync(airflow, store) for name, store in stores.items()}
     for name, store in stores.items():

@@ -1,0 +1,173 @@
+"""Bad records from the API: each one is ingested or rejected with its reason; the sync goes on.
+
+The records are shaped like those a real Airflow 3.3 sends (see tests/test_ingest.py for the real
+thing), served by an in-memory source so that they can be broken on purpose.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from contextgraph import mapping
+from contextgraph.config import AirflowSettings
+from contextgraph.store import GraphStore
+from contextgraph.sync import Sync
+
+DAG = "support"
+TASKS = [
+    {"task_id": "fetch_ticket", "operator_name": "@task", "downstream_task_ids": ["draft_response"]},
+    {"task_id": "draft_response", "operator_name": "@task", "downstream_task_ids": ["review"]},
+    {"task_id": "review", "operator_name": "HITLOperator", "downstream_task_ids": []},
+]
+
+
+def detail(run: str, **changes: Any) -> dict[str, Any]:
+    record = {
+        "task_instance": {
+            "dag_id": DAG,
+            "dag_run_id": run,
+            "task_id": "review",
+            "map_index": -1,
+            "try_number": 1,
+            "state": "success",
+        },
+        "options": ["Approve AI Response", "Respond Manually", "Escalate to CRE"],
+        "subject": f"Ticket {run}",
+        "body": "Customer asks about invoices.",
+        "defaults": ["Escalate to CRE"],
+        "multiple": False,
+        "params": {"reason": {"value": "", "schema": {"type": "string"}}},
+        "assigned_users": [],
+        "created_at": "2026-11-20T10:00:00Z",
+        "responded_at": "2026-11-20T10:05:00Z",
+        "responded_by_user": {"id": "ana", "name": "Ana"},
+        "chosen_options": ["Approve AI Response"],
+        "params_input": {"reason": "Draft is right."},
+        "response_received": True,
+    }
+    record.update(changes)
+    return record
+
+
+class ListSource:
+    """The Source protocol over lists of raw records (no HTTP)."""
+
+    def __init__(self, details: list[Any]) -> None:
+        self.details = details
+        self.calls = 0
+        self.settings = AirflowSettings(url="http://airflow.test")
+        self.server_time: datetime | None = datetime(2026, 11, 21, tzinfo=UTC)
+
+    def _count(self, items: list[Any]) -> Iterator[Any]:
+        self.calls += 1
+        yield from items
+
+    def dags(self) -> Iterator[dict[str, Any]]:
+        return self._count([{"dag_id": DAG, "tags": [{"name": "support"}], "owners": ["cre"]}])
+
+    def tasks(self, dag_id: str) -> list[dict[str, Any]]:
+        self.calls += 1
+        return copy.deepcopy(TASKS)
+
+    def dag_runs(self, *, updated_since: datetime | None = None) -> Iterator[dict[str, Any]]:
+        runs = {
+            d["task_instance"]["dag_run_id"]
+            for d in self.details
+            if isinstance(d, dict) and isinstance(d.get("task_instance"), dict)
+        }
+        return self._count([{"dag_id": DAG, "dag_run_id": r, "state": "success"} for r in sorted(runs)])
+
+    def task_instances(self, *, updated_since: datetime | None = None) -> Iterator[dict[str, Any]]:
+        tis = [
+            d["task_instance"]
+            for d in self.details
+            if isinstance(d, dict) and isinstance(d.get("task_instance"), dict)
+        ]
+        return self._count(tis)
+
+    def hitl_details(self, *, created_since: datetime | None = None) -> Iterator[dict[str, Any]]:
+        return self._count(self.details)
+
+    def xcom_value(self, dag_id: str, run_id: str, task_id: str) -> Any:
+        self.calls += 1
+        return {"draft": f"Here is how to fix {run_id}.", "model": "template"}
+
+
+SURROGATE = "bad \ud800 half"
+HUGE = "x" * 1_000_000
+
+BAD = {
+    "params_input not an object": (detail("r-params", params_input="approve it"), "params_input"),
+    "chosen option not offered": (detail("r-chosen", chosen_options=["Refund twice"]), "chosen_options"),
+    "missing task_instance": (
+        {k: v for k, v in detail("r-missing").items() if k != "task_instance"},
+        "task_instance",
+    ),
+    "options not a list": (detail("r-options", options="Approve"), "options"),
+    "not a date": (detail("r-date", created_at="yesterday-ish"), "created_at"),
+    "not an object at all": (["a", "list"], "(record)"),
+}
+GOOD = {
+    "r-huge": detail("r-huge", body=HUGE),
+    "r-emoji": detail("r-emoji", subject="Refund 💸 please 🙏", params_input={"reason": "👍 ok"}),
+    "r-surrogate": detail("r-surrogate", subject=SURROGATE, params_input={"reason": SURROGATE}),
+    "r-plain": detail("r-plain"),
+}
+
+
+def test_each_bad_record_is_rejected_with_its_reason_and_the_rest_is_ingested(store: GraphStore) -> None:
+    records = [record for record, _ in BAD.values()] + list(GOOD.values())
+    report = Sync(ListSource(records), store).run()
+
+    rejected = {(r.field, r.record) for r in report.rejected}
+    assert len(report.rejected) == len(BAD), report.rejected
+    for record, field in BAD.values():
+        assert any(f == field for f, _ in rejected), (field, rejected)
+    assert any("r-params" in name for _, name in rejected)
+    assert all(r.reason for r in report.rejected)
+
+    got = {
+        r["run"]: r
+        for r in store.query(
+            "MATCH (d:Decision) RETURN d.run_id AS run, d.subject AS subject, d.body AS body, d.reason AS reason"
+        )
+    }
+    assert set(got) == set(GOOD)
+    assert len(got["r-huge"]["body"]) == 1_000_000
+    assert got["r-emoji"]["subject"] == "Refund 💸 please 🙏" and got["r-emoji"]["reason"] == "👍 ok"
+    assert got["r-surrogate"]["subject"] == "bad \ufffd half"
+
+
+def test_a_sync_of_the_same_bad_input_again_writes_nothing_and_reports_again(store: GraphStore) -> None:
+    records = [record for record, _ in BAD.values()] + list(GOOD.values())
+    Sync(ListSource(records), store).run()
+    again = Sync(ListSource(records), store).run()
+    assert again.written == 0
+    assert len(again.rejected) == len(BAD)
+
+
+@pytest.mark.parametrize(
+    ("chosen", "received", "verdict"),
+    [
+        (["Approve AI Response"], True, "approved"),
+        (["Respond Manually"], True, "overridden"),
+        (["Escalate to CRE"], True, "escalated"),
+        (["Reject"], True, "overridden"),
+        (["Notify legal"], True, "unknown"),
+        ([], False, "pending"),
+    ],
+)
+def test_verdict_reads_the_chosen_option(chosen: list[str], received: bool, verdict: str) -> None:
+    assert mapping.verdict(chosen, received) == verdict
+
+
+def test_upstream_context_is_transitive_and_nearest_first() -> None:
+    shape = mapping.DagShape.from_edges("d", {"a": ["b"], "b": ["c"], "x": ["c"], "c": ["d"]})
+    assert shape.upstream("c") == ["b", "x", "a"]
+    assert shape.parents("c") == ["b", "x"]
+    assert shape.upstream("a") == []
