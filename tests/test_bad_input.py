@@ -126,7 +126,7 @@ def test_each_bad_record_is_rejected_with_its_reason_and_the_rest_is_ingested(st
 
     rejected = {(r.field, r.record) for r in report.rejected}
     assert len(report.rejected) == len(BAD), report.rejected
-    for record, field in BAD.values():
+    for _, field in BAD.values():
         assert any(f == field for f, _ in rejected), (field, rejected)
     assert any("r-params" in name for _, name in rejected)
     assert all(r.reason for r in report.rejected)
@@ -134,7 +134,8 @@ def test_each_bad_record_is_rejected_with_its_reason_and_the_rest_is_ingested(st
     got = {
         r["run"]: r
         for r in store.query(
-            "MATCH (d:Decision) RETURN d.run_id AS run, d.subject AS subject, d.body AS body, d.reason AS reason"
+            "MATCH (d:Decision) "
+            "RETURN d.run_id AS run, d.subject AS subject, d.body AS body, d.reason AS reason"
         )
     }
     assert set(got) == set(GOOD)
