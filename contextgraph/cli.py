@@ -90,7 +90,7 @@ def emit(data: Any, as_json: bool, table: Callable[[], Table] | None = None) -> 
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 @click.version_option(package_name="contextgraph")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool, **overrides: Any) -> None:
+def cli(ctx: click.Context, /, debug: bool, **overrides: Any) -> None:
     """Human decisions in Airflow as a context graph for AI agents."""
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,

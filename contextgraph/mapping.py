@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import networkx as nx
 
@@ -52,8 +52,13 @@ def _require_dict(record: Any, kind: str) -> dict[str, Any]:
     return record
 
 
-def _node(node_type: type[m.Node], data: dict[str, Any], name: str) -> Any:
-    return m.node_from_record(node_type.label, data, name=name)
+N = TypeVar("N", bound=m.Node)
+
+
+def _node(node_type: type[N], data: dict[str, Any], name: str) -> N:
+    node = m.node_from_record(node_type.label, data, name=name)
+    assert isinstance(node, node_type)
+    return node
 
 
 # --- DAGs and tasks ------------------------------------------------------------------------------

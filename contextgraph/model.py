@@ -336,7 +336,10 @@ class GraphBatch:
 
     def add(self, *items: Node | Edge) -> None:
         for item in items:
-            (self.nodes if isinstance(item, Node) else self.edges).append(item)
+            if isinstance(item, Node):
+                self.nodes.append(item)
+            else:
+                self.edges.append(item)
 
     def extend(self, other: GraphBatch) -> None:
         self.nodes.extend(other.nodes)
@@ -350,10 +353,10 @@ class GraphBatch:
 
     def nodes_by_label(self) -> dict[type[Node], list[Node]]:
         """Nodes grouped by kind, duplicates removed; raises InvalidRecordError on a conflict."""
-        return _unique(self.nodes, lambda n: n.label)  # type: ignore[return-value]
+        return _unique(self.nodes, lambda n: n.label)
 
     def edges_by_type(self) -> dict[type[Edge], list[Edge]]:
-        return _unique(self.edges, lambda e: e.rel_type)  # type: ignore[return-value]
+        return _unique(self.edges, lambda e: e.rel_type)
 
     def validate(self) -> None:
         """Check the whole batch before anything of it is written."""

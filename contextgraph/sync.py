@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any, Protocol, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field
 
@@ -34,6 +33,7 @@ from contextgraph import model as m
 from contextgraph.config import AirflowSettings
 from contextgraph.errors import InvalidRecordError
 from contextgraph.queries import load
+from contextgraph.source.airflow import public_url
 from contextgraph.store import GraphStore, WriteResult
 
 log = logging.getLogger(__name__)
@@ -158,7 +158,7 @@ class _Run:
 
     def execute(self) -> SyncReport:
         clock, calls_before = time.monotonic(), self.source.calls
-        state = m.SyncState(source=_public_url(self.source.settings.url))
+        state = m.SyncState(source=public_url(self.source.settings.url.rstrip("/")))
         if not self.full:
             state = self._load_state(state)
 
@@ -329,12 +329,6 @@ class _Run:
             batch.extend(item)
         if batch:
             self.report.add(self.store.write(batch))
-
-
-def _public_url(url: str) -> str:
-    """The URL without any user:password part, to name the source in the graph."""
-    parts = urlsplit(url.rstrip("/"))
-    return urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")))
 
 
 def _pages(records: Iterable[T], size: int) -> Iterator[list[T]]:

@@ -60,7 +60,7 @@ from contextgraph.errors import (
     SourceUnavailableError,
 )
 
-__all__ = ["ALL", "HITL_WAITING_STATES", "AirflowSource", "hitl_is_waiting"]
+__all__ = ["ALL", "HITL_WAITING_STATES", "AirflowSource", "hitl_is_waiting", "public_url"]
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ class AirflowSource:
         self.close()
 
     def __repr__(self) -> str:
-        return f"AirflowSource(url={_safe_url(self._url)!r})"
+        return f"AirflowSource(url={public_url(self._url)!r})"
 
     # -- records -----------------------------------------------------------------------
 
@@ -407,7 +407,7 @@ class AirflowSource:
         token = body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
             raise SourceAuthError(
-                f"Airflow at {_safe_url(self._url)} answered POST /auth/token without an "
+                f"Airflow at {public_url(self._url)} answered POST /auth/token without an "
                 "access_token; check AIRFLOW_URL points at the Airflow API server"
             )
         self._token = token
@@ -432,7 +432,7 @@ class AirflowSource:
                 if attempt > self.settings.max_retries:
                     raise SourceUnavailableError(
                         self._redact(
-                            f"{what}: Airflow at {_safe_url(self._url)} still failing after "
+                            f"{what}: Airflow at {public_url(self._url)} still failing after "
                             f"{attempt} attempts ({exc.reason}); check that it is up and "
                             "try again later"
                         )
@@ -458,7 +458,7 @@ class AirflowSource:
         except ApiException as exc:  # the client wraps TLS errors this way
             raise SourceError(
                 self._redact(
-                    f"{what}: cannot talk to Airflow at {_safe_url(self._url)} ({exc.reason}); "
+                    f"{what}: cannot talk to Airflow at {public_url(self._url)} ({exc.reason}); "
                     "check AIRFLOW_URL and its TLS certificate"
                 )
             ) from None
@@ -493,7 +493,7 @@ class AirflowSource:
         raise SourceError(f"{what}: Airflow answered HTTP {status}: {detail}")
 
     def _auth_error(self, what: str, status: int) -> SourceAuthError:
-        where = _safe_url(self._url)
+        where = public_url(self._url)
         if status == 403:
             fix = (
                 f"user {self.settings.username!r} lacks the permission; grant it or set "
@@ -591,7 +591,7 @@ def _detail(data: bytes, redact: Callable[[str], str]) -> str:
     return redact(text)[:300] or "(empty body)"
 
 
-def _safe_url(url: str) -> str:
+def public_url(url: str) -> str:
     """The URL without any user:password@ part."""
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:

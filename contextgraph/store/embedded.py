@@ -17,14 +17,14 @@ from typing import Any
 import ladybug
 
 from contextgraph.errors import QueryRefusedError, StoreError, StoreUnavailableError
-from contextgraph.model import EDGE_TYPES, NODE_TYPES, Decision
+from contextgraph.model import EDGE_TYPES, NODE_TYPES, Decision, Node
 from contextgraph.store.base import EDGE_COLUMNS, NODE_COLUMNS, GraphStore, Row, to_plain
 
 log = logging.getLogger(__name__)
 
 _TYPES = {"JSON": "STRING"}
 # Columns the models do not carry: written by precedent search, not by ingest.
-_EXTRA_COLUMNS = {Decision: {"embedding": "FLOAT[]", "embedding_model": "STRING"}}
+_EXTRA_COLUMNS: dict[type[Node], dict[str, str]] = {Decision: {"embedding": "FLOAT[]", "embedding_model": "STRING"}}
 
 
 def ddl() -> list[str]:
