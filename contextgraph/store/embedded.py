@@ -24,7 +24,9 @@ log = logging.getLogger(__name__)
 
 _TYPES = {"JSON": "STRING"}
 # Columns the models do not carry: written by precedent search, not by ingest.
-_EXTRA_COLUMNS: dict[type[Node], dict[str, str]] = {Decision: {"embedding": "FLOAT[]", "embedding_model": "STRING"}}
+_EXTRA_COLUMNS: dict[type[Node], dict[str, str]] = {
+    Decision: {"embedding": "FLOAT[]", "embedding_model": "STRING"},
+}
 
 
 def ddl() -> list[str]:
