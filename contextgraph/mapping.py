@@ -6,9 +6,10 @@ field; the sync reports it and goes on with the rest.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -53,6 +54,32 @@ def _require_dict(record: Any, kind: str) -> dict[str, Any]:
 
 
 N = TypeVar("N", bound=m.Node)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def rejecting(kind: str) -> Callable[[F], F]:
+    """Any unexpected shape inside a mapper becomes an InvalidRecordError naming the record."""
+
+    def decorate(map_one: F) -> F:
+        @functools.wraps(map_one)
+        def wrapper(record: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return map_one(record, *args, **kwargs)
+            except InvalidRecordError:
+                raise
+            except (TypeError, ValueError, AttributeError, KeyError) as exc:
+                name = (
+                    _name(kind, record, "dag_id", "dag_run_id", "task_id")
+                    if isinstance(record, dict)
+                    else kind
+                )
+                raise InvalidRecordError(
+                    name, "(record)", f"unexpected shape: {type(exc).__name__}: {exc}"
+                ) from None
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 def _node(node_type: type[N], data: dict[str, Any], name: str) -> N:
@@ -64,9 +91,11 @@ def _node(node_type: type[N], data: dict[str, Any], name: str) -> N:
 # --- DAGs and tasks ------------------------------------------------------------------------------
 
 
+@rejecting("DAG")
 def map_dag(record: dict[str, Any]) -> m.Dag:
     record = clean(_require_dict(record, "DAG"))
-    tags = [t.get("name") if isinstance(t, dict) else t for t in record.get("tags") or []]
+    name = _name("DAG", record, "dag_id")
+    tags = [t.get("name") if isinstance(t, dict) else t for t in _list(record.get("tags"), name, "tags")]
     return _node(
         m.Dag,
         {
@@ -74,10 +103,10 @@ def map_dag(record: dict[str, Any]) -> m.Dag:
             "description": record.get("description"),
             "is_paused": record.get("is_paused"),
             "tags": [t for t in tags if isinstance(t, str)],
-            "owners": record.get("owners") or [],
+            "owners": _list(record.get("owners"), name, "owners"),
             "schedule": record.get("timetable_summary"),
         },
-        _name("DAG", record, "dag_id"),
+        name,
     )
 
 
@@ -108,6 +137,7 @@ class DagShape:
         return sorted(self.graph.predecessors(task_id)) if task_id in self.graph else []
 
 
+@rejecting("tasks")
 def map_tasks(
     dag_id: str, records: list[dict[str, Any]], decision_points: set[str]
 ) -> tuple[m.GraphBatch, DagShape]:
@@ -154,6 +184,7 @@ def _is_hitl_operator(operator: Any) -> bool:
 # --- runs and task instances ---------------------------------------------------------------------
 
 
+@rejecting("DAG run")
 def map_dag_run(record: dict[str, Any]) -> m.GraphBatch:
     record = clean(_require_dict(record, "DAG run"))
     name = _name("DAG run", record, "dag_id", "dag_run_id")
@@ -197,6 +228,7 @@ def task_instance(record: dict[str, Any], name: str) -> m.TaskInstance:
     )
 
 
+@rejecting("task instance")
 def map_task_instance(record: dict[str, Any]) -> m.GraphBatch:
     record = clean(_require_dict(record, "task instance"))
     ti = task_instance(record, _name("task instance", record, "dag_id", "dag_run_id", "task_id"))
@@ -220,6 +252,7 @@ class ProposalValue:
     map_index: int = -1
 
 
+@rejecting("HITL detail")
 def decision_identity(record: Any) -> tuple[str, str, str, int, int]:
     """(dag_id, run_id, task_id, map_index, try_number) of a raw HITL detail, or InvalidRecordError."""
     record = _require_dict(record, "HITL detail")
@@ -241,6 +274,7 @@ def decision_identity(record: Any) -> tuple[str, str, str, int, int]:
     return values[0], values[1], values[2], map_index, try_number  # type: ignore[return-value]
 
 
+@rejecting("HITL detail")
 def map_decision(
     record: dict[str, Any],
     *,
@@ -332,6 +366,14 @@ def map_decision(
             m.ProducedBy(src=node.key, dst=producer.key),
         )
     return batch
+
+
+def _list(value: Any, name: str, field_name: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidRecordError(name, field_name, f"expected a list, got {type(value).__name__}")
+    return value
 
 
 def _text_list(value: Any, name: str, field_name: str) -> list[str]:
