@@ -195,5 +195,23 @@ def _report_table(report: SyncReport) -> Table:
     return table
 
 
+@cli.group()
+def slack() -> None:
+    """The Slack review bridge: reviewers answer HITL tasks in Slack."""
+
+
+@slack.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=3000, show_default=True, type=int, help="Port to listen on.")
+@click.option("--airflow-url", help="Airflow API server the answers go to [env AIRFLOW_URL].")
+@click.pass_obj
+@handle_errors
+def slack_serve(state: State, host: str, port: int, airflow_url: str | None) -> None:
+    """Receive Slack interactions at /slack/interactions and answer the HITL tasks in Airflow."""
+    from contextgraph.slack.serve import serve
+
+    serve(host, port, airflow_url=airflow_url, debug=state.debug)
+
+
 def main() -> None:
     cli()

@@ -47,6 +47,16 @@ from typing import Any
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Asset, Param, dag, task
 
+try:  # contextgraph's Slack review bridge (pip install 'contextgraph[slack]'), see README
+    from contextgraph.slack import SlackHITLOperator as ReviewOperator
+    from contextgraph.slack import slack_notifiers
+except ImportError:  # no contextgraph here: reviews are answered in the Airflow UI only
+    ReviewOperator = HITLOperator
+
+    def slack_notifiers() -> list[Any]:
+        return []
+
+
 log = logging.getLogger(__name__)
 
 DAG_ID = "ai_support_ticket_system"
@@ -144,8 +154,12 @@ def ai_support_ticket_system() -> None:
     ticket = fetch_ticket()
     draft = draft_response(ticket)
 
-    review = HITLOperator(
+    # With SLACK_BOT_TOKEN set the review is also posted to Slack and can be answered there; the
+    # Slack reviewer then travels in params_input["_contextgraph_reviewer"], which SlackHITLOperator
+    # (a HITLOperator, same name in the UI) accepts on resume where HITLOperator would fail the task.
+    review = ReviewOperator(
         task_id="review_response",
+        notifiers=slack_notifiers(),
         subject="Review the AI reply to ticket {{ ti.xcom_pull(task_ids='fetch_ticket')['ticket_id'] }}: "
         "{{ ti.xcom_pull(task_ids='fetch_ticket')['subject'] }}",
         body=(

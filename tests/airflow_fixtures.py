@@ -17,13 +17,23 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.airflow_server import AirflowClient, AirflowServer
+from tests.airflow_server import AirflowClient, AirflowServer, free_port
 
 EXAMPLE_DAG_ID = "ai_support_ticket_system"
 #: Seconds a review of the example DAG waits for a human on the started server before the
 #: scheduler applies the default ("Escalate to CRE"). Short, so a test can let one time out; long
 #: enough that a test answering right after ``wait_for_hitl`` is never overtaken by it.
 REVIEW_TIMEOUT_SECONDS = int(os.environ.get("CONTEXTGRAPH_REVIEW_TIMEOUT_SECONDS", "45"))
+#: Slack, as the started server sees it: its tasks post review messages to the Slack Web API stand-in
+#: (tests/slack_standin.py, started by the Slack tests on this port; while it is not running, posting
+#: fails, is logged and the review waits as usual) and its API server mounts the Slack bridge plugin.
+SLACK_STANDIN_PORT = int(os.environ.get("CONTEXTGRAPH_TEST_SLACK_PORT") or free_port())
+SLACK_ENV = {
+    "SLACK_BOT_TOKEN": "xoxb-contextgraph-test",
+    "SLACK_SIGNING_SECRET": "contextgraph-test-signing-secret",
+    "SLACK_API_URL": f"http://127.0.0.1:{SLACK_STANDIN_PORT}/api/",
+    "CONTEXTGRAPH_SLACK_DEFAULT_CHANNEL": "#reviews",
+}
 
 
 def _external() -> AirflowClient:
@@ -58,7 +68,7 @@ def airflow() -> Iterator[AirflowClient]:
         return
 
     server = AirflowServer(
-        env={"CONTEXTGRAPH_REVIEW_TIMEOUT_SECONDS": str(REVIEW_TIMEOUT_SECONDS)},
+        env={"CONTEXTGRAPH_REVIEW_TIMEOUT_SECONDS": str(REVIEW_TIMEOUT_SECONDS), **SLACK_ENV},
         wait_for_dags=[EXAMPLE_DAG_ID],
     )
     try:
