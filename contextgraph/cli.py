@@ -213,5 +213,124 @@ def slack_serve(state: State, host: str, port: int, airflow_url: str | None) -> 
     serve(host, port, airflow_url=airflow_url, debug=state.debug)
 
 
+@cli.command()
+@click.option("--neo4j", "use_neo4j", is_flag=True, help="Load into the Neo4j of NEO4J_URI / --neo4j-uri.")
+@click.option(
+    "--store-path", "demo_path", type=click.Path(dir_okay=False, path_type=Path), help="Demo store file."
+)
+@click.pass_obj
+@handle_errors
+def demo(state: State, use_neo4j: bool, demo_path: Path | None) -> None:
+    """Build a realistic demo graph (60 support-ticket reviews) and ask it for precedents.
+
+    Offline, in its own embedded store (`demo.lbdb` next to the default store) unless --neo4j;
+    running it again writes nothing new.
+    """
+    from contextgraph import demo as scenario
+
+    settings = state.settings()
+    if use_neo4j:
+        if not settings.neo4j.uri:
+            raise click.ClickException("--neo4j needs NEO4J_URI (or --neo4j-uri) pointing at a Neo4j server")
+        store: GraphStore = Neo4jStore.connect(settings.neo4j, batch_size=settings.batch_size)
+        store.verify()  # type: ignore[attr-defined]
+        where, prefix = f"Neo4j at {settings.neo4j.uri}", "contextgraph"
+    else:
+        path = demo_path or (
+            Path(state.overrides["store_path"]) if state.overrides.get("store_path") else None
+        )
+        path = path or scenario.default_path()
+        settings = settings.model_copy(
+            update={"store_path": path, "neo4j": settings.neo4j.model_copy(update={"uri": None})}
+        )
+        store = open_store(settings)
+        where, prefix = f"the embedded store {path}", f"contextgraph --store-path {path}"
+    with store:
+        out = Console() if Console().is_terminal else Console(width=120)
+        scenario.tour(store, settings, out, where=where, cli_prefix=prefix)
+
+
+@cli.command()
+def browser() -> None:
+    """How to explore the graph in Neo4j Browser: the style file and the named queries."""
+    from contextgraph.browser import browser_queries, grass_path
+
+    out = Console()
+    out.print(
+        "[bold]Neo4j Browser[/bold] (http://localhost:7474, or Neo4j Desktop / Aura):\n"
+        f"  1. Style: drag [cyan]{grass_path()}[/cyan] onto the Browser window "
+        "(or run `:style` and paste its content): each label gets a colour and a caption.\n"
+        "  2. Parameters: run the `:param` lines shown with a query, then paste the query.\n"
+        "  3. Queries (also as files in the folder of the style file):"
+    )
+    for query in browser_queries():
+        params = "   ".join(query.param_lines)
+        out.print(f"\n[bold]{query.name}[/bold] — {query.title}\n  [dim]{params}[/dim]")
+    out.print("\nPrint one with: contextgraph browser-query NAME")
+
+
+@cli.command("browser-query")
+@click.argument("name")
+def browser_query(name: str) -> None:
+    """Print one Neo4j Browser query (its :param lines first) to paste into Browser."""
+    from contextgraph import browser as queries
+
+    try:
+        query = queries.browser_query(name)
+    except KeyError:
+        names = ", ".join(q.name for q in queries.browser_queries())
+        raise click.ClickException(f"no Browser query {name!r}; there are: {names}") from None
+    click.echo("\n".join([*(f"{line};" for line in query.param_lines), query.body]))
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["graphml", "json"]), default="graphml", show_default=True)
+@click.option("--decision", "key", help="Only this decision's trace (its key), not the whole graph.")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File (default: stdout)."
+)
+@click.pass_obj
+@handle_errors
+def export(state: State, fmt: str, key: str | None, output: Path | None) -> None:
+    """Export the graph, or one decision's trace, as GraphML (Gephi, yEd) or node-link JSON."""
+    from contextgraph import export as exporter
+
+    with state.store() as store:
+        if store.dialect == "embedded":
+            store.ensure_schema()
+        graph = exporter.decision_trace(store, key) if key else exporter.whole_graph(store)
+    text = exporter.write(graph, output, fmt)  # type: ignore[arg-type]
+    if text is not None:
+        click.echo(text, nl=False)
+    else:
+        console.print(
+            f"wrote {graph.number_of_nodes()} nodes, {graph.number_of_edges()} relationships to {output}"
+        )
+
+
+@cli.command()
+@click.argument("key")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Picture file: .png, .svg or .pdf.",
+)
+@click.pass_obj
+@handle_errors
+def draw(state: State, key: str, output: Path) -> None:
+    """Draw one decision's trace (DAG, run, task instances, options, reviewer, AI proposal, precedents)."""
+    from contextgraph.draw import draw_trace
+    from contextgraph.export import decision_trace
+
+    with state.store() as store:
+        graph = decision_trace(store, key)
+    draw_trace(graph, output)
+    console.print(
+        f"drew {graph.number_of_nodes()} nodes, {graph.number_of_edges()} relationships to {output}"
+    )
+
+
 def main() -> None:
     cli()

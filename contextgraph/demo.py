@@ -1,0 +1,683 @@
+"""A built-in, realistic scenario: `contextgraph demo` builds a graph without an Airflow.
+
+Sixty reviews of the example DAG `ai_support_ticket_system` (fetch_ticket → draft_response →
+review_response (HITL) → act_on_decision) over six weeks: four reviewers (one answering from
+Slack), approvals, overrides of wrong AI drafts, escalations, four reviews that timed out (the
+default, *Escalate to CRE*, was taken) and two still waiting. The records are shaped like those
+the Airflow 3.3 REST API v2 returns and go through the real mapping and `Sync`
+(`ScenarioSource` is the sync's `Source` over in-memory lists), so the demo graph is exactly what
+`contextgraph ingest` would write for the same Airflow. Everything is deterministic: a second
+load writes nothing.
+
+From the 31st review on, reviewers were shown precedents: those decisions carry `INFORMED_BY`
+edges to the earlier decisions of the same kind of ticket (what an agent records when it
+consults precedent).
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from contextgraph import model as m
+from contextgraph.config import AirflowSettings, Settings, default_store_path
+from contextgraph.store import GraphStore
+from contextgraph.sync import Sync, SyncOptions, SyncReport
+
+DAG_ID = "ai_support_ticket_system"
+REVIEW_TASK = "review_response"
+DRAFT_TASK = "draft_response"
+APPROVE, MANUAL, ESCALATE = "Approve AI Response", "Respond Manually", "Escalate to CRE"
+OPTIONS = [APPROVE, MANUAL, ESCALATE]
+TIMEOUT_REASON = "No reviewer answered before the review timeout; escalated by default."
+AIRFLOW_URL = "http://airflow.demo"
+LLM = "openai:gpt-4o-mini"
+START = datetime(2026, 10, 1, 8, 0, tzinfo=UTC)
+DECISIONS = 60
+INFORMED_FROM = 30
+"""Reviews from this index on were shown precedents (INFORMED_BY edges)."""
+TIMED_OUT = frozenset({11, 23, 38, 51})
+PENDING = frozenset({58, 59})
+
+#: A decision with precedents (INFORMED_BY), as in the `cypher/browser/` examples.
+TRACE_EXAMPLE = "ai_support_ticket_system|demo__2026-11-08T14:34:00Z|review_response|-1|1"
+
+#: The new ticket `contextgraph demo` asks precedent for.
+NEW_TICKET = {
+    "subject": "Charged twice for the November invoice",
+    "body": "Our card was charged two times for November. Please refund the duplicate charge.",
+}
+
+TASKS: list[dict[str, Any]] = [
+    {
+        "task_id": "fetch_ticket",
+        "operator_name": "@task",
+        "downstream_task_ids": ["act_on_decision", DRAFT_TASK],
+    },
+    {
+        "task_id": DRAFT_TASK,
+        "operator_name": "@task",
+        "downstream_task_ids": ["act_on_decision", REVIEW_TASK],
+    },
+    {"task_id": REVIEW_TASK, "operator_name": "HITLOperator", "downstream_task_ids": ["act_on_decision"]},
+    {"task_id": "act_on_decision", "operator_name": "@task", "downstream_task_ids": []},
+]
+
+REVIEWERS: list[dict[str, str]] = [
+    {"id": "ana", "name": "Ana Ruiz"},
+    {"id": "ben", "name": "Ben Okafor"},
+    {"id": "chen", "name": "Chen Wei"},
+    {"id": "dara", "name": "Dara Kelly"},
+]
+SLACK_BRIDGE = {"id": "slack-bridge", "name": "Slack review bridge"}
+SLACK_REVIEWER = {"user_id": "U07EVELYN", "name": "Evelyn Shaw", "team": "T0SUPPORT"}
+
+CUSTOMERS = [
+    "acme-corp",
+    "globex",
+    "initech",
+    "umbrella",
+    "hooli",
+    "stark-industries",
+    "wayne-enterprises",
+    "soylent",
+    "tyrell",
+    "cyberdyne",
+]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One way reviewers settled a kind of ticket: the option, how often, and their reasons."""
+
+    option: str
+    weight: float
+    reasons: tuple[str, ...]
+    reply: str | None = None
+    """The reviewer's own reply, when they chose to respond manually."""
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of support ticket, the AI's usual draft for it, and how reviewers judged it."""
+
+    name: str
+    subject: str
+    body: str
+    draft: str
+    outcomes: tuple[Outcome, ...]
+    weight: float = 1.0
+
+
+KINDS: tuple[Kind, ...] = (
+    Kind(
+        "password_reset",
+        "Cannot reset my password",
+        "The password reset email never arrives. I checked spam. Please help.",
+        "Please check your spam folder and request a new reset link from the sign-in page. "
+        "The link is valid for 30 minutes.",
+        (
+            Outcome(APPROVE, 0.7, ("Draft gives the correct reset steps.", "Standard reset answer; fine.")),
+            Outcome(
+                MANUAL,
+                0.3,
+                (
+                    "Customer already checked spam and the draft repeats it; sent the mail allow-list "
+                    "steps instead.",
+                ),
+                "Please add no-reply@example.com to your mail allow-list, then request a new link.",
+            ),
+        ),
+        weight=1.6,
+    ),
+    Kind(
+        "2fa_lockout",
+        "Locked out after changing phone (2FA)",
+        "I got a new phone and can no longer log in: the authenticator codes are gone.",
+        "You can turn off two-factor authentication under Account settings → Security.",
+        (
+            Outcome(
+                MANUAL,
+                0.8,
+                (
+                    "AI told a locked-out user to use settings they cannot reach; sent the "
+                    "identity-verification recovery steps instead.",
+                    "2FA reset needs identity verification first; the draft skipped it.",
+                ),
+                "To restore access we first verify your identity: reply with the last 4 digits of the "
+                "card on file and we will send a recovery link.",
+            ),
+            Outcome(ESCALATE, 0.2, ("Enterprise account with enforced 2FA: only CRE can reset the factor.",)),
+        ),
+    ),
+    Kind(
+        "double_charge",
+        "Charged twice this month",
+        "My card was charged twice for this month's invoice. I want a refund of one charge.",
+        "We are sorry about this! We have refunded both charges to your card; you will see them "
+        "within 5 business days.",
+        (
+            Outcome(
+                MANUAL,
+                0.75,
+                (
+                    "AI promised to refund both charges; only the duplicate is refundable. Rewrote "
+                    "with the correct amount.",
+                    "Refunds need finance confirmation; the draft promised one outright.",
+                    "Draft refunded the whole invoice; only the duplicate charge gets refunded.",
+                ),
+                "We found the duplicate charge and have asked finance to refund it (one charge); you "
+                "will get a confirmation within 2 business days.",
+            ),
+            Outcome(
+                ESCALATE, 0.25, ("Duplicate charge above $5,000: the finance escalation policy applies.",)
+            ),
+        ),
+        weight=1.4,
+    ),
+    Kind(
+        "invoice_copy",
+        "Need a copy of last month's invoice",
+        "Our accounting team needs a PDF of last month's invoice with our VAT number on it.",
+        "You can download every invoice as a PDF under Billing → Invoices. Add your VAT number under "
+        "Billing → Tax settings and it appears on future invoices.",
+        (
+            Outcome(
+                APPROVE, 0.85, ("Correct self-service path for invoices and VAT.", "Accurate and complete.")
+            ),
+            Outcome(
+                MANUAL,
+                0.15,
+                (
+                    "The VAT number must be on the past invoice too: that needs a re-issue the draft did "
+                    "not offer.",
+                ),
+                "We have re-issued last month's invoice with your VAT number; it is attached.",
+            ),
+        ),
+        weight=1.2,
+    ),
+    Kind(
+        "api_500",
+        "API returns 500 on bulk export",
+        "Since yesterday every bulk export call fails with HTTP 500. Production is blocked.",
+        "Please retry with a smaller page size: bulk exports are limited to 10,000 rows per call.",
+        (
+            Outcome(
+                ESCALATE,
+                0.85,
+                (
+                    "A production outage with 500s is an incident, not a how-to: CRE on-call must look.",
+                    "Customer is blocked in production and the SLA clock runs: escalated to CRE.",
+                    "500 errors are our bug; the draft blamed the customer's page size.",
+                ),
+            ),
+            Outcome(
+                MANUAL,
+                0.15,
+                ("Known incident already on the status page; linked it rather than escalating again.",),
+                "This is a known incident (status.example.com); a fix is rolling out, ETA 2 hours.",
+            ),
+        ),
+        weight=1.3,
+    ),
+    Kind(
+        "slow_dashboards",
+        "Dashboards very slow since the upgrade",
+        "Since the 4.2 upgrade our dashboards take 30 seconds to load.",
+        "Please clear your browser cache and try again; large dashboards can take a moment to load.",
+        (
+            Outcome(
+                ESCALATE, 0.5, ("Regression after an upgrade, several dashboards: CRE to check query plans.",)
+            ),
+            Outcome(
+                MANUAL,
+                0.5,
+                ("Known regression fixed in 4.2.1: told them to upgrade instead of clearing the cache.",),
+                "This is a known regression of 4.2.0, fixed in 4.2.1: please upgrade.",
+            ),
+        ),
+    ),
+    Kind(
+        "gdpr_erasure",
+        "Delete all my personal data (GDPR)",
+        "Under GDPR article 17 I request deletion of all personal data you hold about me.",
+        "We have deleted your account and all associated personal data.",
+        (
+            Outcome(
+                ESCALATE,
+                0.8,
+                (
+                    "Erasure requests go to the privacy team through CRE; the AI must not claim a "
+                    "deletion that has not happened.",
+                    "Legal deadline (one month) applies: escalated to CRE for the privacy workflow.",
+                ),
+            ),
+            Outcome(
+                MANUAL,
+                0.2,
+                ("Requester's email does not match the account owner: asked for verification first.",),
+                "Before we act on an erasure request we need to verify you own the account.",
+            ),
+        ),
+    ),
+    Kind(
+        "cancel_subscription",
+        "Cancel our subscription",
+        "Please cancel our subscription at the end of this billing period.",
+        "We're sorry to see you go. Your subscription ends at the end of the current billing period; "
+        "you keep access until then.",
+        (
+            Outcome(APPROVE, 0.6, ("Correct: end-of-period cancellation, nothing is owed.",)),
+            Outcome(
+                MANUAL,
+                0.4,
+                ("Annual-plan customer: policy is to offer the retention discount before cancelling.",),
+                "Before you go: annual customers can keep their plan at 20% off for the next year.",
+            ),
+        ),
+    ),
+    Kind(
+        "feature_request",
+        "Feature request: dark mode",
+        "We would love a dark mode for the web app; our support team works night shifts.",
+        "Thanks for the suggestion! We have added your vote to the dark mode request and will let you "
+        "know when it ships.",
+        (Outcome(APPROVE, 1.0, ("Polite and accurate; feature requests get the standard answer.",)),),
+    ),
+    Kind(
+        "csv_export",
+        "How do I export my data to CSV?",
+        "I need all of last quarter's records as a CSV file for our auditors.",
+        "Go to Reports → Export, choose CSV and the date range, then click Download.",
+        (
+            Outcome(APPROVE, 0.85, ("Correct steps.", "Matches the docs.")),
+            Outcome(
+                MANUAL,
+                0.15,
+                ("CSV export is not on the Starter plan; the draft did not say so.",),
+                "CSV export is part of the Team plan; we can enable a one-off export for you.",
+            ),
+        ),
+        weight=1.2,
+    ),
+    Kind(
+        "security_report",
+        "Possible security vulnerability on the login page",
+        "Your login form tells whether an email address is registered (account enumeration).",
+        "Thank you for your report! This is expected behaviour of our login page.",
+        (
+            Outcome(
+                ESCALATE,
+                1.0,
+                (
+                    "Security reports always go to CRE/security; never answered by the AI.",
+                    "Possible account enumeration: the security team must triage it.",
+                ),
+            ),
+        ),
+        weight=0.7,
+    ),
+    Kind(
+        "sla_credit",
+        "Requesting SLA credit for last week's outage",
+        "We were down for 3 hours last Tuesday; our contract has a 99.9% uptime SLA.",
+        "We apologise for the outage. We have applied a 10% service credit to your next invoice.",
+        (
+            Outcome(
+                MANUAL,
+                0.5,
+                ("Credits come from the contract's SLA table; the AI made up 10%.",),
+                "Per your contract's SLA table, 3 hours of downtime gives a 5% credit; finance applies it.",
+            ),
+            Outcome(
+                ESCALATE, 0.5, ("Enterprise contract: an SLA credit needs account-manager approval via CRE.",)
+            ),
+        ),
+    ),
+)
+
+
+@dataclass
+class Scenario:
+    """The raw Airflow records of the demo, as the REST API v2 would return them."""
+
+    dag: dict[str, Any]
+    tasks: list[dict[str, Any]]
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    task_instances: list[dict[str, Any]] = field(default_factory=list)
+    hitl_details: list[dict[str, Any]] = field(default_factory=list)
+    xcoms: dict[tuple[str, str, str], Any] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)
+    """run_id → kind of ticket (what decides which earlier decisions informed a later one)."""
+    server_time: datetime = START
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def scenario(decisions: int = DECISIONS) -> Scenario:
+    """The demo's records; the same on every call."""
+    rng = random.Random(20261001)
+    found = Scenario(
+        dag={
+            "dag_id": DAG_ID,
+            "description": "AI drafts support replies; a human reviews each one (HITL).",
+            "is_paused": False,
+            "tags": [{"name": "contextgraph"}, {"name": "hitl"}, {"name": "example"}],
+            "owners": ["support"],
+            "timetable_summary": None,
+        },
+        tasks=copy.deepcopy(TASKS),
+    )
+    for i in range(decisions):
+        kind = rng.choices(KINDS, weights=[k.weight for k in KINDS])[0]
+        customer = rng.choice(CUSTOMERS)
+        outcome = rng.choices(kind.outcomes, weights=[o.weight for o in kind.outcomes])[0]
+        reason = rng.choice(outcome.reasons)
+        reviewer = rng.choice(REVIEWERS)
+        by_slack = rng.random() < 0.12
+        created = START + timedelta(hours=17 * i, minutes=rng.randrange(0, 50))
+        answered_after = timedelta(minutes=rng.randrange(4, 95))
+        _add_review(found, i, kind, customer, outcome, reason, reviewer, by_slack, created, answered_after)
+        found.server_time = max(found.server_time, created + timedelta(days=1, hours=1))
+    return found
+
+
+def _add_review(
+    found: Scenario,
+    i: int,
+    kind: Kind,
+    customer: str,
+    outcome: Outcome,
+    reason: str,
+    reviewer: dict[str, str],
+    by_slack: bool,
+    created: datetime,
+    answered_after: timedelta,
+) -> None:
+    run_id = f"demo__{_iso(created - timedelta(minutes=2))}"
+    ticket = {
+        "ticket_id": f"T-{2001 + i}",
+        "customer": customer,
+        "subject": kind.subject,
+        "body": kind.body,
+    }
+    draft = {"ticket_id": ticket["ticket_id"], "draft": f"Hello {customer},\n\n{kind.draft}", "model": LLM}
+    pending, timed_out = i in PENDING, i in TIMED_OUT
+    responded = None if pending else created + (timedelta(hours=24) if timed_out else answered_after)
+    found.kinds[run_id] = kind.name
+    found.xcoms[(DAG_ID, run_id, "fetch_ticket")] = ticket
+    found.xcoms[(DAG_ID, run_id, DRAFT_TASK)] = draft
+    found.runs.append(
+        {
+            "dag_id": DAG_ID,
+            "dag_run_id": run_id,
+            "state": "running" if pending else "success",
+            "run_type": "manual",
+            "logical_date": _iso(created - timedelta(minutes=2)),
+            "start_date": _iso(created - timedelta(minutes=2)),
+            "end_date": None if responded is None else _iso(responded + timedelta(seconds=20)),
+            "conf": ticket,
+        }
+    )
+    starts = {
+        "fetch_ticket": created - timedelta(seconds=110),
+        DRAFT_TASK: created - timedelta(seconds=95),
+        REVIEW_TASK: created - timedelta(seconds=3),
+        "act_on_decision": None if responded is None else responded + timedelta(seconds=8),
+    }
+    ends = {
+        "fetch_ticket": created - timedelta(seconds=100),
+        DRAFT_TASK: created - timedelta(seconds=60),
+        REVIEW_TASK: None if responded is None else responded + timedelta(seconds=4),
+        "act_on_decision": None if responded is None else responded + timedelta(seconds=12),
+    }
+    for task in TASKS:
+        task_id = task["task_id"]
+        start, end = starts[task_id], ends[task_id]
+        state = "success" if end else ("awaiting_input" if task_id == REVIEW_TASK else None)
+        found.task_instances.append(
+            {
+                "dag_id": DAG_ID,
+                "dag_run_id": run_id,
+                "task_id": task_id,
+                "map_index": -1,
+                "try_number": 1 if start else 0,
+                "state": state,
+                "operator_name": task["operator_name"],
+                "start_date": _iso(start),
+                "end_date": _iso(end),
+                "duration": (end - start).total_seconds() if start and end else None,
+            }
+        )
+    review_ti = next(t for t in found.task_instances[-4:] if t["task_id"] == REVIEW_TASK)
+    if pending:
+        chosen, params_input, user = [], {}, None
+    elif timed_out:
+        chosen, params_input, user = [ESCALATE], {"reason": TIMEOUT_REASON, "manual_response": None}, None
+    else:
+        chosen = [outcome.option]
+        params_input = {"reason": reason, "manual_response": outcome.reply}
+        user = SLACK_BRIDGE if by_slack else reviewer
+        if by_slack:
+            params_input["_contextgraph_reviewer"] = dict(SLACK_REVIEWER)
+    found.hitl_details.append(
+        {
+            "task_instance": dict(review_ti),
+            "options": list(OPTIONS),
+            "subject": f"Review the AI reply to ticket {ticket['ticket_id']}: {kind.subject}",
+            "body": (
+                f"**Customer:** {customer}\n\n**Ticket:**\n\n{kind.body}\n\n"
+                f"**AI draft** ({LLM}):\n\n{draft['draft']}"
+            ),
+            "defaults": [ESCALATE],
+            "multiple": False,
+            "params": {
+                "reason": {
+                    "value": TIMEOUT_REASON,
+                    "schema": {"type": "string", "minLength": 1},
+                    "description": "Why you chose this option (kept as precedent for future decisions).",
+                },
+                "manual_response": {
+                    "value": None,
+                    "schema": {"type": ["null", "string"]},
+                    "description": "Your reply to the customer, if you chose to respond manually.",
+                },
+            },
+            "assigned_users": [],
+            "created_at": _iso(created),
+            "responded_at": _iso(responded),
+            "responded_by_user": user,
+            "chosen_options": chosen,
+            "params_input": params_input,
+            "response_received": not pending,
+        }
+    )
+
+
+class ScenarioSource:
+    """The sync's `Source` over the scenario's records: what an Airflow would answer, without HTTP."""
+
+    def __init__(self, records: Scenario) -> None:
+        self.records = records
+        self.calls = 0
+        self.settings = AirflowSettings(url=AIRFLOW_URL)
+        self.server_time: datetime | None = records.server_time
+
+    def _served(self, items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        self.calls += 1
+        yield from copy.deepcopy(items)
+
+    def dags(self) -> Iterator[dict[str, Any]]:
+        return self._served([self.records.dag])
+
+    def tasks(self, dag_id: str) -> list[dict[str, Any]]:
+        self.calls += 1
+        return copy.deepcopy(self.records.tasks) if dag_id == DAG_ID else []
+
+    def dag_runs(self, *, updated_since: datetime | None = None) -> Iterator[dict[str, Any]]:
+        return self._served(self.records.runs)
+
+    def task_instances(self, *, updated_since: datetime | None = None) -> Iterator[dict[str, Any]]:
+        return self._served(self.records.task_instances)
+
+    def hitl_details(self, *, created_since: datetime | None = None) -> Iterator[dict[str, Any]]:
+        return self._served(self.records.hitl_details)
+
+    def xcom_value(self, dag_id: str, run_id: str, task_id: str) -> Any:
+        self.calls += 1
+        return copy.deepcopy(self.records.xcoms.get((dag_id, run_id, task_id)))
+
+
+def informed_by(records: Scenario, per_decision: int = 3) -> list[m.InformedBy]:
+    """Precedents shown to reviewers from INFORMED_FROM on: the latest answered decisions of the
+    same kind of ticket before each one."""
+    edges: list[m.InformedBy] = []
+    answered: dict[str, list[tuple[str, datetime]]] = {}
+    for i, detail in enumerate(records.hitl_details):
+        ti = detail["task_instance"]
+        key = m.make_key(DAG_ID, ti["dag_run_id"], REVIEW_TASK, -1, 1)
+        kind = records.kinds[ti["dag_run_id"]]
+        created = datetime.fromisoformat(detail["created_at"])
+        earlier = answered.setdefault(kind, [])
+        if i >= INFORMED_FROM:
+            for rank, (precedent, _) in enumerate(reversed(earlier[-per_decision:]), start=1):
+                score = round(0.92 - 0.07 * rank + 0.01 * (i % 3), 3)
+                edges.append(
+                    m.InformedBy(src=key, dst=precedent, rank=rank, score=score, recorded_at=created)
+                )
+        if detail["response_received"] and detail["responded_by_user"] is not None:
+            earlier.append((key, created))
+    return edges
+
+
+@dataclass
+class LoadReport:
+    sync: SyncReport
+    informed_by_written: int
+    decisions: int
+
+
+def load(store: GraphStore, decisions: int = DECISIONS) -> LoadReport:
+    """Write the scenario into the store (its schema must exist) through the real mapping and sync."""
+    records = scenario(decisions)
+    options = SyncOptions(proposal_tasks={f"{DAG_ID}.{REVIEW_TASK}": [DRAFT_TASK]})
+    report = Sync(ScenarioSource(records), store, options).run(full=True)
+    written = store.write(m.GraphBatch(edges=list(informed_by(records)))).written
+    return LoadReport(report, written, len(records.hitl_details))
+
+
+# --- the guided tour: `contextgraph demo` -------------------------------------------------------
+
+
+@dataclass
+class Answer:
+    """What precedent search said about the new ticket."""
+
+    ticket: dict[str, str]
+    precedents: list[Any]
+    """`contextgraph.retrieval.Precedent`s, best first."""
+    embedder: str | None
+    embedded: int
+
+
+def ask(store: GraphStore, settings: Settings, ticket: dict[str, str] | None = None, k: int = 5) -> Answer:
+    """Embed the decisions (what ingest's embed step does) and find precedents for a new ticket."""
+    from contextgraph.embeddings import embed_pending, embedder_from_settings
+    from contextgraph.retrieval import find_similar_decisions
+
+    ticket = ticket or NEW_TICKET
+    embedder = embedder_from_settings(settings)
+    embedded = embed_pending(store, embedder).embedded
+    text = f"{ticket['subject']}\n{ticket['body']}"
+    found = find_similar_decisions(store, embedder, text, dag_id=DAG_ID, task_id=REVIEW_TASK, k=k)
+    return Answer(ticket, list(found), embedder.name, embedded)
+
+
+def verdict_of(precedents: list[Any]) -> tuple[str, int] | None:
+    """The option most precedents chose, and how many chose it."""
+    counts: dict[str, int] = {}
+    for p in precedents:
+        for option in p.chosen_options:
+            counts[option] = counts.get(option, 0) + 1
+    if not counts:
+        return None
+    best = max(counts.items(), key=lambda item: (item[1], item[0] == MANUAL))
+    return best
+
+
+def default_path() -> Path:
+    """The demo's own embedded store, next to the default store (never the user's real graph)."""
+    return default_store_path().with_name("demo.lbdb")
+
+
+def tour(store: GraphStore, settings: Settings, console: Console, *, where: str, cli_prefix: str) -> Answer:
+    """Load the scenario, ask for precedents for a new ticket and print the answer and next steps."""
+    started = time.monotonic()
+    store.ensure_schema()
+    loaded = load(store)
+    sync = loaded.sync
+    console.print(
+        f"[bold]1. The graph[/bold]: {loaded.decisions} HITL reviews of [cyan]{DAG_ID}[/cyan] "
+        f"(fetch_ticket → draft_response → review_response → act_on_decision), read as Airflow records "
+        f"through the real mapping and sync into {where}: "
+        f"{sync.written + loaded.informed_by_written} nodes and relationships written, "
+        f"{sum(sync.unchanged.values())} already there.\n"
+    )
+    console.print(
+        f"[bold]2. A new ticket[/bold] arrives and the AI drafts a reply. Before a human reviews "
+        f"it, the agent asks: how did people decide cases like this, and why?\n"
+        f"   [italic]{NEW_TICKET['subject']}[/italic] — {NEW_TICKET['body']}\n"
+    )
+    answer = ask(store, settings)
+    table = Table(
+        "#",
+        "score",
+        "ticket · answered · by",
+        "chose",
+        "why",
+        title=f"3. Precedents ({answer.embedder}; words + meaning, fused ranks)",
+        title_justify="left",
+        show_lines=True,
+    )
+    for rank, p in enumerate(answer.precedents, start=1):
+        when = p.responded_at.strftime("%Y-%m-%d") if p.responded_at else ""
+        table.add_row(
+            str(rank),
+            f"{p.score:.3f}",
+            f"{p.subject.split(': ', 1)[-1]}\n[dim]{when} · {p.reviewer or ''}[/dim]",
+            " / ".join(p.chosen_options),
+            p.reason or "",
+        )
+    console.print(table)
+    best = verdict_of(answer.precedents)
+    if best:
+        console.print(
+            f"[bold]Precedent:[/bold] {best[1]} of {len(answer.precedents)} similar cases were settled "
+            f"with [bold green]{best[0]}[/bold green] — the reasons above say why, so the reviewer (or "
+            "the agent) knows what to check in the AI draft."
+        )
+    top = answer.precedents[0].key if answer.precedents else TRACE_EXAMPLE
+    console.print(
+        f"\n[bold]Try next[/bold] ({time.monotonic() - started:.1f} s so far):\n"
+        f"  {cli_prefix} trace '{top}'            [dim]# one decision in context[/dim]\n"
+        f"  {cli_prefix} draw '{top}' -o trace.png   [dim]# …as a picture[/dim]\n"
+        f"  {cli_prefix} similar 'customer double charged, wants refund'\n"
+        f"  {cli_prefix} export --format graphml -o demo.graphml   [dim]# Gephi, yEd[/dim]\n"
+        f"  {cli_prefix} stats\n"
+        "  contextgraph browser          [dim]# queries and style for Neo4j Browser[/dim]\n"
+        "  contextgraph demo --neo4j     [dim]# the same scenario in the Neo4j of NEO4J_URI[/dim]",
+        soft_wrap=True,
+    )
+    return answer
