@@ -1,0 +1,65 @@
+"""The benchmark command keeps working: a tiny run on the embedded store and a real Neo4j.
+
+No timing is asserted (machines differ); what is checked is what a user of `python -m bench.run`
+would notice: it finishes, ingests every decision, writes its results and prints the table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from contextgraph.config import Neo4jSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.neo4j
+
+
+def test_bench_runs_at_a_tiny_size_on_both_stores(neo4j_settings: Neo4jSettings, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "NEO4J_URI": neo4j_settings.uri or "",
+        "NEO4J_USERNAME": neo4j_settings.username,
+        "NEO4J_PASSWORD": neo4j_settings.password.get_secret_value(),
+    }
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.run",
+            "--sizes",
+            "200",
+            "--stores",
+            "embedded,neo4j",
+            "--no-fetch",
+            "--queries",
+            "5",
+            "--new",
+            "20",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| embedded | 200 |" in proc.stdout and "| neo4j | 200 |" in proc.stdout
+
+    results = json.loads((tmp_path / "latest.json").read_text())
+    assert {r["store"] for r in results["runs"]} == {"embedded", "neo4j"}
+    for run in results["runs"]:
+        assert run["ingest"]["decisions"] == 200 and run["ingest"]["rejected"] == 0
+        # The ceiling writes the very graph the ingest writes (SyncState aside).
+        assert run["ceiling"]["nodes"] + run["ceiling"]["edges"] <= run["ingest"]["elements"]
+        assert run["sync"]["idle"]["api_calls"] == 5 and run["sync"]["idle"]["new_decisions"] == 0
+        assert run["sync"]["new"]["new_decisions"] == 20
+    assert len(list(tmp_path.glob("*.json"))) == 2  # <timestamp>.json and latest.json
