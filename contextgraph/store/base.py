@@ -156,6 +156,30 @@ class GraphStore(ABC):
     def _count(self, cypher: str) -> int:
         return int(self._read(cypher, {})[0]["c"])
 
+    # --- precedent search: embeddings and agent queries (contextgraph.embeddings / .retrieval) ---
+
+    @abstractmethod
+    def prepare_embeddings(self, dimensions: int) -> None:
+        """Make the store ready for embeddings of this width (e.g. the vector index's dimensions)."""
+
+    def decisions_needing_embedding(self, model_name: str, limit: int = 1000) -> list[Row]:
+        """Decisions whose embedding is missing, from another model, or older than the decision.
+
+        Rows: key, text (search text), subject, body, reason, content_hash, and what the stored
+        embedding was made of: text_hash and model (None when there is none).
+        """
+        return self._read(load("embedding_pending", self.dialect), {"model": model_name, "limit": limit})
+
+    @abstractmethod
+    def write_embeddings(self, rows: Sequence[Any], model_name: str) -> int:
+        """Store `EmbeddingRow`s (a row without a vector only marks its text as current)."""
+
+    @abstractmethod
+    def read_only_query(
+        self, cypher: str, params: Mapping[str, Any], *, timeout: float, row_limit: int
+    ) -> tuple[list[Row], bool]:
+        """Run a query only if it cannot write: (rows up to row_limit, whether rows were cut)."""
+
 
 _node_id = itemgetter("key")
 _edge_id = itemgetter("src", "dst")

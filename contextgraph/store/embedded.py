@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,16 +18,33 @@ from typing import Any
 import ladybug
 
 from contextgraph.errors import QueryRefusedError, StoreError, StoreUnavailableError
-from contextgraph.model import EDGE_TYPES, NODE_TYPES, Decision, Node
+from contextgraph.model import EDGE_TYPES, NODE_TYPES, Node
+from contextgraph.queries import load
 from contextgraph.store.base import EDGE_COLUMNS, NODE_COLUMNS, GraphStore, Row, to_plain
 
 log = logging.getLogger(__name__)
 
 _TYPES = {"JSON": "STRING"}
-# Columns the models do not carry: written by precedent search, not by ingest.
-_EXTRA_COLUMNS: dict[type[Node], dict[str, str]] = {
-    Decision: {"embedding": "FLOAT[]", "embedding_model": "STRING"},
-}
+# Columns the models do not carry: written by precedent search, not by ingest. (Files made before
+# embeddings moved to their own table still have Decision.embedding/embedding_model; unused.)
+_EXTRA_COLUMNS: dict[type[Node], dict[str, str]] = {}
+
+# Embeddings live in a table of their own, keyed like the Decision: Ladybug writes float lists
+# fast with COPY into a table (20k x 256 in ~2 s) but very slowly with SET on existing nodes (a
+# commit of 20k such updates took 46-150 s), so re-embedding deletes and COPYs rows here.
+EMBEDDING_TABLE = "DecisionEmbedding"
+EMBEDDING_DDL = (
+    f"CREATE NODE TABLE IF NOT EXISTS {EMBEDDING_TABLE}(key STRING PRIMARY KEY, embedding FLOAT[], "
+    "embedding_model STRING, embedded_hash STRING, embedded_content_hash STRING)"
+)
+
+# Plan operators (from EXPLAIN) that write or change the database; refused in read-only queries.
+_WRITE_OPERATORS = re.compile(
+    r"INSERT|MERGE|DELETE|SET_|CREATE|DROP|ALTER|COPY|EXTENSION|STANDALONE_CALL|TRANSACTION|EXPORT|"
+    r"IMPORT|ATTACH|DETACH|USE_DATABASE|MACRO|PARTITIONER|CHECKPOINT"
+)
+# Table functions that read files from disk (LOAD FROM 'file'), refused too; READ_FTABLE is a scan.
+_FILE_FUNCTIONS = re.compile(r"READ_(?!FTABLE)\w+")
 
 
 def ddl() -> list[str]:
@@ -43,6 +61,7 @@ def ddl() -> list[str]:
             f"CREATE REL TABLE IF NOT EXISTS {edge_type.rel_type}"
             f"(FROM {edge_type.source.label} TO {edge_type.target.label}{body})"
         )
+    out.append(EMBEDDING_DDL)
     return out
 
 
@@ -115,6 +134,127 @@ class EmbeddedStore(GraphStore):
     def _value(self, column: str, type_: str) -> str:
         # Ladybug infers a parameter's type from its values (all-null reads as STRING): cast.
         return f"CAST(row.`{column}` AS {_TYPES.get(type_, type_)})"
+
+    # --- precedent search ------------------------------------------------------------------------
+
+    def prepare_embeddings(self, dimensions: int) -> None:
+        """Embeddings have their own table (FLOAT[], any width): make sure it exists."""
+        self._execute(EMBEDDING_DDL, {})
+
+    def write_embeddings(self, rows: Sequence[Any], model_name: str) -> int:
+        """Replace the rows' embeddings: delete the old ones and COPY the new ones from an Arrow
+        table, in one transaction; rows without a vector only get their text marked current."""
+        import numpy as np
+        import pyarrow as pa
+
+        with_vectors = [r for r in rows if r.vector is not None]
+        marks = [
+            {"key": r.key, "text_hash": r.text_hash, "content_hash": r.content_hash}
+            for r in rows
+            if r.vector is None
+        ]
+        if with_vectors:
+            matrix = np.ascontiguousarray(np.stack([r.vector for r in with_vectors]), dtype=np.float32)
+            count, width = matrix.shape
+            offsets = pa.array(np.arange(0, (count + 1) * width, width, dtype=np.int32))
+            table = pa.table(
+                {
+                    "key": pa.array([r.key for r in with_vectors], pa.string()),
+                    "embedding": pa.ListArray.from_arrays(offsets, pa.array(matrix.ravel())),
+                    "embedding_model": pa.array([model_name] * count, pa.string()),
+                    "embedded_hash": pa.array([r.text_hash for r in with_vectors], pa.string()),
+                    "embedded_content_hash": pa.array([r.content_hash for r in with_vectors], pa.string()),
+                }
+            )
+            keys = [r.key for r in with_vectors]
+            self._transaction(
+                [
+                    (load("embedding_delete", self.dialect), {"keys": keys}),
+                    (f"COPY {EMBEDDING_TABLE} FROM $vectors", {"vectors": table}),
+                ]
+            )
+        if marks:
+            self._write(load("embedding_mark", self.dialect), {"rows": marks})
+        return len(with_vectors)
+
+    def _transaction(self, steps: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        with self._lock:
+            conn = self._connection()
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                for cypher, params in steps:
+                    conn.execute(cypher, dict(params))
+                conn.execute("COMMIT")
+            except RuntimeError as exc:
+                _rollback(conn)
+                raise StoreError(f"the embedded store failed to write: {exc}") from None
+
+    def read_only_query(
+        self, cypher: str, params: Mapping[str, Any], *, timeout: float, row_limit: int
+    ) -> tuple[list[Row], bool]:
+        """Refuse what EXPLAIN shows would write (or read files), then run the query on a separate
+        read-only Ladybug database of the same file, so that nothing can write even if the check
+        missed something; a query timeout and the row limit apply."""
+        self._connection()  # the file exists and is consistent before it is opened read-only
+        with self._lock:
+            try:
+                database = ladybug.Database(str(self.path), read_only=True, buffer_pool_size=1 << 30)
+            except RuntimeError as exc:
+                raise _translate_open(self.path, exc) from None
+            try:
+                conn = ladybug.Connection(database)
+                try:
+                    return self._read_limited(conn, cypher, params, timeout=timeout, row_limit=row_limit)
+                finally:
+                    conn.close()
+            finally:
+                database.close()
+
+    def _read_limited(
+        self,
+        conn: ladybug.Connection,
+        cypher: str,
+        params: Mapping[str, Any],
+        *,
+        timeout: float,
+        row_limit: int,
+    ) -> tuple[list[Row], bool]:
+        try:
+            plan = conn.execute("EXPLAIN " + cypher, dict(params))
+        except RuntimeError as exc:
+            raise QueryRefusedError(f"the embedded store refused the query: {exc}") from None
+        if isinstance(plan, list):
+            raise QueryRefusedError("only one statement may run here; remove the `;`-separated others")
+        first: Any = plan.get_next() if plan.has_next() else [""]
+        text = str(first[0])
+        operators = re.findall(r"([A-Z][A-Z_]+)\[\d+\]", text)
+        writes = [op for op in operators if _WRITE_OPERATORS.search(op)]
+        if writes:
+            raise QueryRefusedError(f"only read queries may run here; this one would run {writes[0]}")
+        files = _FILE_FUNCTIONS.findall(" ".join(re.findall(r"Function: (\w+)", text)))
+        if files:
+            raise QueryRefusedError(f"queries here may not read files from disk ({files[0]})")
+        conn.set_query_timeout(max(1, int(timeout * 1000)))
+        try:
+            result = conn.execute(cypher, dict(params))
+            if isinstance(result, list):  # pragma: no cover - refused above
+                raise QueryRefusedError("only one statement may run here")
+            names = result.get_column_names()
+            rows: list[Row] = []
+            cut = False
+            while result.has_next():
+                if len(rows) >= row_limit:
+                    cut = True
+                    break
+                rows.append({n: to_plain(v) for n, v in zip(names, result.get_next(), strict=True)})
+            result.close()
+        except RuntimeError as exc:
+            if "interrupt" in str(exc).lower() or "timeout" in str(exc).lower():
+                raise QueryRefusedError(
+                    f"the query ran longer than {timeout:g} s and was stopped: narrow it or add a LIMIT"
+                ) from None
+            raise QueryRefusedError(f"the embedded store refused the query: {exc}") from None
+        return rows, cut
 
     def _execute(self, cypher: str, params: Mapping[str, Any]) -> list[Row]:
         """The one place that calls Ladybug."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import neo4j
@@ -22,6 +22,8 @@ from contextgraph.config import Neo4jSettings
 from contextgraph.errors import QueryRefusedError, StoreAuthError, StoreError, StoreUnavailableError
 from contextgraph.queries import load, statements
 from contextgraph.store.base import GraphStore, Row, to_plain
+
+READ_QUERY_TYPES = frozenset({"r"})
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,84 @@ class Neo4jStore(GraphStore):
         """What Neo4j's planner says the query does: 'r', 'w', 'rw' or 's' (schema)."""
         _, summary = self._execute_full("EXPLAIN " + cypher, {}, write=False)
         return str(summary.query_type)
+
+    # --- precedent search ------------------------------------------------------------------------
+
+    def prepare_embeddings(self, dimensions: int) -> None:
+        """(Re)create the vector index for this width if it has another, and wait until it is online."""
+        rows = self._read(
+            "SHOW INDEXES YIELD name, options WHERE name = 'decision_embedding' RETURN options", {}
+        )
+        current = None
+        if rows:
+            config = (rows[0]["options"] or {}).get("indexConfig") or {}
+            current = config.get("vector.dimensions")
+        if current != dimensions:
+            if rows:
+                log.info("vector index has %s dimensions, the model %s: recreating it", current, dimensions)
+                self._write("DROP INDEX decision_embedding IF EXISTS", {})
+            [create] = [s for s in statements(load("schema")) if "decision_embedding" in s]
+            self._write(create, {"dimensions": dimensions})
+        self._write("CALL db.awaitIndexes(300)", {})
+
+    def write_embeddings(self, rows: Sequence[Any], model_name: str) -> int:
+        vectors = [
+            {
+                "key": r.key,
+                "vector": r.vector.tolist(),
+                "text_hash": r.text_hash,
+                "content_hash": r.content_hash,
+            }
+            for r in rows
+            if r.vector is not None
+        ]
+        marks = [
+            {"key": r.key, "text_hash": r.text_hash, "content_hash": r.content_hash}
+            for r in rows
+            if r.vector is None
+        ]
+        written = 0
+        for start in range(0, len(vectors), self.batch_size):
+            chunk = vectors[start : start + self.batch_size]
+            out = self._write(load("embedding_write"), {"rows": chunk, "model": model_name})
+            written += int(out[0]["written"]) if out else 0
+        for start in range(0, len(marks), self.batch_size):
+            self._write(load("embedding_mark"), {"rows": marks[start : start + self.batch_size]})
+        return written
+
+    def read_only_query(
+        self, cypher: str, params: Mapping[str, Any], *, timeout: float, row_limit: int
+    ) -> tuple[list[Row], bool]:
+        """Classify with EXPLAIN, refuse anything but a read, then run it in a READ transaction
+        with a server-side timeout, pulling no more than `row_limit` rows."""
+        _, summary = self._execute_full("EXPLAIN " + cypher, params, write=False)
+        kind = str(summary.query_type)
+        if kind not in READ_QUERY_TYPES:
+            what = {"w": "writes", "rw": "reads and writes", "s": "changes the schema"}.get(kind, kind)
+            raise QueryRefusedError(f"only read queries may run here; this one {what} (query type {kind!r})")
+        rows: list[Row] = []
+        cut = False
+        try:
+            with (
+                self._driver.session(
+                    database=self.database, default_access_mode=neo4j.READ_ACCESS, fetch_size=row_limit + 1
+                ) as session,
+                session.begin_transaction(timeout=timeout) as tx,
+            ):
+                result = tx.run(cypher, dict(params))
+                for record in result:
+                    if len(rows) >= row_limit:
+                        cut = True
+                        break
+                    rows.append({k: to_plain(v) for k, v in record.items()})  # type: ignore[no-untyped-call]
+                tx.rollback()  # it only read; rolling back never pulls the rest of the rows
+        except Exception as exc:
+            if isinstance(exc, ClientError) and exc.code and "TimedOut" in exc.code:
+                raise QueryRefusedError(
+                    f"the query ran longer than {timeout:g} s and was stopped: narrow it or add a LIMIT"
+                ) from None
+            raise self._translate(exc) from None
+        return rows, cut
 
     def _execute(self, cypher: str, params: Mapping[str, Any], *, write: bool) -> list[Row]:
         return self._execute_full(cypher, params, write=write)[0]

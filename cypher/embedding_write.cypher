@@ -1,0 +1,6 @@
+// Store embeddings on the decisions (float32 via the vector procedure) with what they were made of.
+UNWIND $rows AS row
+MATCH (d:Decision {key: row.key})
+CALL db.create.setNodeVectorProperty(d, 'embedding', row.vector)
+SET d.embedding_model = $model, d.embedded_hash = row.text_hash, d.embedded_content_hash = row.content_hash
+RETURN count(d) AS written
