@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from contextgraph import model as m
@@ -50,6 +51,8 @@ PENDING = frozenset({58, 59})
 
 #: A decision with precedents (INFORMED_BY), as in the `cypher/browser/` examples.
 TRACE_EXAMPLE = "ai_support_ticket_system|demo__2026-11-08T14:34:00Z|review_response|-1|1"
+
+CYPHER_EXAMPLE = "'MATCH (d:Decision)-[:CHOSE]->(o:Option) RETURN o.name AS option, count(*) AS n'"
 
 #: The new ticket `contextgraph demo` asks precedent for.
 NEW_TICKET = {
@@ -669,11 +672,13 @@ def tour(store: GraphStore, settings: Settings, console: Console, *, where: str,
             "the agent) knows what to check in the AI draft."
         )
     top = answer.precedents[0].key if answer.precedents else TRACE_EXAMPLE
+    cli_prefix = escape(cli_prefix)
     console.print(
         f"\n[bold]Try next[/bold] ({time.monotonic() - started:.1f} s so far):\n"
         f"  {cli_prefix} trace '{top}'            [dim]# one decision in context[/dim]\n"
-        f"  {cli_prefix} draw '{top}' -o trace.png   [dim]# …as a picture[/dim]\n"
+        f"  {cli_prefix} trace '{top}' --png trace.png   [dim]# …and as a picture[/dim]\n"
         f"  {cli_prefix} similar 'customer double charged, wants refund'\n"
+        f"  {cli_prefix} cypher {escape(CYPHER_EXAMPLE)}\n"
         f"  {cli_prefix} export --format graphml -o demo.graphml   [dim]# Gephi, yEd[/dim]\n"
         f"  {cli_prefix} stats\n"
         "  contextgraph browser          [dim]# queries and style for Neo4j Browser[/dim]\n"

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from contextgraph import demo
 from contextgraph.cli import cli
-from contextgraph.store import GraphStore
+from contextgraph.config import Neo4jSettings
+from contextgraph.store import GraphStore, Neo4jStore
 
 from .conftest import SHARED_MODEL
 
@@ -79,3 +80,25 @@ def test_demo_default_store_is_its_own_file_next_to_the_default_store() -> None:
 
     assert demo.default_path().parent == default_store_path().parent
     assert demo.default_path() != default_store_path()
+
+
+@pytest.mark.neo4j
+def test_demo_on_neo4j_answers_with_the_same_precedents(
+    neo4j_store: Neo4jStore, neo4j_settings: Neo4jSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONTEXTGRAPH_EMBEDDING_MODEL", str(SHARED_MODEL))
+    args = [
+        "--neo4j-uri",
+        neo4j_settings.uri or "",
+        "--neo4j-username",
+        neo4j_settings.username,
+        "--neo4j-password",
+        neo4j_settings.password.get_secret_value(),
+        "demo",
+        "--neo4j",
+    ]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "Neo4j at" in result.output and "Precedent:" in result.output
+    assert "Respond Manually" in result.output
+    assert neo4j_store.stats()["nodes"]["Decision"] == demo.DECISIONS

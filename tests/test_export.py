@@ -97,5 +97,10 @@ def test_export_and_draw_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     text = svg.read_text()
     assert "<svg" in text and "Respond Manually" in text and "Ben Okafor" in text
 
+    picture = tmp_path / "from-trace.png"
+    result = runner.invoke(cli, [*base, "trace", KEY, "--png", str(picture)])
+    assert result.exit_code == 0, result.output
+    assert "Respond Manually" in result.output and picture.stat().st_size > 50_000
+
     missing = runner.invoke(cli, [*base, "draw", "no|such|decision", "-o", str(png)])
     assert missing.exit_code == 1 and "no decision with key" in missing.output
