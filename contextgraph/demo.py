@@ -465,6 +465,9 @@ def _add_review(
             }
         )
     review_ti = next(t for t in found.task_instances[-4:] if t["task_id"] == REVIEW_TASK)
+    chosen: list[str]
+    params_input: dict[str, Any]
+    user: dict[str, str] | None
     if pending:
         chosen, params_input, user = [], {}, None
     elif timed_out:
