@@ -332,5 +332,165 @@ def draw(state: State, key: str, output: Path) -> None:
     )
 
 
+# --- precedent search (contextgraph.retrieval) --------------------------------------------------
+
+
+def _open_for_search(state: State) -> GraphStore:
+    store = state.store()
+    if store.dialect == "embedded":  # tables (and the embedding table) must exist to be read
+        store.ensure_schema()
+    return store
+
+
+@cli.command()
+@click.option(
+    "--batch-size", default=2000, show_default=True, type=int, help="Decisions per embedding batch."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_obj
+@handle_errors
+def embed(state: State, batch_size: int, as_json: bool) -> None:
+    """Embed the decisions whose embedding is missing or out of date [env CONTEXTGRAPH_EMBEDDING_MODEL]."""
+    from contextgraph.embeddings import embed_pending, embedder_from_settings
+
+    embedder = embedder_from_settings(state.settings())
+    with _open_for_search(state) as store:
+        report = embed_pending(store, embedder, batch_size=batch_size)
+    data: dict[str, Any] = {"model": report.model, "embedded": report.embedded, "unchanged": report.unchanged}
+    data["seconds"] = round(report.seconds, 2)
+    if as_json:
+        emit(data, True)
+    else:
+        click.echo(f"embedded {report.embedded} decisions with {report.model} in {report.seconds:.1f} s")
+
+
+@cli.command()
+@click.argument("text")
+@click.option("--dag", "dag_id", help="Only decisions of this DAG.")
+@click.option("--task", "task_id", help="Only decisions of this task (decision point).")
+@click.option("--chosen", help="Only decisions where this option was chosen.")
+@click.option("--since", type=click.DateTime(), help="Only decisions answered at or after (UTC).")
+@click.option("--k", default=5, show_default=True, type=click.IntRange(1, 100), help="How many.")
+@click.option("--words-only", is_flag=True, help="Rank by words only (no embedding model needed).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handle_errors
+def similar(
+    state: State,
+    text: str,
+    dag_id: str | None,
+    task_id: str | None,
+    chosen: str | None,
+    since: Any,
+    k: int,
+    words_only: bool,
+    as_json: bool,
+) -> None:
+    """Past human decisions most like TEXT, best first, with their reasons."""
+    from contextgraph.embeddings import embedder_from_settings
+    from contextgraph.retrieval import find_similar_decisions
+
+    settings = state.settings()
+    embedder = None if words_only else embedder_from_settings(settings)
+    with _open_for_search(state) as store:
+        found = find_similar_decisions(
+            store,
+            embedder,
+            text,
+            dag_id=dag_id,
+            task_id=task_id,
+            chosen=chosen,
+            since=since,
+            k=k,
+            airflow_url=settings.airflow.url,
+        )
+
+    def table() -> Table:
+        t = Table("#", "score", "subject", "chosen", "reason", "reviewer", "link", title="similar decisions")
+        for rank, p in enumerate(found, start=1):
+            chosen_text = ", ".join(p.chosen_options)
+            t.add_row(
+                str(rank), f"{p.score:.3f}", p.subject, chosen_text, p.reason or "", p.reviewer or "", p.url
+            )
+        return t
+
+    emit([p.model_dump(mode="json") for p in found], as_json, table)
+
+
+@cli.command()
+@click.argument("key")
+@click.option("--markdown", "fmt", flag_value="markdown", default=True, help="Print markdown (default).")
+@click.option("--json", "fmt", flag_value="json", help="Print JSON.")
+@click.option(
+    "--png",
+    "--svg",
+    "picture",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also draw the trace graph into this file (.png, .svg or .pdf; needs contextgraph[viz]).",
+)
+@click.pass_obj
+@handle_errors
+def trace(state: State, key: str, fmt: str, picture: Path | None) -> None:
+    """One decision in context: upstream tasks, AI proposal, options, choice, reason, what followed."""
+    from contextgraph.retrieval import get_decision_trace
+
+    settings = state.settings()
+    with _open_for_search(state) as store:
+        try:
+            found = get_decision_trace(store, key, airflow_url=settings.airflow.url)
+        except LookupError as exc:
+            raise click.ClickException(f"{exc.args[0]}: list keys with `contextgraph similar`") from None
+        if picture is not None:
+            from contextgraph.draw import draw_trace
+            from contextgraph.export import decision_trace
+
+            draw_trace(decision_trace(store, key), picture)
+            console.print(f"drew the trace into {picture}")
+    if fmt == "json":
+        emit(found.model_dump(mode="json"), True)
+    else:
+        click.echo(found.to_markdown(), nl=False)
+
+
+def _param(value: str) -> tuple[str, Any]:
+    name, sep, raw = value.partition("=")
+    if not sep or not name:
+        raise click.BadParameter(f"{value!r}: expected NAME=VALUE")
+    try:
+        return name, json.loads(raw)
+    except json.JSONDecodeError:
+        return name, raw
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--param", "params", multiple=True, help="NAME=VALUE (VALUE read as JSON if it is JSON).")
+@click.option("--timeout", default=10.0, show_default=True, type=float, help="Seconds before it is stopped.")
+@click.option(
+    "--limit", "row_limit", default=1000, show_default=True, type=int, help="At most this many rows."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handle_errors
+def cypher(
+    state: State, query: str, params: tuple[str, ...], timeout: float, row_limit: int, as_json: bool
+) -> None:
+    """Run a read-only Cypher QUERY (anything that would write is refused)."""
+    from contextgraph.retrieval import read_cypher
+
+    values = dict(_param(p) for p in params)
+    with _open_for_search(state) as store:
+        rows = read_cypher(store, query, values, timeout=timeout, row_limit=row_limit)
+
+    def table() -> Table:
+        columns = list(rows[0]) if rows else []
+        t = Table(*columns, title=f"{len(rows)} rows")
+        for row in rows:
+            t.add_row(*(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for v in row.values()))
+        return t
+
+    emit(rows, as_json, table)
+
+
 def main() -> None:
     cli()

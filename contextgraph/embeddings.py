@@ -63,6 +63,9 @@ class Model2VecEmbedder:
         self.source = str(model)
         path = Path(self.source).expanduser()
         local = path.is_dir()
+        quiet = logging.getLogger("huggingface_hub.repocard")  # "Repo card metadata block was not found"
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
         try:
             from model2vec import StaticModel
 
@@ -77,6 +80,8 @@ class Model2VecEmbedder:
                 f"cannot load embedding model {self.source!r} from the Hugging Face hub "
                 f"({type(exc).__name__}): set CONTEXTGRAPH_EMBEDDING_MODEL to a local model folder"
             ) from None
+        finally:
+            quiet.setLevel(level)
         self._name = f"model2vec:{path.name if local else self.source}"
         self._dimensions = int(self._model.dim)
 

@@ -44,6 +44,8 @@ VECTOR_WEIGHT = 1.0
 TEXT_WEIGHT = 1.0
 POINT_WEIGHT = {"relative": 0.1, "rrf": 0.5 / (RRF_K + 1)}
 """Bonus for the same decision point as the case at hand (a preference, not a filter)."""
+MAX_TERMS = 16
+"""At most this many distinct words of a query are matched (the first ones)."""
 BM25_K1 = 1.2
 BM25_B = 0.75
 _NO_WORDS = "contextgraph_no_query_words"  # a Lucene query that matches nothing
@@ -148,8 +150,8 @@ def lucene_query(words: Sequence[str], field: str | None = "search_text") -> str
 
 
 def word_patterns(words: Sequence[str]) -> list[str]:
-    """Regular expressions for the embedded store: a word starting with each word's stem."""
-    return [r"\b" + re.escape(stem(word)) for word in words]
+    """Regular expressions for the embedded store: a word starting with each word's stem, any case."""
+    return [r"(?i)\b" + re.escape(stem(word)) for word in words]
 
 
 # --- precedent search ---------------------------------------------------------------------------
@@ -275,21 +277,29 @@ def _rank_embedded(
         vector_hits = store.query(query, {**filters, "vector": vector, "model": model_name, "fetch": fetch})
     text_hits: list[Row] = []
     if words and weights["text_weight"] > 0:
-        patterns = word_patterns(words)
-        stats = store.query(load("similar_text_stats", "embedded"), {"patterns": patterns})
-        if stats:
+        patterns = {f"p{i}": pattern for i, pattern in enumerate(word_patterns(words[:MAX_TERMS]))}
+        counts = ", ".join(
+            f"sum(CASE WHEN regexp_matches(d.search_text, ${name}) THEN 1 ELSE 0 END) AS df{i}"
+            for i, name in enumerate(patterns)
+        )
+        stats = store.query(load("similar_text_stats", "embedded").replace("{term_counts}", counts), patterns)
+        if stats and stats[0]["n"]:
             n = float(stats[0]["n"])
-            idf = [_idf(n, float(row["df"])) for row in stats]
+            idf = {f"w{i}": _idf(n, float(stats[0][f"df{i}"] or 0)) for i in range(len(patterns))}
+            scores = " + ".join(
+                f"(CASE WHEN regexp_matches(d.search_text, $p{i}) THEN $w{i} ELSE 0.0 END)"
+                for i in range(len(patterns))
+            )
             params = {
                 **filters,
-                "patterns": patterns,
-                "weights": idf,
+                **patterns,
+                **idf,
                 "avg_len": float(stats[0]["avg_len"] or 1.0) or 1.0,
                 "k1": BM25_K1,
                 "b": BM25_B,
                 "fetch": fetch,
             }
-            text_hits = store.query(load("similar_text", "embedded"), params)
+            text_hits = store.query(load("similar_text", "embedded").replace("{term_scores}", scores), params)
     return fuse(vector_hits, text_hits, weights, point, k)
 
 

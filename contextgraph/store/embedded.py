@@ -222,6 +222,8 @@ class EmbeddedStore(GraphStore):
         try:
             plan = conn.execute("EXPLAIN " + cypher, dict(params))
         except RuntimeError as exc:
+            if "read-only" in str(exc):
+                raise QueryRefusedError("only read queries may run here; this one would write") from None
             raise QueryRefusedError(f"the embedded store refused the query: {exc}") from None
         if isinstance(plan, list):
             raise QueryRefusedError("only one statement may run here; remove the `;`-separated others")
