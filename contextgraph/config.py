@@ -28,6 +28,8 @@ class Neo4jSettings(BaseSettings):
     username: str = "neo4j"
     password: SecretStr = SecretStr("")
     database: str = "neo4j"
+    max_retry_seconds: float = Field(default=30.0, ge=0)
+    """How long a write keeps retrying transient failures (server restarting, leader switch)."""
 
 
 class AirflowSettings(BaseSettings):

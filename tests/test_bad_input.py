@@ -83,12 +83,16 @@ class ListSource:
         return self._count([{"dag_id": DAG, "dag_run_id": r, "state": "success"} for r in sorted(runs)])
 
     def task_instances(self, *, updated_since: datetime | None = None) -> Iterator[dict[str, Any]]:
-        tis = [
+        """Every task of each run that asked, as a real Airflow lists them."""
+        reviews = [
             d["task_instance"]
             for d in self.details
             if isinstance(d, dict) and isinstance(d.get("task_instance"), dict)
         ]
-        return self._count(tis)
+        upstream = [
+            {**ti, "task_id": t["task_id"]} for ti in reviews for t in TASKS if t["task_id"] != "review"
+        ]
+        return self._count(upstream + reviews)
 
     def hitl_details(self, *, created_since: datetime | None = None) -> Iterator[dict[str, Any]]:
         return self._count(self.details)

@@ -57,7 +57,12 @@ class Neo4jStore(GraphStore):
             raise StoreError("NEO4J_URI is not set: give the Bolt URI of your Neo4j server")
         auth = (settings.username, settings.password.get_secret_value())
         try:
-            driver = GraphDatabase.driver(settings.uri, auth=auth, notifications_min_severity="OFF")
+            driver = GraphDatabase.driver(
+                settings.uri,
+                auth=auth,
+                notifications_min_severity="OFF",
+                max_transaction_retry_time=settings.max_retry_seconds,
+            )
         except (ConfigurationError, ValueError) as exc:
             raise StoreError(f"NEO4J_URI {settings.uri!r} is not a Neo4j URI: {exc}") from None
         return cls(
