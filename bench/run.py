@@ -442,13 +442,14 @@ def table(results: dict[str, Any]) -> str:
     lines += [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results["runs"]:
         ing, ceil, q, s = r["ingest"], r["ceiling"], r.get("queries") or {}, r.get("sync") or {}
-        ratio = r.get("ratio")
+        ratio = f"{r['ratio']:.0%}" if r.get("ratio") else "-"
+        ceiling = f"{ceil['elements_per_s']:,}" if ceil.get("elements_per_s") else "-"
         query = f"{q['p50_ms']:.0f} / {q['p95_ms']:.0f}" if "p50_ms" in q else "-"
         idle = f"{s['idle']['seconds']:.2f} ({s['idle']['api_calls']})" if "idle" in s else "-"
         new = f"{s['new']['seconds']:.2f} ({s['new']['api_calls']})" if "new" in s else "-"
         lines.append(
             f"| {r['store']} | {r['size']:,} | {ing['decisions_per_s']:,} | {ing['elements_per_s']:,} "
-            f"| {ceil['elements_per_s']:,} | {ratio:.0%} | {ing['peak_rss_mb']:.0f} "
+            f"| {ceiling} | {ratio} | {ing['peak_rss_mb']:.0f} "
             f"| {query} | {idle} | {new} |"
         )
     fetch = results.get("fetch")
@@ -472,6 +473,7 @@ def table(results: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     sizes = [int(s) for s in args.sizes.split(",")]
     stores = [s.strip() for s in args.stores.split(",")]
+    steps = {s.strip() for s in args.steps.split(",")} | {"ingest"}
     embed = not args.no_embed
     results: dict[str, Any] = {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -509,20 +511,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 }
                 if args.profile:
                     spec["profile"] = str(workdir / f"profile-{store}-{size}.txt")
-                row: dict[str, Any] = {"store": store, "size": size}
-                _say(f"{store} {size:,}: ceiling")
-                row["ceiling"] = _run_worker("ceiling", spec)
-                _say(f"{store} {size:,}: ingest")
-                row["ingest"] = _run_worker("ingest", spec)
-                if row["ceiling"]["elements_per_s"] and row["ingest"]["elements_per_s"]:
-                    row["ratio"] = round(
-                        row["ingest"]["elements_per_s"] / row["ceiling"]["elements_per_s"], 3
-                    )
-                _say(f"{store} {size:,}: queries")
-                row["queries"] = _run_worker("queries", spec)
-                _say(f"{store} {size:,}: sync")
-                with replay_server(size + NEW_DECISIONS, size, port, args.seed):
-                    row["sync"] = _run_worker("sync", spec)
+                row: dict[str, Any] = {"store": store, "size": size, "ceiling": {}, "ratio": None}
+                for step in ("ceiling", "ingest", "queries", "sync"):
+                    if step not in steps:
+                        continue
+                    _say(f"{store} {size:,}: {step}")
+                    with contextlib.ExitStack() as during:
+                        if step == "sync":
+                            during.enter_context(replay_server(size + NEW_DECISIONS, size, port, args.seed))
+                        row[step] = _run_worker(step, spec)
+                if row["ceiling"].get("elements_per_s") and row["ingest"]["elements_per_s"]:
+                    ratio = row["ingest"]["elements_per_s"] / row["ceiling"]["elements_per_s"]
+                    row["ratio"] = round(ratio, 3)
                 if args.profile:
                     row["profile"] = Path(spec["profile"]).read_text()
                 results["runs"].append(row)
@@ -550,6 +550,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--sizes", default="1000,10000,100000", help="decisions per run, comma-separated")
     parser.add_argument("--stores", default="neo4j,embedded", help="neo4j, embedded or both")
+    parser.add_argument("--steps", default="ceiling,ingest,queries,sync", help="which steps (ingest always)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--page-size", type=int, default=500, help="records per sync write page")
     parser.add_argument("--batch-size", type=int, default=1000, help="rows per store write transaction")

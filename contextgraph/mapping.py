@@ -30,13 +30,25 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def clean(value: Any) -> Any:
-    """Make any JSON value storable: lone surrogates (invalid UTF-16 halves) become U+FFFD."""
+    """Make any JSON value storable: lone surrogates (invalid UTF-16 halves) become U+FFFD.
+
+    Almost every record has none: one C-speed serialisation proves it (a lone surrogate cannot be
+    encoded as UTF-8), and the record is walked only when that fails.
+    """
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, TypeError, ValueError, RecursionError):
+        return _clean(value)
+    return value
+
+
+def _clean(value: Any) -> Any:
     if isinstance(value, str):
         return _SURROGATE.sub("\ufffd", value)
     if isinstance(value, list):
-        return [clean(v) for v in value]
+        return [_clean(v) for v in value]
     if isinstance(value, dict):
-        return {clean(k): clean(v) for k, v in value.items()}
+        return {_clean(k): _clean(v) for k, v in value.items()}
     return value
 
 
@@ -150,7 +162,7 @@ def map_tasks(
     }
     shape = DagShape.from_edges(dag_id, downstream)
     batch = m.GraphBatch()
-    dag = m.Dag(dag_id=dag_id)
+    dag_key = m.Dag.key_for(dag_id)
     tasks: dict[str, m.Task] = {}
     for record in records:
         if not isinstance(record, dict) or not isinstance(record.get("task_id"), str):
@@ -170,7 +182,7 @@ def map_tasks(
             f"task {dag_id}/{task_id}",
         )
     batch.add(*tasks.values())
-    batch.edges.extend(m.HasTask(src=dag.key, dst=t.key) for t in tasks.values())
+    batch.edges.extend(m.HasTask(src=dag_key, dst=t.key) for t in tasks.values())
     for parent, child in shape.graph.edges:
         if parent in tasks and child in tasks:
             batch.add(m.Feeds.between(tasks[parent], tasks[child]))
@@ -204,7 +216,7 @@ def map_dag_run(record: dict[str, Any]) -> m.GraphBatch:
         name,
     )
     batch = m.GraphBatch()
-    batch.add(run, m.HasRun(src=m.Dag(dag_id=run.dag_id).key, dst=run.key))
+    batch.add(run, m.HasRun(src=m.Dag.key_for(run.dag_id), dst=run.key))
     return batch
 
 
@@ -233,9 +245,11 @@ def map_task_instance(record: dict[str, Any]) -> m.GraphBatch:
     record = clean(_require_dict(record, "task instance"))
     ti = task_instance(record, _name("task instance", record, "dag_id", "dag_run_id", "task_id"))
     batch = m.GraphBatch()
-    run = m.DagRun(dag_id=ti.dag_id, run_id=ti.run_id)
-    task = m.Task(dag_id=ti.dag_id, task_id=ti.task_id)
-    batch.add(ti, m.HasInstance(src=run.key, dst=ti.key), m.OfTask(src=ti.key, dst=task.key))
+    # Endpoint keys from the validated node's fields; no throw-away models (a hot path).
+    run_key = m.DagRun.key_for(ti.dag_id, ti.run_id)
+    task_key = m.Task.key_for(ti.dag_id, ti.task_id)
+    ti_key = ti.key
+    batch.add(ti, m.HasInstance(src=run_key, dst=ti_key), m.OfTask(src=ti_key, dst=task_key))
     return batch
 
 
@@ -335,17 +349,20 @@ def map_decision(
         name,
     )
     batch = m.GraphBatch()
-    ti = m.TaskInstance(dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index)
-    point = m.Task(dag_id=dag_id, task_id=task_id)
-    batch.add(decision, m.Asked(src=ti.key, dst=decision.key), m.AtPoint(src=decision.key, dst=point.key))
+    # Endpoint keys from the validated decision's fields, each computed once (a hot path).
+    d = decision
+    key = d.key
+    ti_key = m.TaskInstance.key_for(d.dag_id, d.run_id, d.task_id, d.map_index)
+    batch.add(d, m.Asked(src=ti_key, dst=key), m.AtPoint(src=key, dst=m.Task.key_for(d.dag_id, d.task_id)))
     for option_name in offered:
-        option = m.Option(dag_id=dag_id, task_id=task_id, name=option_name)
-        batch.add(option, m.Offered.between(decision, option))
+        option = m.Option(dag_id=d.dag_id, task_id=d.task_id, name=option_name)
+        option_key = option.key
+        batch.add(option, m.Offered(src=key, dst=option_key))
         if option_name in chosen:
-            batch.add(m.Chose.between(decision, option))
+            batch.add(m.Chose(src=key, dst=option_key))
     actor = _actor(responder, params_input.get(SLACK_IDENTITY_KEY), timed_out)
     if actor is not None:
-        batch.add(actor, m.DecidedBy.between(decision, actor))
+        batch.add(actor, m.DecidedBy(src=key, dst=actor.key))
     verdict_ = verdict(chosen, received)
     for proposal, text in zip(proposals, proposal_texts, strict=True):
         node = m.Proposal(
@@ -357,13 +374,12 @@ def map_decision(
             text=text,
             value=proposal.value,
         )
-        producer = m.TaskInstance(
-            dag_id=dag_id, run_id=run_id, task_id=proposal.task_id, map_index=proposal.map_index
-        )
+        node_key = node.key
+        producer_key = m.TaskInstance.key_for(node.dag_id, node.run_id, node.task_id, node.map_index)
         batch.add(
             node,
-            m.Reviewed.between(decision, node, verdict=verdict_),
-            m.ProducedBy(src=node.key, dst=producer.key),
+            m.Reviewed(src=key, dst=node_key, verdict=verdict_),
+            m.ProducedBy(src=node_key, dst=producer_key),
         )
     return batch
 

@@ -30,7 +30,11 @@ NonEmpty = Field(min_length=1)
 
 def make_key(*parts: object) -> str:
     """Join key parts with `|`, escaping `\\` and `|` so that distinct parts give distinct keys."""
-    escaped = (str(p).replace("\\", "\\\\").replace(KEY_SEPARATOR, "\\" + KEY_SEPARATOR) for p in parts)
+    texts = [p if type(p) is str else str(p) for p in parts]
+    joined = KEY_SEPARATOR.join(texts)
+    if "\\" not in joined and joined.count(KEY_SEPARATOR) == len(texts) - 1:
+        return joined  # nothing to escape (the usual case: a hot path of every ingest)
+    escaped = (t.replace("\\", "\\\\").replace(KEY_SEPARATOR, "\\" + KEY_SEPARATOR) for t in texts)
     return KEY_SEPARATOR.join(escaped)
 
 
@@ -45,6 +49,13 @@ class Node(BaseModel):
     @property
     def key(self) -> str:
         return make_key(*(getattr(self, name) for name in self.key_fields))
+
+    @classmethod
+    def key_for(cls, *parts: object) -> str:
+        """The key of the node of this kind with these key field values, without building it."""
+        if len(parts) != len(cls.key_fields):
+            raise TypeError(f"{cls.label} keys have {len(cls.key_fields)} parts {cls.key_fields}")
+        return make_key(*parts)
 
 
 class Dag(Node):
@@ -365,10 +376,11 @@ class GraphBatch:
 
 
 def _unique(items: Iterable[Node | Edge], kind: Any) -> dict[type, list[Any]]:
-    seen: dict[tuple[str, str], Node | Edge] = {}
+    seen: dict[tuple[str, Any], Node | Edge] = {}
     groups: dict[type, list[Any]] = {}
     for item in items:
-        ident = (kind(item), item.key)
+        # An edge is identified by its endpoints (cheaper than its escaped `key`, and equivalent).
+        ident = (kind(item), item.key if isinstance(item, Node) else (item.src, item.dst))
         earlier = seen.get(ident)
         if earlier is None:
             seen[ident] = item
@@ -378,11 +390,11 @@ def _unique(items: Iterable[Node | Edge], kind: Any) -> dict[type, list[Any]]:
     return groups
 
 
-def _conflict(ident: tuple[str, str], a: Node | Edge, b: Node | Edge) -> InvalidRecordError:
+def _conflict(ident: tuple[str, Any], a: Node | Edge, b: Node | Edge) -> InvalidRecordError:
     da, db = properties(a), properties(b)
     field_name = next(k for k in da if da[k] != db.get(k))
     return InvalidRecordError(
-        f"{ident[0]} {ident[1]!r}",
+        f"{ident[0]} {a.key!r}",
         field_name,
         "two records in one batch have the same key but different values "
         f"({_short(da[field_name])} vs {_short(db[field_name])})",

@@ -91,6 +91,10 @@ class GraphStore(ABC):
         clause = self._set_clause("r", EDGE_COLUMNS[edge_type])
         return _template("merge_edges", **_edge_names(edge_type), set=clause)
 
+    def _edge_create(self, edge_type: type[Edge]) -> str:
+        clause = self._set_clause("r", EDGE_COLUMNS[edge_type])
+        return _template("create_edges", **_edge_names(edge_type), set=clause)
+
     def __enter__(self) -> GraphStore:
         return self
 
@@ -105,6 +109,7 @@ class GraphStore(ABC):
         """Upsert the batch; raises InvalidRecordError before writing anything if it is invalid."""
         nodes, edges = batch.nodes_by_label(), batch.edges_by_type()
         result = WriteResult()
+        created: set[tuple[str, str]] = set()  # (label, key) of the nodes this write created
         for node_type, node_items in nodes.items():
             lookup = _template("existing_hashes", label=node_type.label)
             merge = self._node_merge(node_type)
@@ -112,10 +117,25 @@ class GraphStore(ABC):
                 stored = self._read(lookup, {"keys": [r["key"] for r in chunk]})
                 hashes = {r["key"]: r["hash"] for r in stored}
                 result.add(self._merge(node_type.label, chunk, hashes, _node_id, merge))
+                created.update((node_type.label, r["key"]) for r in chunk if r["key"] not in hashes)
         for edge_type, edge_items in edges.items():
-            lookup = _template("existing_edge_hashes", **_edge_names(edge_type))
+            names = _edge_names(edge_type)
+            rows = edge_rows(edge_items)
+            # An edge one of whose ends this write created cannot exist yet: CREATE it, no lookup
+            # and no MERGE (on a first ingest, that is every edge).
+            source, target = names["source"], names["target"]
+            is_fresh = [(source, r["src"]) in created or (target, r["dst"]) in created for r in rows]
+            fresh = [r for r, new in zip(rows, is_fresh, strict=True) if new]
+            rows = [r for r, new in zip(rows, is_fresh, strict=True) if not new]
+            if fresh:
+                create = self._edge_create(edge_type)
+                for chunk in chunks(fresh, self.batch_size):
+                    result.add(self._merge(edge_type.rel_type, chunk, {}, _edge_id, create))
+            if not rows:
+                continue
+            lookup = _template("existing_edge_hashes", **names)
             merge = self._edge_merge(edge_type)
-            for chunk in chunks(edge_rows(edge_items), self.batch_size):
+            for chunk in chunks(rows, self.batch_size):
                 stored = self._read(lookup, {"pairs": [{"src": r["src"], "dst": r["dst"]} for r in chunk]})
                 hashes = {(r["src"], r["dst"]): r["hash"] for r in stored}
                 result.add(self._merge(edge_type.rel_type, chunk, hashes, _edge_id, merge))
