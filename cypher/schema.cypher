@@ -14,8 +14,11 @@ CREATE INDEX decision_point IF NOT EXISTS FOR (n:Decision) ON (n.dag_id, n.task_
 CREATE INDEX decision_created IF NOT EXISTS FOR (n:Decision) ON (n.created_at);
 CREATE INDEX decision_pending IF NOT EXISTS FOR (n:Decision) ON (n.response_received);
 // Words: what was asked, what the AI proposed, what was chosen and why.
+// The english analyzer stems words ("refunds" matches "refund"); an index created before this
+// option keeps its analyzer until it is dropped (DROP INDEX decision_text) and `schema` runs again.
 CREATE FULLTEXT INDEX decision_text IF NOT EXISTS
-FOR (n:Decision) ON EACH [n.subject, n.body, n.reason, n.search_text];
+FOR (n:Decision) ON EACH [n.subject, n.body, n.reason, n.search_text]
+OPTIONS {indexConfig: {`fulltext.analyzer`: 'english'}};
 // Meaning: the decision text's embedding; $dimensions comes from the configured model.
 CREATE VECTOR INDEX decision_embedding IF NOT EXISTS
 FOR (n:Decision) ON n.embedding

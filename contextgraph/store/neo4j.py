@@ -186,14 +186,15 @@ class Neo4jStore(GraphStore):
         """The one place that calls the driver: database, routing, timeout and error mapping."""
         try:
             records, summary, _ = self._driver.execute_query(
-                neo4j.Query(cypher, timeout=timeout),  # type: ignore[arg-type]
+                neo4j.Query(cypher, timeout=timeout),
                 parameters_=dict(params),
                 database_=self.database,
                 routing_=RoutingControl.WRITE if write else RoutingControl.READ,
             )
         except Exception as exc:
             raise self._translate(exc) from None
-        return [{k: to_plain(v) for k, v in record.items()} for record in records], summary
+        rows = [{k: to_plain(v) for k, v in record.items()} for record in records]  # type: ignore[no-untyped-call]
+        return rows, summary
 
     def _translate(self, exc: Exception) -> Exception:
         if isinstance(exc, AuthError):
