@@ -304,23 +304,26 @@ EDGE_BY_TYPE: dict[str, type[Edge]] = {t.rel_type: t for t in EDGE_TYPES}
 
 def node_from_record(label: str, record: dict[str, Any], *, name: str | None = None) -> Node:
     """Validate a plain record into a node; a bad one raises InvalidRecordError naming the field."""
-    node_type = NODE_BY_LABEL.get(label)
-    if node_type is None:
-        raise InvalidRecordError(name or label, "label", f"unknown node label {label!r}")
-    try:
-        return node_type.model_validate(record)
-    except ValidationError as exc:
-        raise _invalid(name or f"{label} record", exc) from None
+    node: Node = _validate(NODE_BY_LABEL, "node label", label, record, name)
+    return node
 
 
 def edge_from_record(type_: str, record: dict[str, Any], *, name: str | None = None) -> Edge:
-    edge_type = EDGE_BY_TYPE.get(type_)
-    if edge_type is None:
-        raise InvalidRecordError(name or type_, "type", f"unknown relationship type {type_!r}")
+    """Validate a plain record into an edge (`src`, `dst` keys and properties)."""
+    edge: Edge = _validate(EDGE_BY_TYPE, "relationship type", type_, record, name)
+    return edge
+
+
+def _validate(
+    registry: dict[str, type[Any]], kind: str, which: str, record: dict[str, Any], name: str | None
+) -> Any:
+    model = registry.get(which)
+    if model is None:
+        raise InvalidRecordError(name or which, kind.split()[-1], f"unknown {kind} {which!r}")
     try:
-        return edge_type.model_validate(record)
+        return model.model_validate(record)
     except ValidationError as exc:
-        raise _invalid(name or f"{type_} record", exc) from None
+        raise _invalid(name or f"{which} record", exc) from None
 
 
 def _invalid(record: str, exc: ValidationError) -> InvalidRecordError:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import quote
@@ -210,35 +211,39 @@ def find_similar_decisions(
     vector = (
         embedder.embed([text])[0].tolist() if embedder is not None and weights["vector_weight"] > 0 else None
     )
-    model_name = embedder.name if embedder is not None else ""
-    if store.dialect == "neo4j":
-        ranked = _rank_neo4j(store, vector, words, model_name, filters, weights, point, fetch, k)
-    else:
-        ranked = _rank_embedded(store, vector, words, model_name, filters, weights, point, fetch, k)
-    return _precedents(store, ranked, airflow_url)
+    search = _Search(
+        vector, words, embedder.name if embedder is not None else "", filters, weights, point, fetch, k
+    )
+    rank = _rank_neo4j if store.dialect == "neo4j" else _rank_embedded
+    return _precedents(store, rank(store, search), airflow_url)
 
 
-def _rank_neo4j(
-    store: GraphStore,
-    vector: list[float] | None,
-    words: list[str],
-    model_name: str,
-    filters: dict[str, Any],
-    weights: dict[str, Any],
-    point: tuple[str, str] | None,
-    fetch: int,
-    k: int,
-) -> list[Row]:
+@dataclass(frozen=True)
+class _Search:
+    """One precedent search, as both engines' ranking needs it."""
+
+    vector: list[float] | None
+    words: list[str]
+    model_name: str
+    filters: dict[str, Any]
+    weights: dict[str, Any]
+    point: tuple[str, str] | None
+    fetch: int
+    k: int
+
+
+def _rank_neo4j(store: GraphStore, search: _Search) -> list[Row]:
+    vector, weights, point = search.vector, search.weights, search.point
     if vector is None:  # the vector index needs a query vector; its weight is 0 anyway
         vector = [1.0] + [0.0] * (_index_dimensions(store) - 1)
     params = {
-        **filters,
+        **search.filters,
         **weights,
         "vector": vector,
-        "model": model_name,
-        "words": lucene_query(words) if weights["text_weight"] > 0 else _NO_WORDS,
-        "fetch": fetch,
-        "k": k,
+        "model": search.model_name,
+        "words": lucene_query(search.words) if weights["text_weight"] > 0 else _NO_WORDS,
+        "fetch": search.fetch,
+        "k": search.k,
         "point_dag": point[0] if point else None,
         "point_task": point[1] if point else None,
     }
@@ -251,17 +256,9 @@ def _index_dimensions(store: GraphStore) -> int:
     return int(config.get("vector.dimensions") or 1)
 
 
-def _rank_embedded(
-    store: GraphStore,
-    vector: list[float] | None,
-    words: list[str],
-    model_name: str,
-    filters: dict[str, Any],
-    weights: dict[str, Any],
-    point: tuple[str, str] | None,
-    fetch: int,
-    k: int,
-) -> list[Row]:
+def _rank_embedded(store: GraphStore, search: _Search) -> list[Row]:
+    vector, words, weights, fetch = search.vector, search.words, search.weights, search.fetch
+    filters = search.filters
     since = _naive(filters["since"])
     filters = {  # Ladybug types a null parameter as BOOL: "no filter" is an empty value instead
         "dag_id": filters["dag_id"] or "",
@@ -274,7 +271,9 @@ def _rank_embedded(
     vector_hits: list[Row] = []
     if vector is not None and weights["vector_weight"] > 0:
         query = load("similar_vector", "embedded").replace("{dimensions}", str(len(vector)))
-        vector_hits = store.query(query, {**filters, "vector": vector, "model": model_name, "fetch": fetch})
+        vector_hits = store.query(
+            query, {**filters, "vector": vector, "model": search.model_name, "fetch": fetch}
+        )
     text_hits: list[Row] = []
     if words and weights["text_weight"] > 0:
         patterns = {f"p{i}": pattern for i, pattern in enumerate(word_patterns(words[:MAX_TERMS]))}
@@ -300,7 +299,7 @@ def _rank_embedded(
                 "fetch": fetch,
             }
             text_hits = store.query(load("similar_text", "embedded").replace("{term_scores}", scores), params)
-    return fuse(vector_hits, text_hits, weights, point, k)
+    return fuse(vector_hits, text_hits, weights, search.point, search.k)
 
 
 def _idf(n: float, df: float) -> float:
