@@ -7,18 +7,12 @@ and replaces chosen answers; everything it does not touch is the real server's a
 
 from __future__ import annotations
 
-import contextlib
-import http.client
-import json
 import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -34,6 +28,7 @@ from contextgraph.errors import (
 from contextgraph.source import HITL_WAITING_STATES, AirflowSource, hitl_is_waiting
 
 from .airflow_server import AirflowClient
+from .fault_proxy import FaultProxy
 
 DAG_ID = "ai_support_ticket_system"
 HITL_TASK = "review_response"
@@ -285,132 +280,6 @@ def test_a_valid_token_is_used_as_bearer(airflow: AirflowClient) -> None:
 
 
 # -- faults, over real HTTP, in front of the real server ----------------------------------------
-
-
-@dataclass
-class Fault:
-    kind: str  # status | truncate | garbage | slow | echo_auth
-    when: Callable[[str, str], bool]
-    times: int = 1
-    status: int = 500
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-
-
-class FaultProxy:
-    """A loopback HTTP proxy to the real Airflow that replaces chosen answers with faults."""
-
-    def __init__(self, upstream: str) -> None:
-        parts = urlsplit(upstream)
-        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
-        self.faults: list[Fault] = []
-        self.seen: list[tuple[str, str, int]] = []  # (method, path without query, status sent)
-        self.authorizations: list[str] = []
-        self._lock = threading.Lock()
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _handle(self) -> None:
-                proxy._serve(self)
-
-            do_GET = do_POST = do_PATCH = _handle
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def add(self, kind: str, *, path: str = "/api/v2/", method: str = "GET", **kw: Any) -> None:
-        def when(m: str, p: str) -> bool:
-            return m == method and p.startswith(path)
-
-        with self._lock:
-            self.faults.append(Fault(kind, when, **kw))
-
-    def count(self, method: str, path: str) -> int:
-        return sum(1 for m, p, _ in self.seen if m == method and p.startswith(path))
-
-    def _take(self, method: str, path: str) -> Fault | None:
-        with self._lock:
-            for fault in self.faults:
-                if fault.times and fault.when(method, path):
-                    fault.times -= 1
-                    return fault
-        return None
-
-    def _serve(self, h: BaseHTTPRequestHandler) -> None:
-        path = h.path.split("?", 1)[0]
-        length = int(h.headers.get("Content-Length") or 0)
-        body = h.rfile.read(length) if length else None
-        if h.headers.get("Authorization"):
-            self.authorizations.append(h.headers["Authorization"])
-        fault = self._take(h.command, path)
-        if fault is not None and fault.kind == "slow":
-            time.sleep(fault.delay)
-        if fault is not None and fault.kind == "status":
-            self._send(h, path, fault.status, b'{"detail": "injected"}', fault.headers)
-            return
-        if fault is not None and fault.kind == "echo_auth":
-            detail = {"detail": f"refusing {h.headers.get('Authorization')}"}
-            self._send(h, path, 400, json.dumps(detail).encode(), {})
-            return
-        status, headers, payload = self._forward(h, body)
-        if fault is not None and fault.kind == "garbage":
-            self._send(h, path, status, payload[: len(payload) // 2], headers)
-            return
-        if fault is not None and fault.kind == "truncate":
-            # Announce the whole body, send half, hang up.
-            h.send_response(status)
-            h.send_header("Content-Type", "application/json")
-            h.send_header("Content-Length", str(len(payload)))
-            h.end_headers()
-            h.wfile.write(payload[: len(payload) // 2])
-            h.wfile.flush()
-            h.close_connection = True
-            with contextlib.suppress(OSError):
-                h.connection.shutdown(socket.SHUT_RDWR)
-            self.seen.append((h.command, path, status))
-            return
-        self._send(h, path, status, payload, headers)
-
-    def _forward(self, h: BaseHTTPRequestHandler, body: bytes | None) -> tuple[int, dict[str, str], bytes]:
-        conn = http.client.HTTPConnection(*self.upstream, timeout=60)
-        try:
-            headers = {k: v for k, v in h.headers.items() if k.lower() not in ("host", "connection")}
-            conn.request(h.command, h.path, body=body, headers=headers)
-            resp = conn.getresponse()
-            payload = resp.read()
-            keep = {
-                k: v
-                for k, v in resp.getheaders()
-                if k.lower() in ("content-type", "date", "retry-after", "www-authenticate")
-            }
-            return resp.status, keep, payload
-        finally:
-            conn.close()
-
-    def _send(
-        self, h: BaseHTTPRequestHandler, path: str, status: int, payload: bytes, headers: dict[str, str]
-    ) -> None:
-        h.send_response(status)
-        for k, v in headers.items():
-            h.send_header(k, v)
-        if not any(k.lower() == "content-type" for k in headers):
-            h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(payload)))
-        h.end_headers()
-        h.wfile.write(payload)
-        self.seen.append((h.command, path, status))
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 @pytest.fixture
