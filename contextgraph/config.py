@@ -53,7 +53,8 @@ class Settings(BaseSettings):
 
     store_path: Path = Field(default_factory=default_store_path)
     batch_size: int = Field(default=1000, ge=1)
-    embedding_model: str = "minishlab/potion-base-8M"
+    embedding_model: str = "auto"
+    """A model2vec folder or hub name; `auto`: minishlab/potion-base-8M, offline a built-in fallback."""
     proposal_tasks: dict[str, list[str]] = {}
     """JSON: `{"dag_id.task_id": ["upstream_task", ...]}` — whose XCom is the AI proposal a decision
     point reviews (default: its direct upstream tasks)."""

@@ -2,7 +2,10 @@
 
 The default is a model2vec static model (numpy only, no torch), loaded from a local folder or by
 Hugging Face hub name from `CONTEXTGRAPH_EMBEDDING_MODEL`. With `CONTEXTGRAPH_EMBEDDING_API_URL`
-set, any OpenAI-compatible `/v1/embeddings` endpoint is used instead.
+set, any OpenAI-compatible `/v1/embeddings` endpoint is used instead. The default setting, `auto`,
+loads `minishlab/potion-base-8M` from the hub and, where the hub cannot be reached (offline, air-
+gapped), falls back to the built-in `HashingEmbedder` with a notice; a model named explicitly that
+cannot be loaded is an `EmbeddingError` saying how to fix it.
 
 `embed_pending(store, embedder)` embeds, in batches, every decision whose stored embedding was made
 by another model or from a different text (the store keeps a hash of the embedded text).
@@ -11,7 +14,9 @@ by another model or from a different text (the store keeps a hash of the embedde
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -159,6 +164,32 @@ class OpenAICompatibleEmbedder:
         return vectors
 
 
+class HashingEmbedder:
+    """The offline fallback: words and word pairs hashed into a fixed-size vector (no model, no download).
+
+    It finds decisions that share words, weighting rare ones by log counts; it knows nothing of
+    meaning, so "refund" and "money back" do not meet. Set CONTEXTGRAPH_EMBEDDING_MODEL for that.
+    """
+
+    name = "hashing:words-v1"
+    dimensions = 256
+    _WORD = re.compile(r"[^\W_]+")
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        vectors = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        for row, text in enumerate(texts):
+            words = [w[:6] for w in self._WORD.findall(text.lower())]  # a crude stem: the first 6 letters
+            for feature in [*words, *(f"{a} {b}" for a, b in itertools.pairwise(words))]:
+                digest = hashlib.blake2b(feature.encode(), digest_size=4).digest()
+                index = int.from_bytes(digest[:3], "little") % self.dimensions
+                vectors[row, index] += 1.0 if digest[3] & 1 else -1.0
+        return normalise(np.sign(vectors) * np.log1p(np.abs(vectors)))
+
+
+AUTO = "auto"
+HUB_DEFAULT = "minishlab/potion-base-8M"
+
+
 def embedder_from_settings(settings: Settings) -> Embedder:
     """The embedder the settings describe (the API one when an API URL is set)."""
     api_url = getattr(settings, "embedding_api_url", None)
@@ -166,7 +197,17 @@ def embedder_from_settings(settings: Settings) -> Embedder:
         return OpenAICompatibleEmbedder(
             api_url, settings.embedding_model, api_key=getattr(settings, "embedding_api_key", None)
         )
-    return Model2VecEmbedder(settings.embedding_model)
+    if settings.embedding_model != AUTO:
+        return Model2VecEmbedder(settings.embedding_model)
+    try:
+        return Model2VecEmbedder(HUB_DEFAULT)
+    except EmbeddingError:
+        log.warning(
+            "the embedding model %s cannot be downloaded here; using the built-in word-hashing embedder "
+            "(set CONTEXTGRAPH_EMBEDDING_MODEL to a model2vec folder for embeddings that know meaning)",
+            HUB_DEFAULT,
+        )
+        return HashingEmbedder()
 
 
 # --- keeping the store's embeddings current -----------------------------------------------------
