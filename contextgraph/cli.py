@@ -11,7 +11,6 @@ import json
 import logging
 import sys
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -136,41 +135,36 @@ def stats(state: State, as_json: bool) -> None:
 @cli.command()
 @click.option("--full", is_flag=True, help="Re-read everything, not only what changed since the last sync.")
 @click.option("--airflow-url", help="Airflow API server [env AIRFLOW_URL].")
+@click.option("--no-embed", is_flag=True, help="Do not embed the decisions the sync brought.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_obj
 @handle_errors
-def ingest(state: State, full: bool, airflow_url: str | None, as_json: bool) -> None:
-    """Sync DAGs, runs, task instances and HITL decisions from Airflow into the graph."""
-    from contextgraph.source import AirflowSource
-    from contextgraph.sync import Sync, SyncOptions
+def ingest(state: State, full: bool, airflow_url: str | None, no_embed: bool, as_json: bool) -> None:
+    """Sync DAGs, runs, task instances and HITL decisions from Airflow into the graph, and embed them."""
+    from contextgraph.ingest import run_ingest
 
     settings = state.settings()
     if airflow_url:
         settings = settings.model_copy(
             update={"airflow": settings.airflow.model_copy(update={"url": airflow_url})}
         )
-    options = SyncOptions(
-        proposal_tasks=settings.proposal_tasks, overlap=timedelta(seconds=settings.sync_overlap_seconds)
-    )
-    with state.store() as store, AirflowSource(settings.airflow) as source:
-        store.ensure_schema()
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-            disable=as_json or not console.is_terminal,
-        ) as bar:
-            stages: dict[str, TaskID] = {}
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=as_json or not console.is_terminal,
+    ) as bar:
+        stages: dict[str, TaskID] = {}
 
-            def progress(stage: str, n: int) -> None:
-                if stage not in stages:
-                    stages[stage] = bar.add_task(stage, total=None)
-                bar.advance(stages[stage], n)
+        def progress(stage: str, n: int) -> None:
+            if stage not in stages:
+                stages[stage] = bar.add_task(stage, total=None)
+            bar.advance(stages[stage], n)
 
-            report = Sync(source, store, options, progress).run(full=full)
+        report = run_ingest(settings, full=full, embed=not no_embed, progress=progress)
     emit(report.as_dict(), as_json, lambda: _report_table(report))
 
 

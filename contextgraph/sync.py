@@ -90,6 +90,8 @@ class SyncReport:
     api_calls: int = 0
     seconds: float = 0.0
     full: bool = False
+    embedded: int = 0
+    """Decisions embedded after the sync (by `contextgraph.ingest.run_ingest`)."""
 
     def add(self, result: WriteResult) -> None:
         self.created.update(result.created)
@@ -110,6 +112,7 @@ class SyncReport:
             "created": _nonzero(self.created),
             "updated": _nonzero(self.updated),
             "unchanged": sum(self.unchanged.values()),
+            "embedded": self.embedded,
             "missing_endpoints": _nonzero(self.missing_endpoints),
             "rejected": [r.__dict__ for r in self.rejected],
         }
@@ -230,6 +233,9 @@ class _Run:
         proposals = stored.get(m.make_key(*identity))
         if proposals is None:
             proposals = self._fetch_proposals(dag_id, run_id, task_id, shape)
+        # One order whether fetched or read back from the graph (which returns them in any order),
+        # or a decision with two proposals would look changed, and be rewritten, on every re-read.
+        proposals = sorted(proposals, key=lambda p: (p.task_id, p.map_index, p.xcom_key))
         return mapping.map_decision(record, upstream=shape.upstream(task_id), proposals=proposals)
 
     # --- DAG structure --------------------------------------------------------------------------

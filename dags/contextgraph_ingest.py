@@ -44,15 +44,10 @@ def contextgraph_ingest() -> None:
     @task(retries=3)
     def ingest(params: dict[str, Any] | None = None) -> dict[str, Any]:
         from contextgraph.airflow_connections import settings_from_connections
-        from contextgraph.source import AirflowSource
-        from contextgraph.store import open_store
-        from contextgraph.sync import Sync, SyncOptions
+        from contextgraph.ingest import run_ingest
 
         settings = settings_from_connections(BaseHook.get_connection)
-        options = SyncOptions(proposal_tasks=settings.proposal_tasks)
-        with open_store(settings) as store, AirflowSource(settings.airflow) as source:
-            store.ensure_schema()
-            report = Sync(source, store, options).run(full=bool((params or {}).get("full")))
+        report = run_ingest(settings, full=bool((params or {}).get("full")))
         summary = report.as_dict()
         for rejected in report.rejected:
             print(f"rejected {rejected.record}: {rejected.field}: {rejected.reason}")

@@ -1,0 +1,34 @@
+"""One ingest as users run it (the CLI and the ingestion DAG): sync from Airflow, then embed.
+
+The embedder is resolved before anything is read, so a model that cannot be loaded stops the
+ingest before it starts; decisions new or changed by the sync are embedded after it, in batches.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from contextgraph.config import Settings
+from contextgraph.embeddings import embed_pending, embedder_from_settings
+from contextgraph.source import AirflowSource
+from contextgraph.store import Neo4jStore, open_store
+from contextgraph.sync import Progress, Sync, SyncOptions, SyncReport
+
+
+def run_ingest(
+    settings: Settings, *, full: bool = False, embed: bool = True, progress: Progress | None = None
+) -> SyncReport:
+    """Sync the configured Airflow into the configured store and embed what changed."""
+    embedder = embedder_from_settings(settings) if embed else None
+    options = SyncOptions(
+        proposal_tasks=settings.proposal_tasks, overlap=timedelta(seconds=settings.sync_overlap_seconds)
+    )
+    with open_store(settings) as store, AirflowSource(settings.airflow) as source:
+        if isinstance(store, Neo4jStore):
+            store.verify()
+        store.ensure_schema()
+        report = Sync(source, store, options, progress).run(full=full)
+        if embedder is not None:
+            step = (lambda n: progress("embeddings", n)) if progress else None
+            report.embedded = embed_pending(store, embedder, progress=step).embedded
+    return report
