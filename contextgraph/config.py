@@ -41,7 +41,10 @@ class AirflowSettings(BaseSettings):
     username: str | None = None
     password: SecretStr | None = None
     token: SecretStr | None = None
-    page_size: int = Field(default=100, ge=1, le=1000)
+    page_size: int = Field(default=1000, ge=1, le=1000)
+    """Records asked for per list request. Airflow caps it at its `[api] maximum_page_limit` (100
+    unless raised; the source then reads pages of 100 to the end); with the limit at 1000, reading
+    HITL details is ~2.4x faster than with 100 (measured by bench/run.py)."""
     timeout_seconds: float = Field(default=30.0, gt=0)
     max_retries: int = Field(default=5, ge=0)
 
