@@ -7,6 +7,7 @@ reasons, one left to time out to its default, then an idle sync, then a new deci
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -21,6 +22,7 @@ from contextgraph.source import AirflowSource
 from contextgraph.store import GraphStore
 from contextgraph.sync import Sync, SyncReport
 from tests.airflow_server import AirflowClient
+from tests.conftest import SHARED_MODEL
 
 pytestmark = pytest.mark.airflow
 
@@ -174,6 +176,11 @@ def test_ingest_is_incremental_on_neo4j_and_embedded(
 
 
 def test_ingest_command_prints_its_summary(airflow: AirflowClient, example_dag: str, tmp_path: Path) -> None:
+    answered = airflow.request(
+        "GET", "/api/v2/dags/~/dagRuns/~/hitlDetails", params={"limit": 1, "response_received": True}
+    ).json()
+    if not answered["total_entries"]:  # run alone: make one decision to ingest
+        answer(airflow, trigger(airflow, ["manual"]), ["manual"])
     user, password = airflow.credentials
     env = {
         "PATH": "/usr/bin:/bin",
@@ -181,6 +188,7 @@ def test_ingest_command_prints_its_summary(airflow: AirflowClient, example_dag: 
         "AIRFLOW_USERNAME": user,
         "AIRFLOW_PASSWORD": password,
         "HOME": str(tmp_path),
+        "CONTEXTGRAPH_EMBEDDING_MODEL": os.environ.get("CONTEXTGRAPH_EMBEDDING_MODEL") or str(SHARED_MODEL),
     }
     args = [
         sys.executable,
@@ -197,11 +205,20 @@ def test_ingest_command_prints_its_summary(airflow: AirflowClient, example_dag: 
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["created"]["Dag"] >= 1 and summary["rejected"] == []
-    assert summary["fetched"]["HITL details"] == summary["created"].get("Decision", 0)
+    assert summary["fetched"]["HITL details"] == summary["created"]["Decision"] >= 1
     assert password not in result.stdout + result.stderr
+
+    assert summary["embedded"] == summary["created"]["Decision"]
 
     table = subprocess.run(args[:-1], capture_output=True, text=True, env=env, timeout=300)
     assert table.returncode == 0 and "ingest: 0 written" in table.stdout
+
+    # Precedent search answers on the graph that ingest filled from the real Airflow.
+    similar = [*args[:5], "similar", "customer wants dark mode, a feature request", "--json"]
+    found = subprocess.run(similar, capture_output=True, text=True, env=env, timeout=300)
+    assert found.returncode == 0, found.stderr
+    precedents = json.loads(found.stdout)
+    assert precedents and all(p["reason"] and p["chosen_options"] for p in precedents)
 
 
 def test_wrong_airflow_password_is_one_clear_line(airflow: AirflowClient, tmp_path: Path) -> None:
