@@ -486,5 +486,23 @@ def cypher(
     emit(rows, as_json, table)
 
 
+@cli.command()
+@click.option(
+    "--timeout", default=10.0, show_default=True, type=float, help="Seconds a read_cypher query may run."
+)
+@click.option(
+    "--row-limit", default=1000, show_default=True, type=click.IntRange(1), help="Rows read_cypher returns."
+)
+@click.pass_obj
+@handle_errors
+def mcp(state: State, timeout: float, row_limit: int) -> None:
+    """Serve the precedent tools to MCP clients over stdio (needs contextgraph[agents])."""
+    try:
+        from contextgraph.mcp_server import serve
+    except ImportError as exc:
+        raise click.ClickException(f"{exc}: pip install 'contextgraph[agents]'") from None
+    serve(state.settings(), timeout=timeout, row_limit=row_limit)
+
+
 def main() -> None:
     cli()

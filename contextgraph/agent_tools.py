@@ -1,0 +1,375 @@
+"""Precedent tools for AI agents (pydantic-ai): ask the graph how humans decided cases like this.
+
+    deps = ContextGraphDeps(store, embedder, airflow_url=...)
+    agent = Agent(model, deps_type=ContextGraphDeps, toolsets=[precedent_toolset()])
+    agent.run_sync("Draft a reply to: ...", deps=deps)
+
+    find_similar_decisions   earlier human decisions like a case, best first, with choice and reason
+    get_decision_trace       one decision in context: upstream tasks, AI proposal, choice, reason
+    read_cypher              a read-only Cypher query (refused if it could write; timeout, row cap)
+    record_precedents        INFORMED_BY edges: these precedents informed that decision (writes)
+
+`precedent_toolset(read_only=True)` leaves `record_precedents` out. Every precedent an agent was
+shown is kept in `deps.shown`, so the caller can record them (e.g. in its XCom for the ingest, which
+turns them into INFORMED_BY edges). Tool failures the model can act on (a refused query, an unknown
+key, a store that is down) come back to it as a retry message, never as a crash. The same functions
+serve the MCP server (`contextgraph.mcp_server`) and the example DAG's deterministic drafter.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field
+
+from contextgraph.config import Settings
+from contextgraph.embeddings import Embedder, embedder_from_settings
+from contextgraph.errors import ContextGraphError, QueryRefusedError, StoreUnavailableError
+from contextgraph.retrieval import (
+    DecisionTrace,
+    Precedent,
+    find_similar_decisions,
+    get_decision_trace,
+    jsonable,
+    record_precedents,
+)
+from contextgraph.store import EmbeddedStore, GraphStore, Neo4jStore
+
+if TYPE_CHECKING:
+    from pydantic_ai import RunContext
+else:
+    try:
+        from pydantic_ai import RunContext
+    except ImportError:  # no `agents` extra: the plain functions (consult_precedents, …) still work
+        RunContext = None
+
+log = logging.getLogger(__name__)
+
+CYPHER_TIMEOUT = 10.0
+"""Seconds an agent's Cypher query may run before it is stopped."""
+CYPHER_ROW_LIMIT = 1000
+"""Rows an agent's Cypher query may return; the rest are cut (and `truncated` says so)."""
+CYPHER_MAX_CHARS = 60_000
+"""Characters of JSON an agent's Cypher result may take; rows past it are cut (a model's context)."""
+MAX_K = 20
+
+
+class CypherResult(BaseModel):
+    """Rows of a read-only query, and whether the row or size limit cut them."""
+
+    rows: list[dict[str, Any]]
+    row_count: int
+    truncated: bool = False
+    note: str | None = None
+
+
+def run_read_cypher(
+    store: GraphStore,
+    query: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    timeout: float = CYPHER_TIMEOUT,
+    row_limit: int = CYPHER_ROW_LIMIT,
+    max_chars: int = CYPHER_MAX_CHARS,
+) -> CypherResult:
+    """`retrieval.read_cypher` with the cut made visible: QueryRefusedError for writes and timeouts."""
+    rows, cut = store.read_only_query(query, dict(params or {}), timeout=timeout, row_limit=row_limit)
+    out = [{str(k): jsonable(v) for k, v in row.items()} for row in rows]
+    note = f"only the first {row_limit} rows: add a LIMIT or aggregate" if cut else None
+    size = sum(len(json.dumps(r, ensure_ascii=False, default=str)) + 2 for r in out)
+    if size > max_chars:
+        kept, used = [], 0
+        for row in out:
+            used += len(json.dumps(row, ensure_ascii=False, default=str)) + 2
+            if used > max_chars:
+                break
+            kept.append(row)
+        note = f"only the first {len(kept)} rows fit in {max_chars} characters: return fewer columns or rows"
+        out, cut = kept, True
+    return CypherResult(rows=out, row_count=len(out), truncated=cut, note=note)
+
+
+def precedents_from_keys(keys: Sequence[str], known: Sequence[Precedent] = ()) -> list[Precedent]:
+    """Precedents for `record_precedents` from their keys (scores taken from `known` where shown)."""
+    by_key = {p.key: p for p in known}
+    return [by_key.get(key) or Precedent(key=key, dag_id="", run_id="", task_id="") for key in keys]
+
+
+def record_shown(store: GraphStore, decision_key: str, precedents: Sequence[Precedent]) -> int:
+    """`record_precedents`, idempotent across calls: an edge already recorded keeps its time."""
+    rows = store.query(
+        "MATCH (:Decision {key: $key})-[r:INFORMED_BY]->(:Decision) RETURN max(r.recorded_at) AS at",
+        {"key": decision_key},
+    )
+    return record_precedents(store, decision_key, precedents, recorded_at=rows[0]["at"] if rows else None)
+
+
+def precedent_notes(precedents: Sequence[Precedent], *, limit: int = 3) -> str:
+    """Markdown for a reviewer: how earlier cases like this were decided, and why."""
+    if not precedents:
+        return ""
+    lines = ["**How similar cases were decided before:**", ""]
+    for rank, p in enumerate(precedents[:limit], start=1):
+        chosen = " / ".join(p.chosen_options) or "(nothing chosen)"
+        why = f" because “{p.reason}”" if p.reason else ""
+        who = f" ({p.reviewer})" if p.reviewer else ""
+        lines.append(f"{rank}. {p.subject or p.key}: **{chosen}**{why}{who}")
+    return "\n".join(lines)
+
+
+def compact(precedent: Precedent) -> dict[str, Any]:
+    """A precedent as a small JSON value (for an XCom or a log line)."""
+    return {
+        "key": precedent.key,
+        "score": round(precedent.score, 6),
+        "subject": precedent.subject,
+        "chosen_options": precedent.chosen_options,
+        "reason": precedent.reason,
+    }
+
+
+# --- what the tools run against ------------------------------------------------------------------
+
+
+@dataclass
+class ContextGraphDeps:
+    """What the precedent tools need: the store, the embedder (None: words only), the Airflow UI
+    address for links, the decision point at hand (preferred, not a filter), and keys to leave out.
+    `shown` collects every precedent the tools returned, best first, without repeats."""
+
+    store: GraphStore
+    embedder: Embedder | None = None
+    airflow_url: str | None = None
+    point: tuple[str, str] | None = None
+    exclude: list[str] = field(default_factory=list)
+    cypher_timeout: float = CYPHER_TIMEOUT
+    cypher_row_limit: int = CYPHER_ROW_LIMIT
+    shown: list[Precedent] = field(default_factory=list)
+
+    def remember(self, found: Sequence[Precedent]) -> None:
+        seen = {p.key for p in self.shown}
+        self.shown.extend(p for p in found if p.key not in seen)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def open_deps(
+    settings: Settings,
+    *,
+    point: tuple[str, str] | None = None,
+    use_embedder: bool = True,
+) -> ContextGraphDeps:
+    """Deps for reading precedents from the store the settings name; never creates a store.
+
+    Neo4j is checked at once (StoreUnavailableError / StoreAuthError); the embedded file is opened
+    read-only (so an ingest may write it at other times) and must exist. An embedding model that
+    cannot be loaded leaves the search to words, with a warning.
+    """
+    store: GraphStore
+    if settings.neo4j.uri:
+        neo4j = Neo4jStore.connect(settings.neo4j, batch_size=settings.batch_size)
+        try:
+            neo4j.verify()
+        except ContextGraphError:
+            neo4j.close()
+            raise
+        store = neo4j
+    else:
+        path = Path(settings.store_path).expanduser()
+        if not path.exists():
+            raise StoreUnavailableError(
+                f"no graph at {path} yet: ingest decisions first (`contextgraph ingest`) or set NEO4J_URI"
+            )
+        store = EmbeddedStore(path, batch_size=settings.batch_size, read_only=True)
+    embedder: Embedder | None = None
+    if use_embedder:
+        try:
+            embedder = embedder_from_settings(settings)
+        except ContextGraphError as exc:
+            log.warning("precedent search by words only: %s", exc)
+    return ContextGraphDeps(store=store, embedder=embedder, airflow_url=settings.airflow.url, point=point)
+
+
+def consult_precedents(deps: ContextGraphDeps, text: str, *, k: int = 3) -> list[Precedent]:
+    """The deterministic agent: the `k` best precedents for `text` (kept in `deps.shown`)."""
+    found = find_similar_decisions(
+        deps.store,
+        deps.embedder,
+        text,
+        k=k,
+        point=deps.point,
+        exclude=deps.exclude,
+        airflow_url=deps.airflow_url,
+    )
+    deps.remember(found)
+    return found
+
+
+# --- the pydantic-ai tools ------------------------------------------------------------------------
+
+
+def _tool_find_similar_decisions(
+    ctx: RunContext[ContextGraphDeps],
+    text: str,
+    dag_id: str | None = None,
+    task_id: str | None = None,
+    chosen: str | None = None,
+    since: datetime | None = None,
+    k: int = 5,
+) -> list[Precedent]:
+    """Find earlier human decisions most like a case, best first, each with the option the human
+    chose and the reason they gave. Call this before proposing what to do, and follow the reasons.
+
+    Args:
+        text: The case at hand in plain words, e.g. the ticket's subject and body.
+        dag_id: Only decisions of this Airflow DAG.
+        task_id: Only decisions taken at this task (decision point).
+        chosen: Only decisions where this option was chosen, e.g. "Escalate to CRE".
+        since: Only decisions answered at or after this time (ISO 8601).
+        k: How many precedents (1 to 20).
+    """
+    deps: ContextGraphDeps = ctx.deps
+    try:
+        found = find_similar_decisions(
+            deps.store,
+            deps.embedder,
+            text,
+            dag_id=dag_id,
+            task_id=task_id,
+            chosen=chosen,
+            since=since,
+            k=max(1, min(k, MAX_K)),
+            point=deps.point,
+            exclude=deps.exclude,
+            airflow_url=deps.airflow_url,
+        )
+    except ContextGraphError as exc:
+        raise _retry(exc) from None
+    deps.remember(found)
+    return found
+
+
+def _tool_get_decision_trace(ctx: RunContext[ContextGraphDeps], key: str) -> DecisionTrace:
+    """One earlier decision in full context: what fed it (upstream tasks), the AI proposal it
+    judged and the verdict, the options offered, the choice, the reason, who decided, what
+    followed, and which precedents informed it.
+
+    Args:
+        key: The decision's key, as returned by find_similar_decisions.
+    """
+    deps: ContextGraphDeps = ctx.deps
+    try:
+        return get_decision_trace(deps.store, key, airflow_url=deps.airflow_url)
+    except LookupError as exc:
+        raise _retry(f"{exc.args[0]}: use a key returned by find_similar_decisions") from None
+    except ContextGraphError as exc:
+        raise _retry(exc) from None
+
+
+def _tool_read_cypher(
+    ctx: RunContext[ContextGraphDeps], query: str, params: dict[str, Any] | None = None
+) -> CypherResult:
+    """Run a read-only Cypher query on the decision graph and get its rows. Anything that could
+    write is refused; the query is stopped after a timeout and the rows are capped.
+
+    Graph: (:Dag)-[:HAS_TASK]->(:Task)-[:FEEDS]->(:Task), (:Dag)-[:HAS_RUN]->(:DagRun)
+    -[:HAS_INSTANCE]->(:TaskInstance)-[:ASKED]->(:Decision)-[:OFFERED|CHOSE]->(:Option {name}),
+    (:Decision)-[:DECIDED_BY]->(:Actor), (:Decision)-[:REVIEWED {verdict}]->(:Proposal {text}),
+    (:Decision)-[:INFORMED_BY]->(:Decision). Decision has key, dag_id, run_id, task_id, subject,
+    body, chosen_options, reason, responded_at, timed_out.
+
+    Args:
+        query: One Cypher read statement; pass values as $parameters.
+        params: Values of the query's $parameters.
+    """
+    deps: ContextGraphDeps = ctx.deps
+    try:
+        return run_read_cypher(
+            deps.store,
+            query,
+            params,
+            timeout=deps.cypher_timeout,
+            row_limit=deps.cypher_row_limit,
+        )
+    except ContextGraphError as exc:
+        raise _retry(exc) from None
+
+
+def _tool_record_precedents(
+    ctx: RunContext[ContextGraphDeps], decision_key: str, precedent_keys: list[str]
+) -> int:
+    """Record which earlier decisions (best first) were shown as precedent for a decision, as
+    INFORMED_BY edges in the graph. Idempotent. Returns how many edges were written.
+
+    Args:
+        decision_key: The key of the decision being made.
+        precedent_keys: Keys of the precedents that informed it, in the order they were ranked.
+    """
+    deps: ContextGraphDeps = ctx.deps
+    try:
+        return record_shown(deps.store, decision_key, precedents_from_keys(precedent_keys, deps.shown))
+    except ContextGraphError as exc:
+        raise _retry(exc) from None
+
+
+def _retry(problem: object) -> Exception:
+    from pydantic_ai import ModelRetry
+
+    if isinstance(problem, QueryRefusedError):
+        return ModelRetry(f"{problem} — change the query and try again")
+    return ModelRetry(str(problem))
+
+
+def precedent_toolset(*, read_only: bool = False, max_retries: int = 2) -> Any:
+    """The precedent tools as a pydantic-ai `FunctionToolset[ContextGraphDeps]`.
+
+    `read_only=True` leaves out `record_precedents` (the only tool that writes).
+    """
+    from pydantic_ai import FunctionToolset, Tool
+
+    tools: list[Tool[ContextGraphDeps]] = [
+        Tool(_tool_find_similar_decisions, name="find_similar_decisions", takes_ctx=True),
+        Tool(_tool_get_decision_trace, name="get_decision_trace", takes_ctx=True),
+        Tool(_tool_read_cypher, name="read_cypher", takes_ctx=True),
+    ]
+    if not read_only:
+        tools.append(Tool(_tool_record_precedents, name="record_precedents", takes_ctx=True))
+    return FunctionToolset(tools, max_retries=max_retries)
+
+
+PRECEDENT_INSTRUCTIONS = (
+    "Before you propose an answer, call find_similar_decisions with the case in plain words to see "
+    "how human reviewers decided similar cases before and why. Follow their reasons: if reviewers "
+    "overrode AI answers like yours, say what they required instead. Cite the precedents you used."
+)
+
+
+def precedent_agent(model: Any, instructions: str = "", *, read_only: bool = True) -> Any:
+    """A pydantic-ai `Agent[ContextGraphDeps, str]` with the precedent tools and instructions."""
+    from pydantic_ai import Agent
+
+    return Agent(
+        model,
+        deps_type=ContextGraphDeps,
+        output_type=str,
+        instructions="\n\n".join(p for p in (instructions, PRECEDENT_INSTRUCTIONS) if p),
+        toolsets=[precedent_toolset(read_only=read_only)],
+    )
+
+
+class PrecedentRecord(BaseModel):
+    """What an agent run leaves for the ingest: the precedents it was shown, best first."""
+
+    precedents: list[dict[str, Any]] = Field(default_factory=list)
+    notes: str = ""
+
+    @classmethod
+    def of(cls, precedents: Sequence[Precedent]) -> PrecedentRecord:
+        return cls(precedents=[compact(p) for p in precedents], notes=precedent_notes(precedents))

@@ -1,0 +1,272 @@
+"""An MCP server (stdio) with the precedent tools, for Claude Desktop and any other MCP client.
+
+    contextgraph mcp [--timeout 10] [--row-limit 1000]
+
+Tools: `find_similar_decisions`, `get_decision_trace`, `read_cypher`, `graph_stats` (read-only:
+`readOnlyHint`) and `record_precedents` (writes INFORMED_BY edges: not read-only, not destructive,
+idempotent). The store comes from the settings (NEO4J_* or CONTEXTGRAPH_STORE_PATH), like every
+other command. Neo4j is used through one driver; the embedded file is opened per call — read-only
+for the read tools — and closed again, so an ingest can write it between calls (Ladybug lets one
+process at a time open a file for writing). `read_cypher` refuses anything that could write
+(Neo4j: EXPLAIN's query type; embedded: the plan's operators, on a read-only database), stops
+queries at the timeout and caps rows and characters; refusals come back as tool errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import ToolAnnotations
+from pydantic import BaseModel
+
+from contextgraph.agent_tools import (
+    CYPHER_MAX_CHARS,
+    CYPHER_ROW_LIMIT,
+    CYPHER_TIMEOUT,
+    MAX_K,
+    CypherResult,
+    precedents_from_keys,
+    record_shown,
+    run_read_cypher,
+)
+from contextgraph.config import Settings
+from contextgraph.embeddings import Embedder, embedder_from_settings
+from contextgraph.errors import ContextGraphError, StoreUnavailableError
+from contextgraph.retrieval import (
+    DecisionTrace,
+    Precedent,
+    find_similar_decisions,
+    get_decision_trace,
+)
+from contextgraph.store import EmbeddedStore, GraphStore, Neo4jStore
+
+log = logging.getLogger(__name__)
+
+READ_ONLY = ToolAnnotations(
+    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+)
+RECORDS = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+)
+
+INSTRUCTIONS = (
+    "contextgraph holds human-in-the-loop decisions from Apache Airflow: what an AI proposed, which "
+    "option a human reviewer chose and why. Before acting on a case, call find_similar_decisions "
+    "with the case in plain words and follow the reasons of the precedents; get_decision_trace shows "
+    "one decision in full context; read_cypher answers other questions (read-only). After a decision "
+    "was made with precedents shown, record_precedents links them (INFORMED_BY)."
+)
+
+
+class Recorded(BaseModel):
+    """What record_precedents did."""
+
+    decision_key: str
+    precedents: int
+    written: int
+
+
+class GraphStats(BaseModel):
+    """Node counts by label and relationship counts by type."""
+
+    store: str
+    nodes: dict[str, int]
+    relationships: dict[str, int]
+
+
+class PrecedentTools:
+    """The tools' state: settings, limits, the Neo4j store (one driver) and the embedder (lazy)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        timeout: float = CYPHER_TIMEOUT,
+        row_limit: int = CYPHER_ROW_LIMIT,
+        max_chars: int = CYPHER_MAX_CHARS,
+    ) -> None:
+        self.settings = settings
+        self.timeout = timeout
+        self.row_limit = row_limit
+        self.max_chars = max_chars
+        self._neo4j: Neo4jStore | None = None
+        self._embedder: Embedder | None = None
+        self._embedder_tried = False
+        self._lock = threading.Lock()  # one embedded database open at a time in this process
+
+    @contextmanager
+    def store(self, *, write: bool = False) -> Iterator[GraphStore]:
+        if self.settings.neo4j.uri:
+            if self._neo4j is None:
+                self._neo4j = Neo4jStore.connect(self.settings.neo4j, batch_size=self.settings.batch_size)
+            yield self._neo4j
+            return
+        path = Path(self.settings.store_path).expanduser()
+        if not path.exists():
+            raise StoreUnavailableError(
+                f"no graph at {path} yet: run `contextgraph ingest` (or `contextgraph demo`), "
+                "or set CONTEXTGRAPH_STORE_PATH / NEO4J_URI"
+            )
+        with self._lock:
+            embedded = EmbeddedStore(path, batch_size=self.settings.batch_size, read_only=not write)
+            try:
+                yield embedded
+            finally:
+                embedded.close()
+
+    def embedder(self) -> Embedder | None:
+        if not self._embedder_tried:
+            self._embedder_tried = True
+            try:
+                self._embedder = embedder_from_settings(self.settings)
+            except ContextGraphError as exc:
+                log.warning("precedent search by words only: %s", exc)
+        return self._embedder
+
+    def close(self) -> None:
+        if self._neo4j is not None:
+            self._neo4j.close()
+            self._neo4j = None
+
+    # --- the tools ---------------------------------------------------------------------------------
+
+    def find_similar_decisions(
+        self,
+        text: str,
+        dag_id: str | None = None,
+        task_id: str | None = None,
+        chosen: str | None = None,
+        since: datetime | None = None,
+        k: int = 5,
+        exclude: list[str] | None = None,
+    ) -> list[Precedent]:
+        """Find earlier human decisions most like a case, best first, each with the option the
+        human chose, the reason they gave, the AI proposal they judged and a link to Airflow.
+        Call this before acting on a case, and follow the reasons.
+
+        Args:
+            text: The case at hand in plain words, e.g. a ticket's subject and body.
+            dag_id: Only decisions of this Airflow DAG.
+            task_id: Only decisions taken at this task (decision point).
+            chosen: Only decisions where this option was chosen, e.g. "Escalate to CRE".
+            since: Only decisions answered at or after this time (ISO 8601).
+            k: How many precedents (1 to 20).
+            exclude: Decision keys to leave out (e.g. the decision being made).
+        """
+        embedder = self.embedder()
+        with self._errors(), self.store() as store:
+            return find_similar_decisions(
+                store,
+                embedder,
+                text,
+                dag_id=dag_id,
+                task_id=task_id,
+                chosen=chosen,
+                since=since,
+                k=max(1, min(k, MAX_K)),
+                exclude=exclude or (),
+                airflow_url=self.settings.airflow.url,
+            )
+
+    def get_decision_trace(self, key: str) -> DecisionTrace:
+        """One decision in full context: what fed it (upstream tasks and their states), the AI
+        proposal it judged and the verdict, the options offered, the choice, the reason, who
+        decided, what followed, and which precedents informed it.
+
+        Args:
+            key: The decision's key, as find_similar_decisions returns it.
+        """
+        with self._errors(), self.store() as store:
+            try:
+                return get_decision_trace(store, key, airflow_url=self.settings.airflow.url)
+            except LookupError as exc:
+                raise ToolError(f"{exc.args[0]}: use a key that find_similar_decisions returned") from None
+
+    def read_cypher(self, query: str, params: dict[str, Any] | None = None) -> CypherResult:
+        """Run one read-only Cypher query on the decision graph. Anything that could write is
+        refused; the query is stopped after a timeout and its rows are capped (`truncated`).
+
+        Graph: (:Dag)-[:HAS_TASK]->(:Task)-[:FEEDS]->(:Task), (:Dag)-[:HAS_RUN]->(:DagRun)
+        -[:HAS_INSTANCE]->(:TaskInstance)-[:ASKED]->(:Decision)-[:OFFERED|CHOSE]->(:Option {name}),
+        (:Decision)-[:DECIDED_BY]->(:Actor), (:Decision)-[:REVIEWED {verdict}]->(:Proposal {text}),
+        (:Decision)-[:INFORMED_BY]->(:Decision). Decision has key, dag_id, run_id, task_id, subject,
+        body, chosen_options, reason, responded_at, timed_out.
+
+        Args:
+            query: One Cypher read statement; pass values as $parameters.
+            params: Values of the query's $parameters.
+        """
+        with self._errors(), self.store() as store:
+            return run_read_cypher(
+                store, query, params, timeout=self.timeout, row_limit=self.row_limit, max_chars=self.max_chars
+            )
+
+    def record_precedents(
+        self, decision_key: str, precedent_keys: list[str], scores: list[float] | None = None
+    ) -> Recorded:
+        """Record which earlier decisions were shown as precedent when a decision was made, as
+        INFORMED_BY edges (rank = position in the list). Idempotent: recording again changes nothing.
+
+        Args:
+            decision_key: The key of the decision that was made.
+            precedent_keys: Keys of the precedents shown, best first.
+            scores: Their scores from find_similar_decisions, in the same order (optional).
+        """
+        shown = precedents_from_keys(precedent_keys)
+        if scores:
+            if len(scores) != len(precedent_keys):
+                raise ToolError("scores must have one value per precedent key")
+            shown = [p.model_copy(update={"score": s}) for p, s in zip(shown, scores, strict=True)]
+        with self._errors(), self.store(write=True) as store:
+            written = record_shown(store, decision_key, shown)
+        return Recorded(decision_key=decision_key, precedents=len(shown), written=written)
+
+    def graph_stats(self) -> GraphStats:
+        """How many nodes of each label and relationships of each type the graph holds."""
+        with self._errors(), self.store() as store:
+            counts = store.stats()
+            return GraphStats(
+                store=store.dialect, nodes=counts["nodes"], relationships=counts["relationships"]
+            )
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Our errors as tool errors: the message says what went wrong and what to do."""
+        try:
+            yield
+        except ContextGraphError as exc:
+            raise ToolError(str(exc)) from None
+
+
+def build_server(tools: PrecedentTools) -> MCPServer[Any]:
+    """The MCP server with the precedent tools registered."""
+    server: MCPServer[Any] = MCPServer("contextgraph", instructions=INSTRUCTIONS)
+    server.tool(title="Similar past decisions", annotations=READ_ONLY)(tools.find_similar_decisions)
+    server.tool(title="One decision in context", annotations=READ_ONLY)(tools.get_decision_trace)
+    server.tool(title="Read-only Cypher", annotations=READ_ONLY)(tools.read_cypher)
+    server.tool(title="Graph statistics", annotations=READ_ONLY)(tools.graph_stats)
+    server.tool(title="Record precedents (INFORMED_BY)", annotations=RECORDS)(tools.record_precedents)
+    return server
+
+
+def serve(
+    settings: Settings,
+    *,
+    timeout: float = CYPHER_TIMEOUT,
+    row_limit: int = CYPHER_ROW_LIMIT,
+    max_chars: int = CYPHER_MAX_CHARS,
+) -> None:
+    """Serve the tools over stdio until the client closes the connection."""
+    tools = PrecedentTools(settings, timeout=timeout, row_limit=row_limit, max_chars=max_chars)
+    try:
+        build_server(tools).run("stdio")
+    finally:
+        tools.close()
