@@ -90,7 +90,9 @@ def answer(airflow: AirflowClient, runs: dict[str, str], labels: list[str]) -> N
         response = airflow.respond(DAG, runs[label], REVIEW, chosen, params)
         assert response.status_code == 200, response.text
     for label in labels:
-        assert airflow.wait_for_run(DAG, runs[label])["state"] == "success"
+        state = airflow.wait_for_run(DAG, runs[label])["state"]
+        tasks = {ti["task_id"]: ti["state"] for ti in airflow.task_instances(DAG, runs[label])}
+        assert state == "success", (label, runs[label], tasks)
 
 
 def test_ingest_is_incremental_on_neo4j_and_embedded(
