@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 from contextgraph import mapping
 from contextgraph import model as m
 from contextgraph.config import AirflowSettings
-from contextgraph.errors import InvalidRecordError
+from contextgraph.errors import InvalidRecordError, SourceNotFoundError
 from contextgraph.queries import load
 from contextgraph.source.airflow import public_url
 from contextgraph.store import GraphStore, WriteResult
@@ -65,6 +65,9 @@ class Source(Protocol):
     def dag_runs(self, *, updated_since: datetime | None = None) -> Iterator[dict[str, Any]]: ...
     def task_instances(self, *, updated_since: datetime | None = None) -> Iterator[dict[str, Any]]: ...
     def hitl_details(self, *, created_since: datetime | None = None) -> Iterator[dict[str, Any]]: ...
+    def hitl_detail_try(
+        self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1
+    ) -> dict[str, Any]: ...
     def xcom_value(self, dag_id: str, run_id: str, task_id: str) -> Any: ...
 
 
@@ -216,12 +219,51 @@ class _Run:
         return batch
 
     def _sync_decisions(self, since: datetime | None) -> None:
-        for page in _pages(self.source.hitl_details(created_since=since), self.options.page_size):
+        for latest in _pages(self.source.hitl_details(created_since=since), self.options.page_size):
+            page = self._earlier_tries(latest) + latest
             self.report.fetched["HITL details"] += len(page)
             stored = self._stored_proposals(page)
             map_one = functools.partial(self._map_decision, stored=stored)
             self._write(*(b for b in (self._map(map_one, r) for r in page) if b is not None))
             self.progress("HITL details", len(page))
+
+    def _earlier_tries(self, page: list[Any]) -> list[dict[str, Any]]:
+        """HITL details of earlier tries of these task instances that the graph does not have yet.
+
+        The list endpoint shows each task instance's latest try; a retried HITL task asked a human
+        before, and Airflow 3.2+ keeps those answers (`…/hitlDetails/tries/{n}`).
+        """
+        wanted = []
+        for record in page:
+            try:
+                dag_id, run_id, task_id, map_index, try_number = mapping.decision_identity(record)
+            except InvalidRecordError:
+                continue  # reported when the page is mapped
+            wanted += [(dag_id, run_id, task_id, map_index, n) for n in range(1, try_number)]
+        if not wanted:
+            return []
+        keys = [m.make_key(*w) for w in wanted]
+        known = {r["key"] for r in self.store.query(load("sync_known_decisions"), {"keys": keys})}
+        found = []
+        for dag_id, run_id, task_id, map_index, n in wanted:
+            if m.make_key(dag_id, run_id, task_id, map_index, n) in known:
+                continue
+            try:
+                record = self.source.hitl_detail_try(dag_id, run_id, task_id, n, map_index)
+            except SourceNotFoundError:
+                continue  # that try did not ask (or the server keeps no earlier tries)
+            ti = record.get("task_instance")
+            if isinstance(ti, dict):  # the per-try answer may leave out the task instance's ids
+                record["task_instance"] = {
+                    "dag_id": dag_id,
+                    "dag_run_id": run_id,
+                    "task_id": task_id,
+                    "map_index": map_index,
+                    **ti,
+                    "try_number": n,
+                }
+            found.append(record)
+        return found
 
     def _map_decision(
         self, record: dict[str, Any], stored: dict[str, list[mapping.ProposalValue]]

@@ -15,6 +15,7 @@ import pytest
 
 from contextgraph import mapping
 from contextgraph.config import AirflowSettings
+from contextgraph.errors import SourceNotFoundError
 from contextgraph.store import GraphStore
 from contextgraph.sync import Sync
 
@@ -97,6 +98,12 @@ class ListSource:
     def hitl_details(self, *, created_since: datetime | None = None) -> Iterator[dict[str, Any]]:
         return self._count(self.details)
 
+    def hitl_detail_try(
+        self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1
+    ) -> dict[str, Any]:
+        self.calls += 1
+        raise SourceNotFoundError(f"no try {try_number} of {dag_id}/{run_id}/{task_id}")
+
     def xcom_value(self, dag_id: str, run_id: str, task_id: str) -> Any:
         self.calls += 1
         return {"draft": f"Here is how to fix {run_id}.", "model": "template"}
@@ -176,3 +183,40 @@ def test_upstream_context_is_transitive_and_nearest_first() -> None:
     assert shape.upstream("c") == ["b", "x", "a"]
     assert shape.parents("c") == ["b", "x"]
     assert shape.upstream("a") == []
+
+
+class RetriedSource(ListSource):
+    """A HITL task on its second try; the server keeps the first try's answer."""
+
+    def __init__(self) -> None:
+        second = detail("r-retry", params_input={"reason": "Second look: approve."})
+        second["task_instance"]["try_number"] = 2
+        super().__init__([second])
+        self.first = detail("r-retry", chosen_options=["Escalate to CRE"], params_input={"reason": "Unsure."})
+        self.first["task_instance"] = {"try_number": 1}  # the per-try answer carries little of the TI
+        self.try_calls = 0
+
+    def hitl_detail_try(
+        self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1
+    ) -> dict[str, Any]:
+        self.calls += 1
+        self.try_calls += 1
+        if try_number == 1:
+            return copy.deepcopy(self.first)
+        return super().hitl_detail_try(dag_id, run_id, task_id, try_number, map_index)
+
+
+def test_earlier_tries_of_a_retried_hitl_task_are_ingested_once(store: GraphStore) -> None:
+    source = RetriedSource()
+    Sync(source, store).run()
+    rows = store.query(
+        "MATCH (ti:TaskInstance)-[:ASKED]->(d:Decision) WHERE d.run_id = 'r-retry' "
+        "RETURN d.try_number AS try, d.chosen_options AS chosen, d.reason AS reason ORDER BY d.try_number"
+    )
+    assert rows == [
+        {"try": 1, "chosen": ["Escalate to CRE"], "reason": "Unsure."},
+        {"try": 2, "chosen": ["Approve AI Response"], "reason": "Second look: approve."},
+    ]
+    again = RetriedSource()
+    report = Sync(again, store).run()
+    assert again.try_calls == 0 and report.written == 0

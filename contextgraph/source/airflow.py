@@ -268,12 +268,12 @@ class AirflowSource:
         """The HITL detail of one earlier (or the current) try of a task instance.
 
         Uses ``GET …/taskInstances/{task_id}/{map_index}/hitlDetails/tries/{try_number}``
-        (Airflow 3.2+). `SourceNotFoundError` when that try did not ask anything or the
-        server has no such endpoint.
+        (Airflow 3.2+). `SourceNotFoundError` when that try did not ask anything, or the server
+        or the installed client has no such endpoint.
         """
         method = getattr(self._ti_api, "get_hitl_detail_try_detail_without_preload_content", None)
         if method is None:
-            raise SourceError(
+            raise SourceNotFoundError(
                 "this apache-airflow-client has no HITL try endpoint; install the client "
                 "version that matches the Airflow server (3.2 or later)"
             )
