@@ -218,16 +218,30 @@ def open_deps(
 
 
 def consult_precedents(deps: ContextGraphDeps, text: str, *, k: int = 3) -> list[Precedent]:
-    """The deterministic agent: the `k` best precedents for `text` (kept in `deps.shown`)."""
-    found = find_similar_decisions(
-        deps.store,
-        deps.embedder,
-        text,
-        k=k,
-        point=deps.point,
-        exclude=deps.exclude,
-        airflow_url=deps.airflow_url,
-    )
+    """The deterministic agent: the `k` best precedents for `text` (kept in `deps.shown`).
+
+    If the search with embeddings fails (e.g. the store's vector index was made for another
+    model's width), it is done again by words only, with a warning.
+    """
+
+    def search(embedder: Embedder | None) -> list[Precedent]:
+        return find_similar_decisions(
+            deps.store,
+            embedder,
+            text,
+            k=k,
+            point=deps.point,
+            exclude=deps.exclude,
+            airflow_url=deps.airflow_url,
+        )
+
+    try:
+        found = search(deps.embedder)
+    except QueryRefusedError as exc:
+        if deps.embedder is None:
+            raise
+        log.warning("precedent search by words only: the search with embeddings failed (%s)", exc)
+        found = search(None)
     deps.remember(found)
     return found
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import networkx as nx
+from pydantic import ValidationError
 
 from contextgraph import model as m
 from contextgraph.errors import InvalidRecordError
@@ -381,7 +383,29 @@ def map_decision(
             m.Reviewed(src=key, dst=node_key, verdict=verdict_),
             m.ProducedBy(src=node_key, dst=producer_key),
         )
+    batch.add(*informed_by(key, proposals, d.created_at))
     return batch
+
+
+def informed_by(key: str, proposals: list[ProposalValue], when: Any) -> list[m.InformedBy]:
+    """INFORMED_BY edges for the precedents an agent listed in its proposal (`value["precedents"]`:
+    decision keys, or objects with `key` and `score`, best first), so that the feedback loop is
+    recorded by the ingest itself. Entries of another shape are ignored."""
+    edges: dict[str, m.InformedBy] = {}
+    for proposal in proposals:
+        listed = proposal.value.get("precedents") if isinstance(proposal.value, dict) else None
+        for rank, item in enumerate(listed if isinstance(listed, list) else [], start=1):
+            dst = item.get("key") if isinstance(item, dict) else item
+            score = item.get("score") if isinstance(item, dict) else None
+            if not isinstance(dst, str) or not dst or dst == key or dst in edges:
+                continue
+            if not isinstance(score, int | float) or isinstance(score, bool) or not math.isfinite(score):
+                score = None
+            try:
+                edges[dst] = m.InformedBy(src=key, dst=dst, rank=rank, score=score, recorded_at=when)
+            except ValidationError:
+                continue
+    return list(edges.values())
 
 
 def _list(value: Any, name: str, field_name: str) -> list[Any]:

@@ -122,6 +122,78 @@ def _template_draft(ticket: dict[str, str]) -> str:
     )
 
 
+PRECEDENTS = 3
+LLM_INSTRUCTIONS = "You are a support agent. Write a short, polite, accurate reply to the ticket."
+
+
+def _precedent_deps() -> Any | None:
+    """contextgraph's precedent tools on the configured store (Airflow Connection `neo4j_default`,
+    else NEO4J_* / CONTEXTGRAPH_STORE_PATH), or None when there is none: the log says why, and the
+    draft is written without precedents."""
+    try:
+        from airflow.sdk import BaseHook
+
+        from contextgraph.agent_tools import open_deps
+        from contextgraph.airflow_connections import settings_from_connections
+    except ImportError as exc:
+        log.info("Drafting without precedents: contextgraph is not installed here (%s)", exc)
+        return None
+    try:
+        settings = settings_from_connections(BaseHook.get_connection)
+        return open_deps(settings, point=(DAG_ID, "review_response"))
+    except Exception as exc:  # an unreachable or missing store never fails the draft
+        log.warning("Drafting without precedents: %s", exc)
+        return None
+
+
+def _consult(deps: Any | None, case: str) -> list[Any]:
+    """The deterministic agent: the best precedents for the case, logged; [] if there are none."""
+    if deps is None:
+        return []
+    from contextgraph.agent_tools import consult_precedents
+
+    try:
+        found = consult_precedents(deps, case, k=PRECEDENTS)
+    except Exception as exc:
+        log.warning("Drafting without precedents: the search failed (%s)", exc)
+        return []
+    if not found:
+        log.info("Drafting without precedents: no answered decisions in the graph yet")
+    for rank, precedent in enumerate(found, start=1):
+        log.info("Precedent %d: %s [%s]", rank, precedent.summary(), precedent.key)
+    return found
+
+
+def _llm_draft(model: Any, ticket: dict[str, str], deps: Any | None) -> tuple[str, list[Any]]:
+    """A pydantic-ai agent's draft: with the precedent tools when a store is there, else plain."""
+    from pydantic_ai import Agent  # lazy: only needed when an LLM is configured
+    from pydantic_ai.exceptions import UnexpectedModelBehavior
+
+    prompt = f"Subject: {ticket['subject']}\n\n{ticket['body']}"
+    if deps is not None:
+        from contextgraph.agent_tools import precedent_agent
+
+        try:
+            result = precedent_agent(model, LLM_INSTRUCTIONS).run_sync(prompt, deps=deps)
+            return str(result.output), list(deps.shown)
+        except UnexpectedModelBehavior as exc:  # e.g. the store went away: its tools kept failing
+            log.warning("Drafting without precedents: %s", exc)
+    result = Agent(model, instructions=LLM_INSTRUCTIONS).run_sync(prompt)
+    return str(result.output), []
+
+
+def _cited(precedents: list[Any]) -> dict[str, Any]:
+    """The precedents for the XCom (keys and scores for the ingest) and for the reviewer (notes)."""
+    if not precedents:
+        return {"precedents": [], "precedent_notes": ""}
+    from contextgraph.agent_tools import compact, precedent_notes
+
+    return {
+        "precedents": [compact(p) for p in precedents],
+        "precedent_notes": "\n\n" + precedent_notes(precedents, limit=PRECEDENTS),
+    }
+
+
 @dag(
     dag_id=DAG_ID,
     schedule=None,
@@ -138,18 +210,22 @@ def ai_support_ticket_system() -> None:
         return ticket
 
     @task
-    def draft_response(ticket: dict[str, str]) -> dict[str, str]:
+    def draft_response(ticket: dict[str, str]) -> dict[str, Any]:
+        # Precedents first: how reviewers decided similar tickets, and why. Their keys go into the
+        # XCom, which the ingest reads as the proposal and turns into INFORMED_BY edges.
         model = os.environ.get("CONTEXTGRAPH_LLM_MODEL")
-        if not model:
-            return {"ticket_id": ticket["ticket_id"], "draft": _template_draft(ticket), "model": "template"}
-        from pydantic_ai import Agent  # lazy: only needed when an LLM is configured
-
-        agent = Agent(
-            model,
-            instructions="You are a support agent. Write a short, polite, accurate reply to the ticket.",
-        )
-        result = agent.run_sync(f"Subject: {ticket['subject']}\n\n{ticket['body']}")
-        return {"ticket_id": ticket["ticket_id"], "draft": str(result.output), "model": model}
+        deps = _precedent_deps()
+        try:
+            if not model:
+                precedents = _consult(deps, f"{ticket['subject']}\n\n{ticket['body']}")
+                draft, used = _template_draft(ticket), "template"
+            else:
+                draft, precedents = _llm_draft(model, ticket, deps)
+                used = model
+        finally:
+            if deps is not None:
+                deps.close()
+        return {"ticket_id": ticket["ticket_id"], "draft": draft, "model": used, **_cited(precedents)}
 
     ticket = fetch_ticket()
     draft = draft_response(ticket)
@@ -167,6 +243,7 @@ def ai_support_ticket_system() -> None:
             "**Ticket:**\n\n{{ ti.xcom_pull(task_ids='fetch_ticket')['body'] }}\n\n"
             "**AI draft** ({{ ti.xcom_pull(task_ids='draft_response')['model'] }}):\n\n"
             "{{ ti.xcom_pull(task_ids='draft_response')['draft'] }}"
+            "{{ ti.xcom_pull(task_ids='draft_response').get('precedent_notes', '') }}"
         ),
         options=OPTIONS,
         defaults=[ESCALATE],

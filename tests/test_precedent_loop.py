@@ -1,0 +1,182 @@
+"""The feedback loop closed in the example DAG: the draft consults precedents from the graph, the
+reviewer sees them, and the ingest records which precedents informed the decision (INFORMED_BY).
+
+The end-to-end test runs on a real Airflow whose DAG reaches a real Neo4j through the Airflow
+Connection `neo4j_default` (created over the REST API).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from pydantic import SecretStr
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, UserPromptPart
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+from bench import cases as c
+from contextgraph import mapping
+from contextgraph import model as m
+from contextgraph.agent_tools import ContextGraphDeps
+from contextgraph.config import AirflowSettings, Neo4jSettings
+from contextgraph.retrieval import get_decision_trace
+from contextgraph.source import AirflowSource
+from contextgraph.store import GraphStore, Neo4jStore
+from contextgraph.sync import Sync
+from tests.airflow_server import AirflowClient
+from tests.test_bad_input import detail
+from tests.test_ingest_dag import put_connection
+
+DAG_FILE = Path(__file__).resolve().parent.parent / "dags" / "ai_support_ticket_system.py"
+TASK = "review_response"
+TICKET = {
+    "ticket_id": "T-4242",
+    "customer": "globex",
+    "subject": c.SEED_QUERY,
+    "body": "This is a feature request for the dashboard.",
+}
+
+
+def _seed(store: GraphStore) -> dict[str, str]:
+    unrelated = [x for x in c.CASES if x.kind != "feature_request" and x.id != "rep-feature-asks"]
+    batch, keys = c.build_batch([c.SEED, *unrelated])
+    store.write(batch)
+    return keys
+
+
+def test_the_ingest_records_the_precedents_listed_in_the_proposal(store: GraphStore) -> None:
+    keys = _seed(store)
+    draft = {
+        "draft": "Thanks, noted.",
+        "precedents": [
+            {"key": keys["fr-dark-mode"], "score": 0.93},
+            keys["inc-api-500"],
+            {"key": keys["fr-dark-mode"], "score": 0.1},  # repeated: the first rank wins
+            {"key": ""},
+            {"no": "key"},
+            42,
+            {"key": "no|such|decision", "score": float("nan")},
+        ],
+    }
+    record = detail("run-7", task_instance={**detail("x")["task_instance"], "dag_id": c.SUPPORT_DAG})
+    proposal = mapping.ProposalValue("draft_response", draft)
+    batch = mapping.map_decision(record, proposals=[proposal])
+    edges = [e for e in batch.edges if isinstance(e, m.InformedBy)]
+    decision = next(n for n in batch.nodes if isinstance(n, m.Decision))
+
+    assert [(e.dst, e.rank, e.score) for e in edges] == [
+        (keys["fr-dark-mode"], 1, 0.93),
+        (keys["inc-api-500"], 2, None),
+        ("no|such|decision", 7, None),
+    ]
+    assert all(e.src == decision.key and e.recorded_at == decision.created_at for e in edges)
+    result = store.write(batch)
+    assert result.missing_endpoints.get("INFORMED_BY") == 1  # a precedent the graph does not hold
+    trace = get_decision_trace(store, decision.key)
+    assert [p.key for p in trace.informed_by] == [keys["fr-dark-mode"], keys["inc-api-500"]]
+    assert store.write(mapping.map_decision(record, proposals=[proposal])).written == 0
+
+
+def _dag_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("example_dag_under_test", DAG_FILE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_with_an_llm_the_draft_agent_consults_precedents_through_its_tools(
+    embedded_store: GraphStore,
+) -> None:
+    keys = _seed(embedded_store)
+    dag = _dag_module()
+
+    def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        if len(messages) == 1:
+            prompt = next(p.content for p in messages[0].parts if isinstance(p, UserPromptPart))
+            assert isinstance(prompt, str) and prompt.startswith("Subject: ")
+            text = prompt.removeprefix("Subject: ")
+            return ModelResponse(parts=[ToolCallPart("find_similar_decisions", {"text": text, "k": 2})])
+        return ModelResponse(parts=[TextPart("Thanks! This is on our roadmap review list.")])
+
+    deps = ContextGraphDeps(embedded_store, None, point=(c.SUPPORT_DAG, TASK))
+    draft, shown = dag._llm_draft(FunctionModel(model), TICKET, deps)
+    cited = dag._cited(shown)
+
+    assert draft.startswith("Thanks!") and [p.key for p in shown][:1] == [keys["fr-dark-mode"]]
+    assert cited["precedents"][0]["key"] == keys["fr-dark-mode"] and len(cited["precedents"]) == 2
+    assert "check the roadmap first" in cited["precedent_notes"]
+    assert dag._cited([]) == {"precedents": [], "precedent_notes": ""}
+    assert dag._consult(None, "anything") == []
+
+
+# --- end to end on a real Airflow and a real Neo4j -----------------------------------------------
+
+
+@pytest.fixture
+def neo4j_connection(airflow: AirflowClient, neo4j_settings: Neo4jSettings) -> Iterator[None]:
+    bolt = urlsplit(neo4j_settings.uri)
+    put_connection(
+        airflow,
+        {
+            "connection_id": "neo4j_default",
+            "conn_type": "neo4j",
+            "host": bolt.hostname,
+            "port": bolt.port,
+            "login": neo4j_settings.username,
+            "password": neo4j_settings.password.get_secret_value(),
+            "schema": neo4j_settings.database,
+        },
+    )
+    yield
+    airflow.request("DELETE", "/api/v2/connections/neo4j_default")
+
+
+def _ingest(airflow: AirflowClient, store: Neo4jStore) -> Any:
+    user, password = airflow.credentials
+    settings = AirflowSettings(url=airflow.url, username=user, password=SecretStr(password))
+    with AirflowSource(settings) as source:
+        return Sync(source, store).run()
+
+
+@pytest.mark.airflow
+def test_a_new_run_cites_precedents_and_the_ingest_links_them(
+    airflow: AirflowClient, example_dag: str, neo4j_store: Neo4jStore, neo4j_connection: None
+) -> None:
+    keys = _seed(neo4j_store)
+    run_id = airflow.trigger(example_dag, conf=TICKET, run_id=f"test_precedents_{uuid.uuid4().hex[:8]}")
+    waiting = airflow.wait_for_hitl(example_dag, run_id, task_id=TASK)
+
+    draft = airflow.xcom(example_dag, run_id, "draft_response")
+    cited = [p["key"] for p in draft["precedents"]]
+    assert cited[0] == keys["fr-dark-mode"] and len(cited) == 3, draft
+    assert draft["precedents"][0]["reason"].startswith("check the roadmap first")
+    # The reviewer sees the draft and, under it, how similar cases were decided and why.
+    assert draft["draft"] in waiting["body"] and "How similar cases were decided before" in waiting["body"]
+    assert "check the roadmap first" in waiting["body"]
+
+    answer = {"reason": "Same as dark mode: check the roadmap first.", "manual_response": "On our roadmap."}
+    assert airflow.respond(example_dag, run_id, TASK, ["Respond Manually"], answer).status_code == 200
+    assert airflow.wait_for_run(example_dag, run_id)["state"] == "success"
+
+    report = _ingest(airflow, neo4j_store)
+    assert not [r for r in report.rejected if run_id in r.record]
+    rows = neo4j_store.query(
+        "MATCH (d:Decision {run_id: $run})-[r:INFORMED_BY]->(p:Decision) "
+        "RETURN p.key AS key, r.rank AS rank, r.score AS score ORDER BY rank",
+        {"run": run_id},
+    )
+    assert [r["key"] for r in rows] == cited and [r["rank"] for r in rows] == [1, 2, 3]
+    assert rows[0]["score"] == draft["precedents"][0]["score"]
+    decision = neo4j_store.query("MATCH (d:Decision {run_id: $run}) RETURN d.key AS k", {"run": run_id})
+    trace = get_decision_trace(neo4j_store, decision[0]["k"])
+    assert trace.informed_by[0].reason and trace.informed_by[0].reason.startswith("check the roadmap first")
+    assert report.created["INFORMED_BY"] == 3
+    again = _ingest(airflow, neo4j_store)  # the decision is read again: its edges are unchanged
+    assert again.created["INFORMED_BY"] == again.updated["INFORMED_BY"] == 0
