@@ -9,10 +9,25 @@ CONTEXTGRAPH_PROPOSAL_TASKS, CONTEXTGRAPH_SYNC_OVERLAP_SECONDS.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Self
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import platformdirs
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _split_userinfo(url: str | None) -> tuple[str | None, str | None, str | None]:
+    """(the URL without its ``user:password@`` part, the user, the password)."""
+    parts = urlsplit(url or "")
+    if parts.username is None and parts.password is None:
+        return url, None, None
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    clean = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    user = unquote(parts.username) if parts.username else None
+    return clean, user, unquote(parts.password) if parts.password else None
 
 
 def default_store_path() -> Path:
@@ -31,6 +46,21 @@ class Neo4jSettings(BaseSettings):
     max_retry_seconds: float = Field(default=30.0, ge=0)
     """How long a write keeps retrying transient failures (server restarting, leader switch)."""
 
+    @model_validator(mode="after")
+    def _credentials_out_of_the_uri(self) -> Self:
+        """``bolt://user:password@host`` (which the driver refuses): the credentials move to
+        `username`/`password` where those are not set, and never stay in the URI, which error
+        messages, logs and reprs show."""
+        uri, username, password = _split_userinfo(self.uri)
+        if uri == self.uri:
+            return self
+        if username and "username" not in self.model_fields_set:
+            self.username = username
+        if password and not self.password.get_secret_value():
+            self.password = SecretStr(password)
+        self.uri = uri
+        return self
+
 
 class AirflowSettings(BaseSettings):
     """How to reach the Airflow REST API v2."""
@@ -47,6 +77,20 @@ class AirflowSettings(BaseSettings):
     HITL details is ~2.4x faster than with 100 (measured by bench/run.py)."""
     timeout_seconds: float = Field(default=30.0, gt=0)
     max_retries: int = Field(default=5, ge=0)
+
+    @model_validator(mode="after")
+    def _credentials_out_of_the_url(self) -> Self:
+        """``http://user:password@host``: the credentials move to `username`/`password` where those
+        are not set, and never stay in the URL, which messages, logs, reprs and Slack links show."""
+        url, username, password = _split_userinfo(self.url)
+        if url == self.url:
+            return self
+        if username and not self.username:
+            self.username = username
+        if password and self.password is None:
+            self.password = SecretStr(password)
+        self.url = url or self.url
+        return self
 
 
 class Settings(BaseSettings):

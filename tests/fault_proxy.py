@@ -57,6 +57,9 @@ class FaultProxy:
         self.authorizations: list[str] = []
         self.injected: Counter[str] = Counter()
         self.expired: set[str] = set()
+        #: Replaced in request headers and bodies before forwarding, e.g. a test's distinctive
+        #: password → the real server's, or a distinctive token → a real one.
+        self.aliases: dict[str, str] = {}
         self._lock = threading.Lock()
         proxy = self
 
@@ -141,6 +144,9 @@ class FaultProxy:
             self.injected["expired token reused"] += 1
             self._send(h, path, 401, b'{"detail": "Token expired"}', {})
             return
+        for alias, real in self.aliases.items():
+            if body is not None:
+                body = body.replace(alias.encode(), real.encode())
         fault = self._take(h.command, path, parse_qs(query))
         if fault is not None and fault.kind == "slow":
             time.sleep(fault.delay)
@@ -184,7 +190,12 @@ class FaultProxy:
     def _forward(self, h: BaseHTTPRequestHandler, body: bytes | None) -> tuple[int, dict[str, str], bytes]:
         conn = http.client.HTTPConnection(*self.upstream, timeout=60)
         try:
-            headers = {k: v for k, v in h.headers.items() if k.lower() not in ("host", "connection")}
+            headers = {
+                k: self._unalias(v)
+                for k, v in h.headers.items()
+                # no accept-encoding: answers are relayed without their Content-Encoding
+                if k.lower() not in ("host", "connection", "content-length", "accept-encoding")
+            }
             conn.request(h.command, h.path, body=body, headers=headers)
             resp = conn.getresponse()
             payload = resp.read()
@@ -196,6 +207,11 @@ class FaultProxy:
             return resp.status, keep, payload
         finally:
             conn.close()
+
+    def _unalias(self, value: str) -> str:
+        for alias, real in self.aliases.items():
+            value = value.replace(alias, real)
+        return value
 
     def _send(
         self, h: BaseHTTPRequestHandler, path: str, status: int, payload: bytes, headers: dict[str, str]

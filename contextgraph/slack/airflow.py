@@ -25,6 +25,7 @@ from contextgraph.config import AirflowSettings
 from contextgraph.errors import SourceAuthError, SourceError, SourceNotFoundError, SourceUnavailableError
 from contextgraph.mapping import SLACK_IDENTITY_KEY
 from contextgraph.slack.blocks import HITLRef
+from contextgraph.source.airflow import public_url
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +149,8 @@ class HITLClient:
                 raise SourceNotFoundError(f"{what}: not found in Airflow ({_reason(response)})")
             raise SourceError(f"{what}: Airflow answered {response.status_code} ({_reason(response)})")
         raise SourceUnavailableError(
-            f"{what}: Airflow at {self.settings.url} did not answer after {attempts} attempts ({last})"
+            f"{what}: Airflow at {public_url(self.settings.url)} did not answer after {attempts} attempts "
+            f"({last})"
         )
 
     @property
@@ -173,7 +175,13 @@ class HITLClient:
                         f"Airflow refused the bridge's login ({response.status_code}); "
                         "check AIRFLOW_USERNAME and AIRFLOW_PASSWORD"
                     )
-                self._token = str(response.json()["access_token"])
+                try:
+                    self._token = str(response.json()["access_token"])
+                except (ValueError, KeyError, TypeError):  # not JSON, or not a token answer
+                    raise SourceError(
+                        f"Airflow at {public_url(self.settings.url)} answered POST /auth/token without "
+                        "an access_token; check AIRFLOW_URL points at the Airflow API server"
+                    ) from None
         return {"Authorization": f"Bearer {self._token}"} if self._token else {}
 
 

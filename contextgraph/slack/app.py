@@ -49,6 +49,7 @@ from contextgraph.slack.blocks import (
     ANSWER_ACTION,
     ANSWER_VIEW,
     OPTION_ACTION,
+    PARAM_BLOCK_PREFIX,
     PRIVATE_METADATA_LIMIT,
     SELECT_ACTION,
     HITLRef,
@@ -57,11 +58,12 @@ from contextgraph.slack.blocks import (
     answered_message,
     escape,
     failed_message,
+    form_params,
     notice_view,
     read_form,
     responder_text,
 )
-from contextgraph.slack.config import MAX_REQUEST_AGE_SECONDS, SlackSettings, web_client
+from contextgraph.slack.config import MAX_BODY_BYTES, MAX_REQUEST_AGE_SECONDS, SlackSettings, web_client
 
 __all__ = ["SlackBridge", "create_app"]
 
@@ -149,15 +151,21 @@ class SlackBridge:
         """Signed by Slack with our secret, and at most 5 minutes old (or ahead)."""
         timestamp = headers.get("x-slack-request-timestamp") or ""
         signature = headers.get("x-slack-signature")
-        if not timestamp.isdigit() or not signature:
+        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12) or not signature:
             return False
         if abs(self.clock() - int(timestamp)) > MAX_REQUEST_AGE_SECONDS:
             logger.warning("refused a Slack request with a stale timestamp (%s)", timestamp)
             return False
+        try:  # Slack's bodies are UTF-8 (URL-encoded ASCII); the verifier decodes them as such
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
         return self.verifier.is_valid(body=body, timestamp=timestamp, signature=signature)
 
     async def interactions(self, request: Request) -> Response:
-        body = await request.body()
+        body = await _read_body(request, MAX_BODY_BYTES)
+        if body is None:
+            return JSONResponse({"error": "request body too large"}, status_code=413)
         if not self.authentic(request.headers, body):
             return JSONResponse({"error": "invalid or stale Slack signature"}, status_code=401)
         form = parse_qs(body.decode("utf-8", "replace"))
@@ -165,13 +173,15 @@ class SlackBridge:
             return Response(status_code=200)
         try:
             payload = json.loads(form["payload"][0])
-        except (KeyError, IndexError, ValueError):
+        except (KeyError, IndexError, ValueError, RecursionError):
             return JSONResponse({"error": "no interaction payload"}, status_code=400)
+        if not isinstance(payload, dict):
+            return JSONResponse({"error": "the interaction payload is not an object"}, status_code=400)
         kind = payload.get("type")
         if kind == "block_actions":
             await self.on_action(payload)
             return Response(status_code=200)
-        if kind == "view_submission" and (payload.get("view") or {}).get("callback_id") == ANSWER_VIEW:
+        if kind == "view_submission" and _obj(payload.get("view")).get("callback_id") == ANSWER_VIEW:
             return JSONResponse(await self.on_submit(payload))
         return Response(status_code=200)
 
@@ -181,7 +191,8 @@ class SlackBridge:
     # -- button clicks ---------------------------------------------------------------------
 
     async def on_action(self, payload: dict[str, Any]) -> None:
-        action = (payload.get("actions") or [{}])[0]
+        actions = payload.get("actions")
+        action = _obj(actions[0] if isinstance(actions, list) and actions else None)
         action_id = str(action.get("action_id") or "")
         if action_id == SELECT_ACTION or not (
             action_id.startswith(OPTION_ACTION) or action_id == ANSWER_ACTION
@@ -191,9 +202,9 @@ class SlackBridge:
         channel, ts = _container(payload)
         tell = partial(self._ephemeral, channel, reviewer["user_id"])
         try:
-            data = json.loads(action.get("value") or "")
+            data = json.loads(str(action.get("value") or ""))
             ref = HITLRef.parse(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             await tell("This button does not belong to a contextgraph review; nothing was sent to Airflow.")
             return
         try:  # Slack's trigger_id lives 3 s: one quick read, no retries
@@ -214,6 +225,9 @@ class SlackBridge:
             return
         chosen = self._chosen(action_id, data, payload, review.options)
         unknown = [c for c in chosen if c not in review.options]
+        if not review.multiple and len(chosen) != 1:
+            await tell("Choose one option of this review; nothing was sent to Airflow.")
+            return
         if unknown:
             await tell(
                 f"'{unknown[0]}' is not an option of this review (offered: {', '.join(review.options)}). "
@@ -239,9 +253,9 @@ class SlackBridge:
     ) -> list[str]:
         if action_id == ANSWER_ACTION:  # a multi-select: what is selected in the message now
             picked: list[str] = []
-            for block in ((payload.get("state") or {}).get("values") or {}).values():
-                state = (block or {}).get(SELECT_ACTION) or {}
-                picked += [str(o.get("value")) for o in state.get("selected_options") or []]
+            for block in _obj(_obj(payload.get("state")).get("values")).values():
+                state = _obj(_obj(block).get(SELECT_ACTION))
+                picked += [str(_obj(o).get("value")) for o in _list(state.get("selected_options"))]
             return [options[int(i)] for i in picked if i.isdigit() and int(i) < len(options)]
         if isinstance(data.get("option_index"), int) and 0 <= data["option_index"] < len(options):
             return [options[data["option_index"]]]
@@ -251,11 +265,11 @@ class SlackBridge:
 
     async def on_submit(self, payload: dict[str, Any]) -> dict[str, Any]:
         """The answer to Slack for a submitted form (closes it, shows errors, or a notice)."""
-        view = payload.get("view") or {}
+        view = _obj(payload.get("view"))
         try:
-            meta = json.loads(view.get("private_metadata") or "")
+            meta = json.loads(str(view.get("private_metadata") or ""))
             ref = HITLRef.parse(meta.get("ref"))
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             return {
                 "response_action": "update",
                 "view": notice_view("Not sent", "This form is not a contextgraph review."),
@@ -263,8 +277,8 @@ class SlackBridge:
         delivery = _Delivery(
             ref=ref,
             reviewer=_reviewer(payload),
-            chosen=[str(c) for c in meta.get("chosen") or []],
-            values=(view.get("state") or {}).get("values") or {},
+            chosen=[str(c) for c in _list(meta.get("chosen"))],
+            values=_obj(_obj(view.get("state")).get("values")),
             meta=meta,
             view_id=view.get("id"),
         )
@@ -299,8 +313,28 @@ class SlackBridge:
             await self._failed(d, None, _short(exc))
             return
         review = Review.from_detail(d.ref, detail)
-        chosen, params_input, errors = read_form(d.values, detail.get("params") or {}, review.options)
+        try:
+            chosen, params_input, errors = read_form(
+                {k: v for k, v in d.values.items() if isinstance(v, dict)},
+                detail.get("params") or {},
+                review.options,
+            )
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:  # not a form Slack sends
+            logger.warning("unreadable form values for %s: %s", d.ref.label(), type(exc).__name__)
+            chosen, params_input, errors = None, {}, {"form": "The form's values could not be read."}
+        for key in form_params(detail.get("params") or {}):  # Slack sends every input block of the form
+            block_id = f"{PARAM_BLOCK_PREFIX}{key}"[:255]
+            if block_id not in d.values:
+                errors[block_id] = "This field is missing from the submitted form."
         chosen = chosen if chosen is not None else d.chosen
+        unknown = [c for c in chosen if c not in review.options]
+        if not errors and (unknown or not chosen):
+            text = (
+                f"'{unknown[0]}' is not an option of this review" if unknown else "No option was chosen"
+            ) + "; nothing was sent to Airflow."
+            if self._settle(d, {"response_action": "update", "view": notice_view("Not sent", text)}):
+                await self._ephemeral(channel, d.reviewer["user_id"], text)
+            return
         if errors:
             if self._settle(d, {"response_action": "errors", "errors": errors}):
                 text = "; ".join(errors.values())
@@ -383,8 +417,8 @@ class SlackBridge:
 
 def _reviewer(payload: Mapping[str, Any]) -> dict[str, Any]:
     """The Slack identity kept with the answer (``_contextgraph_reviewer``)."""
-    user = payload.get("user") or {}
-    team = payload.get("team") or {}
+    user = _obj(payload.get("user"))
+    team = _obj(payload.get("team"))
     return {
         "user_id": user.get("id"),
         "name": user.get("username") or user.get("name"),
@@ -393,10 +427,37 @@ def _reviewer(payload: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _container(payload: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    container = payload.get("container") or {}
-    channel = container.get("channel_id") or (payload.get("channel") or {}).get("id")
-    ts = container.get("message_ts") or (payload.get("message") or {}).get("ts")
-    return channel, ts
+    container = _obj(payload.get("container"))
+    channel = container.get("channel_id") or _obj(payload.get("channel")).get("id")
+    ts = container.get("message_ts") or _obj(payload.get("message")).get("ts")
+    return (
+        channel if isinstance(channel, str) else None,
+        ts if isinstance(ts, str) else None,
+    )
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    """`value` if it is a JSON object, else an empty one (payload fields of the wrong type)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None once it is larger than `limit` bytes (the rest is not read)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _short(exc: BaseException) -> str:

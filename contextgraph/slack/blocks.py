@@ -38,6 +38,11 @@ def _q(value: str) -> str:
     return quote(value, safe="")
 
 
+def _plausible_id(value: str) -> bool:
+    """An id Airflow could have made: not a path step ("." / ".."), no control characters, not huge."""
+    return value not in (".", "..") and len(value) <= 250 and value.isprintable()
+
+
 @dataclass(frozen=True)
 class HITLRef:
     """Which HITL task instance a message, button or form is about."""
@@ -72,8 +77,14 @@ class HITLRef:
             raise ValueError("not an object")
         ids = [data.get(k) for k in ("dag_id", "run_id", "task_id")]
         map_index = data.get("map_index", -1)
-        if not all(isinstance(i, str) and i for i in ids) or not isinstance(map_index, int):
+        if (
+            not all(isinstance(i, str) and i for i in ids)
+            or not isinstance(map_index, int)
+            or isinstance(map_index, bool)
+        ):
             raise ValueError("dag_id, run_id, task_id and map_index are required")
+        if any(not _plausible_id(str(i)) for i in ids) or not -1 <= map_index < 2**31:
+            raise ValueError("not an Airflow task instance")
         return cls(ids[0], ids[1], ids[2], map_index)  # type: ignore[arg-type]
 
 

@@ -20,9 +20,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contextgraph.config import AirflowSettings
 from contextgraph.errors import ConfigError
+from contextgraph.source.airflow import public_url
 
 #: Slack refuses requests whose timestamp is further than this from now (replay protection).
 MAX_REQUEST_AGE_SECONDS = 300
+#: Larger interaction requests are refused (413) before they are read whole; Slack's own are far smaller.
+MAX_BODY_BYTES = 1024 * 1024
 
 
 def _env(name: str) -> AliasChoices:
@@ -73,7 +76,8 @@ class SlackSettings(BaseSettings):
 
     @property
     def ui_url(self) -> str:
-        return (self.airflow_ui_url or self.airflow.url).rstrip("/")
+        # Links are posted to Slack: never with a user:password@ part.
+        return public_url((self.airflow_ui_url or self.airflow.url).rstrip("/"))
 
 
 def web_client(settings: SlackSettings) -> Any:

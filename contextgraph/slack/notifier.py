@@ -24,6 +24,7 @@ from airflow.sdk.bases.notifier import BaseNotifier
 from contextgraph.slack.blocks import HITLRef, Review, review_message
 from contextgraph.slack.config import SlackSettings, web_client
 from contextgraph.slack.operator import accepts_reviewer
+from contextgraph.source.airflow import public_url
 
 __all__ = ["SlackReviewNotifier", "post_review", "slack_notifiers"]
 
@@ -42,14 +43,14 @@ def post_review(
 
 def _airflow_ui_url(settings: SlackSettings) -> str:
     if settings.airflow_ui_url:
-        return settings.airflow_ui_url
+        return public_url(settings.airflow_ui_url)
     try:
         from airflow.providers.common.compat.sdk import conf
 
         base = conf.get("api", "base_url", fallback=None)
     except Exception:  # an unusual Airflow: fall back to AIRFLOW_URL
         base = None
-    return str(base or settings.airflow.url)
+    return public_url(str(base or settings.airflow.url))
 
 
 def _timeout_note(task: Any) -> str | None:
