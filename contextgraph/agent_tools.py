@@ -78,13 +78,8 @@ def run_read_cypher(
     row_limit: int = CYPHER_ROW_LIMIT,
     max_chars: int = CYPHER_MAX_CHARS,
 ) -> CypherResult:
-    """`retrieval.read_cypher` with the cut made visible: QueryRefusedError for writes and timeouts.
-
-    On Neo4j, a read that loads a file or URL (LOAD CSV: the server's files, or requests to any
-    address the server reaches) is refused too; the embedded store refuses file reads itself.
-    """
-    if isinstance(store, Neo4jStore):
-        _refuse_external_reads(store, query, params)
+    """`retrieval.read_cypher` with the cut made visible: QueryRefusedError for writes, file or URL
+    reads (LOAD CSV) and timeouts."""
     rows, cut = store.read_only_query(query, dict(params or {}), timeout=timeout, row_limit=row_limit)
     out = [{str(k): jsonable(v) for k, v in row.items()} for row in rows]
     note = f"only the first {row_limit} rows: add a LIMIT or aggregate" if cut else None
@@ -99,20 +94,6 @@ def run_read_cypher(
         note = f"only the first {len(kept)} rows fit in {max_chars} characters: return fewer columns or rows"
         out, cut = kept, True
     return CypherResult(rows=out, row_count=len(out), truncated=cut, note=note)
-
-
-_EXTERNAL_OPERATORS = ("LoadCSV",)
-
-
-def _refuse_external_reads(store: Neo4jStore, query: str, params: Mapping[str, Any] | None) -> None:
-    _, summary = store._execute_full("EXPLAIN " + query, dict(params or {}), write=False)
-    pending = [summary.plan or {}]
-    while pending:
-        step = pending.pop()
-        operator = str(step.get("operatorType", "")).split("@")[0]
-        if operator in _EXTERNAL_OPERATORS:
-            raise QueryRefusedError(f"queries here may not load files or URLs ({operator})")
-        pending.extend(step.get("children") or [])
 
 
 def precedents_from_keys(keys: Sequence[str], known: Sequence[Precedent] = ()) -> list[Precedent]:

@@ -30,6 +30,11 @@ def _split_userinfo(url: str | None) -> tuple[str | None, str | None, str | None
     return clean, user, unquote(parts.password) if parts.password else None
 
 
+def public_url(url: str) -> str:
+    """The URL without any ``user:password@`` part: safe for logs, errors and links."""
+    return _split_userinfo(url)[0] or url
+
+
 def default_store_path() -> Path:
     return Path(platformdirs.user_data_dir("contextgraph")) / "graph.lbdb"
 

@@ -31,6 +31,7 @@ from rich.table import Table
 
 from contextgraph import model as m
 from contextgraph.config import AirflowSettings, Settings, default_store_path
+from contextgraph.errors import SourceNotFoundError
 from contextgraph.store import GraphStore
 from contextgraph.sync import Sync, SyncOptions, SyncReport
 
@@ -537,6 +538,11 @@ class ScenarioSource:
 
     def task_instances(self, *, updated_since: datetime | None = None) -> Iterator[dict[str, Any]]:
         return self._served(self.records.task_instances)
+
+    def hitl_detail_try(
+        self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1
+    ) -> dict[str, Any]:
+        raise SourceNotFoundError("the demo scenario has no retried reviews")
 
     def hitl_details(self, *, created_since: datetime | None = None) -> Iterator[dict[str, Any]]:
         return self._served(self.records.hitl_details)

@@ -30,10 +30,9 @@ from pydantic import BaseModel, Field
 
 from contextgraph import mapping
 from contextgraph import model as m
-from contextgraph.config import AirflowSettings
+from contextgraph.config import AirflowSettings, public_url
 from contextgraph.errors import InvalidRecordError, SourceNotFoundError
 from contextgraph.queries import load
-from contextgraph.source.airflow import public_url
 from contextgraph.store import GraphStore, WriteResult
 
 log = logging.getLogger(__name__)

@@ -20,6 +20,7 @@ from bench import cases as c
 from contextgraph.agent_tools import run_read_cypher
 from contextgraph.errors import QueryRefusedError
 from contextgraph.model import EDGE_TYPES, NODE_TYPES
+from contextgraph.retrieval import read_cypher
 from contextgraph.store import GraphStore
 from contextgraph.store.base import EDGE_COLUMNS, NODE_COLUMNS
 
@@ -242,3 +243,17 @@ def test_hostile_cypher_never_writes(store: GraphStore, request: pytest.FixtureR
     print()
     print(_figures(f"{store.dialect}, read_cypher", direct))
     print(_figures(f"{store.dialect}, MCP read_cypher", via_mcp))
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "LOAD CSV FROM 'file:///etc/passwd' AS row RETURN row",
+        "LOAD CSV WITH HEADERS FROM 'http://127.0.0.1:9/x.csv' AS row RETURN count(row)",
+        "CALL { LOAD CSV FROM 'file:///etc/hostname' AS r RETURN r } RETURN r",
+    ],
+)
+def test_the_cli_cypher_path_refuses_file_and_url_reads(neo4j_store: GraphStore, query: str) -> None:
+    """`contextgraph cypher` (retrieval.read_cypher): Neo4j calls LOAD CSV a read; it is refused."""
+    with pytest.raises(QueryRefusedError, match="may not load files or URLs"):
+        read_cypher(neo4j_store, query)

@@ -92,7 +92,18 @@ def answer(airflow: AirflowClient, runs: dict[str, str], labels: list[str]) -> N
     for label in labels:
         state = airflow.wait_for_run(DAG, runs[label])["state"]
         tasks = {ti["task_id"]: ti["state"] for ti in airflow.task_instances(DAG, runs[label])}
-        assert state == "success", (label, runs[label], tasks)
+        assert state == "success", (label, runs[label], tasks, failure_log(airflow, runs[label], tasks))
+
+
+def failure_log(airflow: AirflowClient, run_id: str, tasks: dict[str, str]) -> str:
+    """The error lines of the first failed task's log, to say why a run failed."""
+    failed = [t for t, state in tasks.items() if state == "failed"]
+    if not failed:
+        return ""
+    path = f"/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances/{failed[0]}/logs/1"
+    content = airflow.request("GET", path, params={"full_content": True}).json().get("content") or []
+    errors = [e for e in content if isinstance(e, dict) and e.get("level") in ("error", "critical")]
+    return json.dumps(errors, default=str)[-4000:]
 
 
 def test_ingest_is_incremental_on_neo4j_and_embedded(

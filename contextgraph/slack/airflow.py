@@ -21,11 +21,10 @@ from typing import Any
 
 import httpx
 
-from contextgraph.config import AirflowSettings
+from contextgraph.config import AirflowSettings, public_url
 from contextgraph.errors import SourceAuthError, SourceError, SourceNotFoundError, SourceUnavailableError
 from contextgraph.mapping import SLACK_IDENTITY_KEY
 from contextgraph.slack.blocks import HITLRef
-from contextgraph.source.airflow import public_url
 
 logger = logging.getLogger(__name__)
 

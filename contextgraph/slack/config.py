@@ -18,9 +18,8 @@ from typing import Any
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from contextgraph.config import AirflowSettings
+from contextgraph.config import AirflowSettings, public_url
 from contextgraph.errors import ConfigError
-from contextgraph.source.airflow import public_url
 
 #: Slack refuses requests whose timestamp is further than this from now (replay protection).
 MAX_REQUEST_AGE_SECONDS = 300

@@ -21,10 +21,10 @@ from typing import Any
 
 from airflow.sdk.bases.notifier import BaseNotifier
 
+from contextgraph.config import public_url
 from contextgraph.slack.blocks import HITLRef, Review, review_message
 from contextgraph.slack.config import SlackSettings, web_client
 from contextgraph.slack.operator import accepts_reviewer
-from contextgraph.source.airflow import public_url
 
 __all__ = ["SlackReviewNotifier", "post_review", "slack_notifiers"]
 

@@ -40,7 +40,6 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
-from urllib.parse import urlsplit, urlunsplit
 
 import urllib3
 from airflow_client.client import ApiClient, Configuration
@@ -52,7 +51,7 @@ from airflow_client.client.api.x_com_api import XComApi
 from airflow_client.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from contextgraph.config import AirflowSettings
+from contextgraph.config import AirflowSettings, public_url
 from contextgraph.errors import (
     SourceAuthError,
     SourceError,
@@ -589,14 +588,3 @@ def _detail(data: bytes, redact: Callable[[str], str]) -> str:
     else:
         text = str(body["detail"]) if isinstance(body, dict) and "detail" in body else json.dumps(body)
     return redact(text)[:300] or "(empty body)"
-
-
-def public_url(url: str) -> str:
-    """The URL without any user:password@ part."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))

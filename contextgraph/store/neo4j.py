@@ -18,7 +18,7 @@ from neo4j.exceptions import (
     SessionExpired,
 )
 
-from contextgraph.config import Neo4jSettings
+from contextgraph.config import Neo4jSettings, public_url
 from contextgraph.errors import QueryRefusedError, StoreAuthError, StoreError, StoreUnavailableError
 from contextgraph.queries import load, statements
 from contextgraph.store.base import GraphStore, Row, to_plain
@@ -64,13 +64,13 @@ class Neo4jStore(GraphStore):
                 max_transaction_retry_time=settings.max_retry_seconds,
             )
         except (ConfigurationError, ValueError) as exc:
-            raise StoreError(f"NEO4J_URI {settings.uri!r} is not a Neo4j URI: {exc}") from None
+            raise StoreError(f"NEO4J_URI {public_url(settings.uri)!r} is not a Neo4j URI: {exc}") from None
         return cls(
             driver,
             database=settings.database,
             batch_size=batch_size,
             owns_driver=True,
-            where=f"Neo4j at {settings.uri}",
+            where=f"Neo4j at {public_url(settings.uri)}",
         )
 
     def close(self) -> None:
@@ -153,6 +153,11 @@ class Neo4jStore(GraphStore):
         if kind not in READ_QUERY_TYPES:
             what = {"w": "writes", "rw": "reads and writes", "s": "changes the schema"}.get(kind, kind)
             raise QueryRefusedError(f"only read queries may run here; this one {what} (query type {kind!r})")
+        # Neo4j calls LOAD CSV a read, but it reads the server's files or any URL the server reaches.
+        if external := _plan_operators(summary.plan or {}) & EXTERNAL_OPERATORS:
+            raise QueryRefusedError(
+                f"queries here may not load files or URLs ({', '.join(sorted(external))})"
+            )
         rows: list[Row] = []
         cut = False
         try:
@@ -212,3 +217,16 @@ class Neo4jStore(GraphStore):
         if isinstance(exc, Neo4jError | DriverError):
             return StoreError(f"{self._where} failed: {type(exc).__name__}: {getattr(exc, 'message', exc)}")
         return exc
+
+
+EXTERNAL_OPERATORS = frozenset({"LoadCSV"})
+
+
+def _plan_operators(plan: Mapping[str, Any]) -> set[str]:
+    """Every operator of an EXPLAIN plan (names without their runtime suffix, e.g. `LoadCSV@neo4j`)."""
+    found, pending = set(), [plan]
+    while pending:
+        step = pending.pop()
+        found.add(str(step.get("operatorType", "")).split("@")[0])
+        pending.extend(step.get("children") or [])
+    return found
