@@ -65,8 +65,8 @@ class Signals(BaseModel):
     same_point: bool = False
 
 
-class Precedent(BaseModel):
-    """An earlier human decision shown to an agent: the case, the choice, the reason and the link."""
+class DecisionRef(BaseModel):
+    """Which decision: its key, the ids it is made of, and what was asked."""
 
     key: str
     dag_id: str
@@ -75,6 +75,11 @@ class Precedent(BaseModel):
     map_index: int = -1
     try_number: int = 1
     subject: str = ""
+
+
+class Precedent(DecisionRef):
+    """An earlier human decision shown to an agent: the case, the choice, the reason and the link."""
+
     chosen_options: list[str] = []
     reason: str | None = None
     reviewer: str | None = None
@@ -456,16 +461,9 @@ class InformingPrecedent(BaseModel):
     recorded_at: datetime | None = None
 
 
-class DecisionTrace(BaseModel):
+class DecisionTrace(DecisionRef):
     """A decision in its context: what fed it, what it judged, what was decided and why, what followed."""
 
-    key: str
-    dag_id: str
-    run_id: str
-    task_id: str
-    map_index: int = -1
-    try_number: int = 1
-    subject: str = ""
     body: str | None = None
     offered: list[str] = []
     chosen_options: list[str] = []
