@@ -1,7 +1,8 @@
 """One ingest as users run it (the CLI and the ingestion DAG): sync from Airflow, then embed.
 
-The embedder is resolved before anything is read, so a model that cannot be loaded stops the
-ingest before it starts; decisions new or changed by the sync are embedded after it, in batches.
+Decisions new or changed by the sync are embedded after it, in batches. The sync's writes stand on
+their own: if the embedding model cannot be loaded, that error comes after them, and the next
+ingest (or `contextgraph embed`) embeds what is still pending.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ def run_ingest(
     settings: Settings, *, full: bool = False, embed: bool = True, progress: Progress | None = None
 ) -> SyncReport:
     """Sync the configured Airflow into the configured store and embed what changed."""
-    embedder = embedder_from_settings(settings) if embed else None
     options = SyncOptions(
         proposal_tasks=settings.proposal_tasks, overlap=timedelta(seconds=settings.sync_overlap_seconds)
     )
@@ -28,7 +28,8 @@ def run_ingest(
             store.verify()
         store.ensure_schema()
         report = Sync(source, store, options, progress).run(full=full)
-        if embedder is not None:
+        if embed:
+            embedder = embedder_from_settings(settings)
             step = (lambda n: progress("embeddings", n)) if progress else None
             report.embedded = embed_pending(store, embedder, progress=step).embedded
     return report
