@@ -68,6 +68,11 @@ def _group_alive(proc: subprocess.Popen[bytes]) -> bool:
     return True
 
 
+#: Seconds to let a HITL task sit in its waiting state before answering it (Airflow 3.3.2 can fail
+#: a run answered within about a second of the task starting to wait).
+WAITING_SETTLE = 3.0
+
+
 class AirflowClient:
     """Small REST helper for Airflow 3 (``/api/v2``) with a cached bearer token."""
 
@@ -253,11 +258,12 @@ class AirflowClient:
                 tis = {ti["task_id"]: ti["state"] for ti in self.task_instances(dag_id, run_id)}
                 raise AirflowError(f"no waiting HITL task in {dag_id}/{run_id} after {timeout:.0f}s: {tis}")
             time.sleep(0.5)
+        # The race is about the moment the task starts waiting, which under load can come seconds
+        # after the detail was created (notifiers run in between): settle from both.
+        seen_waiting = time.monotonic()
         created = _parse_ts(detail.get("created_at"))
-        if created is not None:
-            waited = (datetime.now(UTC) - created).total_seconds()
-            if waited < settle:
-                time.sleep(settle - waited)
+        since_created = (datetime.now(UTC) - created).total_seconds() if created else 0.0
+        time.sleep(max(settle - since_created, WAITING_SETTLE - (time.monotonic() - seen_waiting), 0.0))
         return detail
 
     def respond(
