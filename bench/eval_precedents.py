@@ -338,19 +338,44 @@ def per_kind(run: Run, cases: Sequence[NewCase], corpus: Corpus) -> dict[str, fl
 
 
 def evaluate_store(
-    store: GraphStore, embedder: Embedder, corpus: Corpus, splits: Sequence[str], *, lessons: bool = True
+    store: GraphStore,
+    embedder: Embedder,
+    corpus: Corpus,
+    splits: Sequence[str],
+    *,
+    ablation: bool = True,
+    lessons: bool = True,
 ) -> StoreResult:
-    """Ingest the corpus into an empty store (schema applied) and measure every ranking on `splits`."""
+    """Ingest the corpus into an empty store (schema applied) and measure every ranking on `splits`
+    (the ablation table and lesson coverage only when asked and when the ranking offers them)."""
     ingested = ingest(store, embedder, corpus)
     ids = decision_ids(store, ingested)
-    signals = signals_supported()
+    result = measure(store, embedder, corpus, ids, splits, ablation=ablation, lessons=lessons)
+    result.ingest_seconds = round(ingested.seconds, 2)
+    return result
+
+
+def measure(
+    store: GraphStore,
+    embedder: Embedder,
+    corpus: Corpus,
+    ids: dict[str, str],
+    splits: Sequence[str],
+    *,
+    ablation: bool = True,
+    lessons: bool = True,
+) -> StoreResult:
+    """Measure every ranking on `splits` of a store the corpus is in; `ids`: decision key -> corpus id."""
+    signals = signals_supported() if ablation else ()
     results: dict[str, SplitResult] = {}
     for split in splits:
         cases = corpus.split(split)
         runs = {mode: run_ranker(graph_ranker(store, embedder, ids, mode), cases, corpus) for mode in MODES}
         result = SplitResult({mode: r.metrics for mode, r in runs.items()})
         result.per_kind_hit_at_1 = per_kind(runs["hybrid"], cases, corpus)
-        if signals:
+        if not ablation:
+            result.ablation_note = "not measured"
+        elif signals:
             for removed in signals:
                 kept = [s for s in signals if s != removed]
                 rank = graph_ranker(store, embedder, ids, "hybrid", signals=kept)
@@ -362,9 +387,7 @@ def evaluate_store(
         if lessons:
             result.lessons = lesson_coverage(store, embedder, ids, cases, corpus)
         results[split] = result
-    return StoreResult(
-        round(ingested.seconds, 2), len(ids), seed_check(store, embedder, ids, corpus), results
-    )
+    return StoreResult(0.0, len(ids), seed_check(store, embedder, ids, corpus), results)
 
 
 def baselines(corpus: Corpus, embedder: Embedder, splits: Sequence[str]) -> dict[str, dict[str, Any]]:
