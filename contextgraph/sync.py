@@ -33,6 +33,7 @@ from contextgraph import model as m
 from contextgraph.config import AirflowSettings, public_url
 from contextgraph.errors import InvalidRecordError, SourceNotFoundError
 from contextgraph.queries import load
+from contextgraph.redact import redacting
 from contextgraph.store import GraphStore, WriteResult
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ class Sync:
         options: SyncOptions | None = None,
         progress: Progress | None = None,
     ) -> None:
-        self.source = source
+        self.source = redacting(source)  # governance: personal data out before mapping (CONTEXTGRAPH_REDACT)
         self.store = store
         self.options = options or SyncOptions()
         self.progress = progress or (lambda stage, n: None)
