@@ -506,3 +506,58 @@ def mcp(state: State, timeout: float, row_limit: int) -> None:
 
 def main() -> None:
     cli()
+
+
+@cli.command()
+@click.option("--actor", "actor_id", help="An actor id (Airflow or Slack user): its decisions stay, unnamed.")
+@click.option("--decision", "decisions", multiple=True, help="A decision key (repeatable).")
+@click.option("--dag", "dag_id", help="Every decision of this DAG (see --before).")
+@click.option("--before", type=click.DateTime(), help="With --dag: only decisions asked before (UTC).")
+@click.option("--customer", help="Every decision whose ticket, answer or proposal mentions this text.")
+@click.option("--yes", is_flag=True, help="Erase now (without it: a dry run that shows what would go).")
+@click.option("--rebuild-indexes", is_flag=True, help="Afterwards, rebuild the store's sidecar indexes.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_obj
+@handle_errors
+def forget(
+    state: State,
+    actor_id: str | None,
+    decisions: tuple[str, ...],
+    dag_id: str | None,
+    before: Any,
+    customer: str | None,
+    yes: bool,
+    rebuild_indexes: bool,
+    as_json: bool,
+) -> None:
+    """Erase an actor, decisions, a DAG's decisions or a customer's tickets, with everything derived
+    (embeddings, index entries, INFORMED_BY edges, proposals, run conf); later syncs skip them.
+    Dry run unless --yes. Each erasure leaves an audit record (what kind, when, counts)."""
+    from contextgraph import forget as governance
+
+    with state.store() as store:
+        if store.dialect == "embedded":  # its tables must exist before anything can be read
+            store.ensure_schema()
+        try:
+            plan = governance.plan_forget(
+                store, actor=actor_id, decisions=decisions, dag_id=dag_id, before=before, customer=customer
+            )
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+        data: dict[str, Any] = {"kind": plan.kind, "dry_run": not yes, "counts": plan.counts()}
+        if plan.empty:
+            data["message"] = "nothing matches: nothing to forget"
+        elif yes:
+            report = governance.forget(store, plan)
+            data["audit"] = report.audit_key
+            if rebuild_indexes:
+                store.rebuild_indexes()
+    if as_json:
+        emit(data, True)
+        return
+    if plan.empty:
+        click.echo(data["message"])
+        return
+    what = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in data["counts"].items() if n)
+    suffix = "" if yes else " (dry run; --yes to erase)"
+    click.echo(f"{'forgot' if yes else 'would forget'}: {what}{suffix}")

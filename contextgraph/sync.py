@@ -28,7 +28,7 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, Field
 
-from contextgraph import mapping
+from contextgraph import forget, mapping
 from contextgraph import model as m
 from contextgraph.config import AirflowSettings, public_url
 from contextgraph.errors import InvalidRecordError, SourceNotFoundError
@@ -95,6 +95,8 @@ class SyncReport:
     full: bool = False
     embedded: int = 0
     """Decisions embedded after the sync (by `contextgraph.ingest.run_ingest`)."""
+    forgotten_skipped: int = 0
+    """Forgotten nodes (`contextgraph forget`) the sync read again and kept out of the graph."""
 
     def add(self, result: WriteResult) -> None:
         self.created.update(result.created)
@@ -116,6 +118,7 @@ class SyncReport:
             "updated": _nonzero(self.updated),
             "unchanged": sum(self.unchanged.values()),
             "embedded": self.embedded,
+            "forgotten_skipped": self.forgotten_skipped,
             "missing_endpoints": _nonzero(self.missing_endpoints),
             "rejected": [r.__dict__ for r in self.rejected],
         }
@@ -161,6 +164,7 @@ class _Run:
         self.shapes: dict[str, mapping.DagShape] = {}
         self.fetched_tasks: set[str] = set()
         self.decision_points: dict[str, set[str]] = {}
+        self.screen = forget.Screen(self.store)  # governance: forgotten data stays out
 
     def execute(self) -> SyncReport:
         clock, calls_before = time.monotonic(), self.source.calls
@@ -375,6 +379,8 @@ class _Run:
         batch = m.GraphBatch()
         for item in batches:
             batch.extend(item)
+        batch = self.screen(batch)
+        self.report.forgotten_skipped = self.screen.skipped
         if batch:
             self.report.add(self.store.write(batch))
 
