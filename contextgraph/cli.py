@@ -493,15 +493,22 @@ def cypher(
 @click.option(
     "--row-limit", default=1000, show_default=True, type=click.IntRange(1), help="Rows read_cypher returns."
 )
+@click.option(
+    "--scope",
+    help="Only this part of the graph: dag=ID, point=DAG.TASK, deployment=NAME, comma-separated.",
+)
 @click.pass_obj
 @handle_errors
-def mcp(state: State, timeout: float, row_limit: int) -> None:
+def mcp(state: State, timeout: float, row_limit: int, scope: str | None) -> None:
     """Serve the precedent tools to MCP clients over stdio (needs contextgraph[agents])."""
     try:
         from contextgraph.mcp_server import serve
     except ImportError as exc:
         raise click.ClickException(f"{exc}: pip install 'contextgraph[agents]'") from None
-    serve(state.settings(), timeout=timeout, row_limit=row_limit)
+    from contextgraph.scope import Scope
+
+    bound = Scope.parse(scope) if scope else None
+    serve(state.settings(), timeout=timeout, row_limit=row_limit, scope=bound)
 
 
 def main() -> None:

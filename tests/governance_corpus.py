@@ -74,3 +74,70 @@ def planted_scenario(n: int = 50) -> tuple[demo.Scenario, Planted]:
         draft["draft"] += f"\n\nWe will call you on {phone} and refund card {card}."
         records.xcoms[xkey] = draft
     return records, planted
+
+
+OTHER_DAG = "finance_review"
+SECRET = "SECRET-FINANCE-7731"
+"""Planted in every decision of OTHER_DAG: must never reach an agent scoped to the demo DAG."""
+
+
+def _renamed(value: object, dag_id: str) -> object:
+    if isinstance(value, dict):
+        return {k: dag_id if k == "dag_id" else _renamed(v, dag_id) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_renamed(v, dag_id) for v in value]
+    return value
+
+
+def other_dag_scenario(n: int = 20) -> demo.Scenario:
+    """A second DAG like the demo's (same reviewers, so Actor nodes are shared) whose every
+    decision, answer and proposal carries `SECRET`."""
+    records = demo.scenario(n)
+    out = demo.Scenario(
+        dag=_renamed(records.dag, OTHER_DAG),  # type: ignore[arg-type]
+        tasks=records.tasks,
+        runs=_renamed(records.runs, OTHER_DAG),  # type: ignore[arg-type]
+        task_instances=_renamed(records.task_instances, OTHER_DAG),  # type: ignore[arg-type]
+        hitl_details=_renamed(records.hitl_details, OTHER_DAG),  # type: ignore[arg-type]
+        xcoms={(OTHER_DAG, run, task): value for (_, run, task), value in records.xcoms.items()},
+        kinds=records.kinds,
+        server_time=records.server_time,
+    )
+    for detail in out.hitl_details:
+        detail["subject"] = f"{SECRET} {detail['subject']}"
+        if detail["params_input"].get("reason"):
+            detail["params_input"]["reason"] += f" ({SECRET})"
+    for key, value in out.xcoms.items():
+        if isinstance(value, dict) and "draft" in value:
+            out.xcoms[key] = {**value, "draft": f"{SECRET} {value['draft']}"}
+    return out
+
+
+class TwoDagSource(demo.ScenarioSource):
+    """The demo's source serving two scenarios (two DAGs)."""
+
+    def __init__(self, first: demo.Scenario, second: demo.Scenario) -> None:
+        super().__init__(first)
+        self.second = second
+
+    def dags(self):  # type: ignore[no-untyped-def]
+        return self._served([self.records.dag, self.second.dag])
+
+    def tasks(self, dag_id: str) -> list[dict[str, object]]:
+        self.calls += 1
+        return list(self.records.tasks) if dag_id in (demo.DAG_ID, OTHER_DAG) else []
+
+    def dag_runs(self, **kwargs: object):  # type: ignore[no-untyped-def]
+        return self._served(self.records.runs + self.second.runs)
+
+    def task_instances(self, **kwargs: object):  # type: ignore[no-untyped-def]
+        return self._served(self.records.task_instances + self.second.task_instances)
+
+    def hitl_details(self, **kwargs: object):  # type: ignore[no-untyped-def]
+        return self._served(self.records.hitl_details + self.second.hitl_details)
+
+    def xcom_value(self, dag_id: str, run_id: str, task_id: str) -> object:
+        self.calls += 1
+        wanted = (dag_id, run_id, task_id)
+        found = self.records.xcoms.get(wanted, self.second.xcoms.get(wanted))
+        return dict(found) if isinstance(found, dict) else found
