@@ -568,3 +568,32 @@ def forget(
     what = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in data["counts"].items() if n)
     suffix = "" if yes else " (dry run; --yes to erase)"
     click.echo(f"{'forgot' if yes else 'would forget'}: {what}{suffix}")
+
+
+@cli.command()
+@click.option("--outdated", is_flag=True, help="Only precedents flagged 'this lesson may be outdated'.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handle_errors
+def usefulness(state: State, outdated: bool, as_json: bool) -> None:
+    """Score each precedent by what happened to the drafts it informed (INFORMED_BY + verdict), store
+    the scores, and list them, most useful first; flags precedents that led to overrides repeatedly."""
+    from contextgraph import usefulness as learn
+
+    with state.store() as store:
+        if store.dialect == "embedded":
+            store.ensure_schema()
+        found = sorted(learn.refresh(store).values(), key=lambda u: (-u.score, u.key))
+    if outdated:
+        found = [u for u in found if u.maybe_outdated]
+    rows = [u.__dict__ for u in found]
+
+    def table() -> Table:
+        out = Table("precedent", "shown", "approved", "overridden", "escalated", "score", "flag")
+        for u in found:
+            flag = "this lesson may be outdated" if u.maybe_outdated else ""
+            counts = (str(x) for x in (u.shown, u.approved, u.overridden, u.escalated))
+            out.add_row(u.key, *counts, f"{u.score:.2f}", flag)
+        return out
+
+    emit(rows, as_json, table)
