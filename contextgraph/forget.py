@@ -196,6 +196,11 @@ def forget(store: GraphStore, plan: ForgetPlan) -> ForgetReport:
         if store.dialect == "embedded":
             store._write(load("embedding_delete", "embedded"), {"keys": plan.decisions})
         _delete(store, "Decision", plan.decisions)
+        try:  # their usefulness scores (contextgraph.usefulness), where any were stored
+            _delete(store, "PrecedentUsefulness", plan.decisions)
+        except QueryRefusedError:
+            if store.dialect != "embedded":
+                raise
     if plan.proposals:
         _delete(store, "Proposal", plan.proposals)
     if plan.runs:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from contextgraph import demo, export
+from contextgraph import demo, export, usefulness
 from contextgraph import model as m
 from contextgraph.cli import cli
 from contextgraph.embeddings import Model2VecEmbedder, embed_pending
@@ -56,6 +56,7 @@ def _load(store: GraphStore, embedder: Model2VecEmbedder) -> demo.Scenario:
     Sync(demo.ScenarioSource(records), store, OPTIONS).run(full=True)
     store.write(m.GraphBatch(edges=list(demo.informed_by(records))))
     embed_pending(store, embedder)
+    usefulness.refresh(store)  # stored scores keyed by decision: must go with the decisions
     return records
 
 
