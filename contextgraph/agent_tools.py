@@ -39,6 +39,7 @@ from contextgraph.retrieval import (
     jsonable,
     record_precedents,
 )
+from contextgraph.scope import Scope, ScopedStore
 from contextgraph.store import EmbeddedStore, GraphStore, Neo4jStore
 
 if TYPE_CHECKING:
@@ -166,12 +167,14 @@ def open_deps(
     *,
     point: tuple[str, str] | None = None,
     use_embedder: bool = True,
+    scope: Scope | None = None,
 ) -> ContextGraphDeps:
     """Deps for reading precedents from the store the settings name; never creates a store.
 
     Neo4j is checked at once (StoreUnavailableError / StoreAuthError); the embedded file is opened
     read-only (so an ingest may write it at other times) and must exist. An embedding model that
-    cannot be loaded leaves the search to words, with a warning.
+    cannot be loaded leaves the search to words, with a warning. With a `scope`, every tool reads
+    a `ScopedStore` holding only that scope (read-only; see contextgraph.scope).
     """
     store: GraphStore
     if settings.neo4j.uri:
@@ -189,6 +192,8 @@ def open_deps(
                 f"no graph at {path} yet: ingest decisions first (`contextgraph ingest`) or set NEO4J_URI"
             )
         store = EmbeddedStore(path, batch_size=settings.batch_size, read_only=True)
+    if scope is not None:
+        store = ScopedStore(store, scope)  # governance: the tools see only this scope
     embedder: Embedder | None = None
     if use_embedder:
         try:

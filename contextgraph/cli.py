@@ -493,16 +493,107 @@ def cypher(
 @click.option(
     "--row-limit", default=1000, show_default=True, type=click.IntRange(1), help="Rows read_cypher returns."
 )
+@click.option(
+    "--scope",
+    help="Only this part of the graph: dag=ID, point=DAG.TASK, deployment=NAME, comma-separated.",
+)
 @click.pass_obj
 @handle_errors
-def mcp(state: State, timeout: float, row_limit: int) -> None:
+def mcp(state: State, timeout: float, row_limit: int, scope: str | None) -> None:
     """Serve the precedent tools to MCP clients over stdio (needs contextgraph[agents])."""
     try:
         from contextgraph.mcp_server import serve
     except ImportError as exc:
         raise click.ClickException(f"{exc}: pip install 'contextgraph[agents]'") from None
-    serve(state.settings(), timeout=timeout, row_limit=row_limit)
+    from contextgraph.scope import Scope
+
+    bound = Scope.parse(scope) if scope else None
+    serve(state.settings(), timeout=timeout, row_limit=row_limit, scope=bound)
 
 
 def main() -> None:
     cli()
+
+
+@cli.command()
+@click.option("--actor", "actor_id", help="An actor id (Airflow or Slack user): its decisions stay, unnamed.")
+@click.option("--decision", "decisions", multiple=True, help="A decision key (repeatable).")
+@click.option("--dag", "dag_id", help="Every decision of this DAG (see --before).")
+@click.option("--before", type=click.DateTime(), help="With --dag: only decisions asked before (UTC).")
+@click.option("--customer", help="Every decision whose ticket, answer or proposal mentions this text.")
+@click.option("--yes", is_flag=True, help="Erase now (without it: a dry run that shows what would go).")
+@click.option("--rebuild-indexes", is_flag=True, help="Afterwards, rebuild the store's sidecar indexes.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_obj
+@handle_errors
+def forget(
+    state: State,
+    actor_id: str | None,
+    decisions: tuple[str, ...],
+    dag_id: str | None,
+    before: Any,
+    customer: str | None,
+    yes: bool,
+    rebuild_indexes: bool,
+    as_json: bool,
+) -> None:
+    """Erase an actor, decisions, a DAG's decisions or a customer's tickets, with everything derived
+    (embeddings, index entries, INFORMED_BY edges, proposals, run conf); later syncs skip them.
+    Dry run unless --yes. Each erasure leaves an audit record (what kind, when, counts)."""
+    from contextgraph import forget as governance
+
+    with state.store() as store:
+        if store.dialect == "embedded":  # its tables must exist before anything can be read
+            store.ensure_schema()
+        try:
+            plan = governance.plan_forget(
+                store, actor=actor_id, decisions=decisions, dag_id=dag_id, before=before, customer=customer
+            )
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+        data: dict[str, Any] = {"kind": plan.kind, "dry_run": not yes, "counts": plan.counts()}
+        if plan.empty:
+            data["message"] = "nothing matches: nothing to forget"
+        elif yes:
+            report = governance.forget(store, plan)
+            data["audit"] = report.audit_key
+            if rebuild_indexes:
+                store.rebuild_indexes()
+    if as_json:
+        emit(data, True)
+        return
+    if plan.empty:
+        click.echo(data["message"])
+        return
+    what = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in data["counts"].items() if n)
+    suffix = "" if yes else " (dry run; --yes to erase)"
+    click.echo(f"{'forgot' if yes else 'would forget'}: {what}{suffix}")
+
+
+@cli.command()
+@click.option("--outdated", is_flag=True, help="Only precedents flagged 'this lesson may be outdated'.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handle_errors
+def usefulness(state: State, outdated: bool, as_json: bool) -> None:
+    """Score each precedent by what happened to the drafts it informed (INFORMED_BY + verdict), store
+    the scores, and list them, most useful first; flags precedents that led to overrides repeatedly."""
+    from contextgraph import usefulness as learn
+
+    with state.store() as store:
+        if store.dialect == "embedded":
+            store.ensure_schema()
+        found = sorted(learn.refresh(store).values(), key=lambda u: (-u.score, u.key))
+    if outdated:
+        found = [u for u in found if u.maybe_outdated]
+    rows = [u.__dict__ for u in found]
+
+    def table() -> Table:
+        out = Table("precedent", "shown", "approved", "overridden", "escalated", "score", "flag")
+        for u in found:
+            flag = "this lesson may be outdated" if u.maybe_outdated else ""
+            counts = (str(x) for x in (u.shown, u.approved, u.overridden, u.escalated))
+            out.add_row(u.key, *counts, f"{u.score:.2f}", flag)
+        return out
+
+    emit(rows, as_json, table)

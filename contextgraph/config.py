@@ -3,11 +3,12 @@
 Neo4j: NEO4J_URI, NEO4J_USERNAME, NEO4J_PASSWORD, NEO4J_DATABASE.
 Airflow: AIRFLOW_URL, AIRFLOW_USERNAME, AIRFLOW_PASSWORD, AIRFLOW_TOKEN.
 contextgraph: CONTEXTGRAPH_STORE_PATH, CONTEXTGRAPH_BATCH_SIZE, CONTEXTGRAPH_EMBEDDING_MODEL,
-CONTEXTGRAPH_PROPOSAL_TASKS, CONTEXTGRAPH_SYNC_OVERLAP_SECONDS.
+CONTEXTGRAPH_PROPOSAL_TASKS, CONTEXTGRAPH_SYNC_OVERLAP_SECONDS, CONTEXTGRAPH_REDACT*.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Self
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -98,6 +99,82 @@ class AirflowSettings(BaseSettings):
         return self
 
 
+REDACT_KINDS = ("email", "phone", "card", "iban", "ip")
+
+
+class RedactSettings(BaseSettings):
+    """Redaction at ingest (`contextgraph.redact`), per deployment.
+
+    CONTEXTGRAPH_REDACT: `true` (every kind), `false`/unset (off), or the kinds to redact as a JSON
+    list or comma-separated (`email,card`; kinds: email, phone, card, iban, ip).
+    CONTEXTGRAPH_REDACT_PATTERNS: JSON object name → regular expression, each finding replaced by
+    `[NAME]` (works with or without the built-in kinds). CONTEXTGRAPH_REDACT_REGION: default region
+    of national phone numbers (ISO 3166 alpha-2, default US).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CONTEXTGRAPH_REDACT_", extra="ignore")
+
+    enabled: str = Field(default="", validation_alias="CONTEXTGRAPH_REDACT")
+    patterns: dict[str, str] = {}
+    region: str = "US"
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        self.kinds()
+        self.compiled_patterns()
+        return self
+
+    def kinds(self) -> frozenset[str]:
+        """The built-in kinds asked for; raises ValueError naming an unknown one."""
+        text = self.enabled.strip()
+        if text.lower() in ("", "false", "0", "no", "off"):
+            return frozenset()
+        if text.lower() in ("true", "1", "yes", "on", "all"):
+            return frozenset(REDACT_KINDS)
+        if text.startswith("["):
+            import json
+
+            try:
+                listed = [str(k) for k in json.loads(text)]
+            except (ValueError, TypeError):
+                raise ValueError(f"CONTEXTGRAPH_REDACT: not a JSON list of kinds: {text!r}") from None
+        else:
+            listed = [k for k in text.split(",")]
+        wanted = {k.strip().lower() for k in listed if k.strip()}
+        unknown = sorted(wanted - set(REDACT_KINDS))
+        if unknown:
+            known = ", ".join(REDACT_KINDS)
+            raise ValueError(f"CONTEXTGRAPH_REDACT: unknown kind {unknown[0]!r}; known: {known}")
+        return frozenset(wanted)
+
+    def compiled_patterns(self) -> dict[str, re.Pattern[str]]:
+        """The custom patterns compiled; raises ValueError naming the one that does not compile."""
+        compiled = {}
+        for name, pattern in self.patterns.items():
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
+                raise ValueError(f"CONTEXTGRAPH_REDACT_PATTERNS: pattern name {name!r} must be a word")
+            try:
+                compiled[name] = re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(
+                    f"CONTEXTGRAPH_REDACT_PATTERNS: pattern {name!r} does not compile: {exc}"
+                ) from None
+        return compiled
+
+    @classmethod
+    def load(cls) -> RedactSettings:
+        """Read from the environment; raises ConfigError (naming the setting) when invalid."""
+        from pydantic import ValidationError
+
+        from contextgraph.errors import ConfigError
+
+        try:
+            return cls()
+        except ValidationError as exc:
+            messages = "; ".join(str(e.get("msg", "")).removeprefix("Value error, ") for e in exc.errors())
+            raise ConfigError(messages) from None
+
+
 class Settings(BaseSettings):
     """contextgraph's own settings (CONTEXTGRAPH_*), holding the Neo4j and Airflow ones."""
 
@@ -114,3 +191,5 @@ class Settings(BaseSettings):
     """How far each incremental read reaches back before its watermark."""
     neo4j: Neo4jSettings = Field(default_factory=Neo4jSettings)
     airflow: AirflowSettings = Field(default_factory=AirflowSettings)
+    redaction: RedactSettings = Field(default_factory=RedactSettings)
+

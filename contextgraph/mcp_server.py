@@ -46,6 +46,7 @@ from contextgraph.retrieval import (
     find_similar_decisions,
     get_decision_trace,
 )
+from contextgraph.scope import Scope, ScopedStore
 from contextgraph.store import EmbeddedStore, GraphStore, Neo4jStore
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,9 @@ INSTRUCTIONS = (
     "one decision in full context; read_cypher answers other questions (read-only). After a decision "
     "was made with precedents shown, record_precedents links them (INFORMED_BY)."
 )
+
+
+_KNOWN = "UNWIND $keys AS k MATCH (d:Decision {key: k}) RETURN d.key AS key"
 
 
 class Recorded(BaseModel):
@@ -92,18 +96,33 @@ class PrecedentTools:
         timeout: float = CYPHER_TIMEOUT,
         row_limit: int = CYPHER_ROW_LIMIT,
         max_chars: int = CYPHER_MAX_CHARS,
+        scope: Scope | None = None,
     ) -> None:
         self.settings = settings
+        self.scope = scope
+        self._scoped: ScopedStore | None = None
         self.timeout = timeout
         self.row_limit = row_limit
         self.max_chars = max_chars
         self._neo4j: Neo4jStore | None = None
         self._embedder: Embedder | None = None
         self._embedder_tried = False
-        self._lock = threading.Lock()  # one embedded database open at a time in this process
+        self._lock = threading.Lock()  # one scoped view in use at a time
+        self._embedded_lock = threading.RLock()  # one embedded database open at a time in this process
 
     @contextmanager
     def store(self, *, write: bool = False) -> Iterator[GraphStore]:
+        if self.scope is not None and not write:  # governance: a scoped server reads its scope only
+            if self._scoped is None:
+                self._scoped = ScopedStore(self._full_store, self.scope)
+            with self._lock:
+                yield self._scoped
+            return
+        with self._full_store(write=write) as store:
+            yield store
+
+    @contextmanager
+    def _full_store(self, *, write: bool = False) -> Iterator[GraphStore]:
         if self.settings.neo4j.uri:
             if self._neo4j is None:
                 self._neo4j = Neo4jStore.connect(self.settings.neo4j, batch_size=self.settings.batch_size)
@@ -115,7 +134,7 @@ class PrecedentTools:
                 f"no graph at {path} yet: run `contextgraph ingest` (or `contextgraph demo`), "
                 "or set CONTEXTGRAPH_STORE_PATH / NEO4J_URI"
             )
-        with self._lock:
+        with self._embedded_lock:
             embedded = EmbeddedStore(path, batch_size=self.settings.batch_size, read_only=not write)
             try:
                 yield embedded
@@ -131,7 +150,15 @@ class PrecedentTools:
                 log.warning("precedent search by words only: %s", exc)
         return self._embedder
 
+    def check_scope(self) -> None:
+        """ScopeError (one line) when the scope names a DAG or decision point the graph lacks."""
+        if self.scope is not None:
+            with self._full_store() as store:
+                self.scope.check(store)
+
     def close(self) -> None:
+        if self._scoped is not None:
+            self._scoped.close()
         if self._neo4j is not None:
             self._neo4j.close()
             self._neo4j = None
@@ -220,6 +247,12 @@ class PrecedentTools:
             precedent_keys: Keys of the precedents shown, best first.
             scores: Their scores from find_similar_decisions, in the same order (optional).
         """
+        if self.scope is not None:
+            with self._errors(), self.store() as view:
+                known = {r["key"] for r in view.query(_KNOWN, {"keys": [decision_key, *precedent_keys]})}
+            outside = [k for k in [decision_key, *precedent_keys] if k not in known]
+            if outside:
+                raise ToolError(f"decision {outside[0]!r} is not in this server's scope ({self.scope})")
         shown = precedents_from_keys(precedent_keys)
         if scores:
             if len(scores) != len(precedent_keys):
@@ -263,9 +296,12 @@ def serve(
     timeout: float = CYPHER_TIMEOUT,
     row_limit: int = CYPHER_ROW_LIMIT,
     max_chars: int = CYPHER_MAX_CHARS,
+    scope: Scope | None = None,
 ) -> None:
-    """Serve the tools over stdio until the client closes the connection."""
-    tools = PrecedentTools(settings, timeout=timeout, row_limit=row_limit, max_chars=max_chars)
+    """Serve the tools over stdio until the client closes the connection; with a `scope`, they see
+    only that scope (ScopeError at once when it names something the graph lacks)."""
+    tools = PrecedentTools(settings, timeout=timeout, row_limit=row_limit, max_chars=max_chars, scope=scope)
+    tools.check_scope()
     try:
         build_server(tools).run("stdio")
     finally:

@@ -28,11 +28,12 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, Field
 
-from contextgraph import mapping
+from contextgraph import forget, mapping
 from contextgraph import model as m
 from contextgraph.config import AirflowSettings, public_url
 from contextgraph.errors import InvalidRecordError, SourceNotFoundError
 from contextgraph.queries import load
+from contextgraph.redact import redacting
 from contextgraph.store import GraphStore, WriteResult
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,8 @@ class SyncReport:
     full: bool = False
     embedded: int = 0
     """Decisions embedded after the sync (by `contextgraph.ingest.run_ingest`)."""
+    forgotten_skipped: int = 0
+    """Forgotten nodes (`contextgraph forget`) the sync read again and kept out of the graph."""
 
     def add(self, result: WriteResult) -> None:
         self.created.update(result.created)
@@ -115,6 +118,7 @@ class SyncReport:
             "updated": _nonzero(self.updated),
             "unchanged": sum(self.unchanged.values()),
             "embedded": self.embedded,
+            "forgotten_skipped": self.forgotten_skipped,
             "missing_endpoints": _nonzero(self.missing_endpoints),
             "rejected": [r.__dict__ for r in self.rejected],
         }
@@ -134,7 +138,7 @@ class Sync:
         options: SyncOptions | None = None,
         progress: Progress | None = None,
     ) -> None:
-        self.source = source
+        self.source = redacting(source)  # governance: personal data out before mapping (CONTEXTGRAPH_REDACT)
         self.store = store
         self.options = options or SyncOptions()
         self.progress = progress or (lambda stage, n: None)
@@ -160,6 +164,7 @@ class _Run:
         self.shapes: dict[str, mapping.DagShape] = {}
         self.fetched_tasks: set[str] = set()
         self.decision_points: dict[str, set[str]] = {}
+        self.screen = forget.Screen(self.store)  # governance: forgotten data stays out
 
     def execute(self) -> SyncReport:
         clock, calls_before = time.monotonic(), self.source.calls
@@ -374,6 +379,8 @@ class _Run:
         batch = m.GraphBatch()
         for item in batches:
             batch.extend(item)
+        batch = self.screen(batch)
+        self.report.forgotten_skipped = self.screen.skipped
         if batch:
             self.report.add(self.store.write(batch))
 

@@ -194,6 +194,16 @@ class GraphStore(ABC):
     def write_embeddings(self, rows: Sequence[Any], model_name: str) -> int:
         """Store `EmbeddingRow`s (a row without a vector only marks its text as current)."""
 
+    # --- governance hooks (contextgraph.forget) --------------------------------------------------
+
+    def after_forget(self, keys: Sequence[str]) -> None:  # noqa: B027 - a hook, empty by default
+        """Called by `contextgraph.forget` after these decisions were erased: a store that keeps
+        sidecar indexes beside its data drops their entries here. Default: nothing to do (Neo4j's
+        indexes follow the nodes)."""
+
+    def rebuild_indexes(self) -> None:  # noqa: B027 - a hook, empty by default
+        """Rebuild any sidecar indexes from the graph as it is now. Default: nothing to do."""
+
     @abstractmethod
     def read_only_query(
         self, cypher: str, params: Mapping[str, Any], *, timeout: float, row_limit: int

@@ -1,0 +1,74 @@
+"""Learn from use: each precedent's usefulness from the verdicts of the drafts it informed."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from contextgraph import demo, mapping, usefulness
+from contextgraph import model as m
+from contextgraph.cli import cli
+from contextgraph.store import EmbeddedStore, GraphStore
+
+
+def _expected(records: demo.Scenario) -> dict[str, Counter[str]]:
+    """Per precedent, the later verdicts, counted from the raw scenario (not from the graph)."""
+    verdicts = {}
+    for detail in records.hitl_details:
+        ti = detail["task_instance"]
+        key = m.Decision.key_for(demo.DAG_ID, ti["dag_run_id"], demo.REVIEW_TASK, -1, 1)
+        verdicts[key] = mapping.verdict(detail["chosen_options"], detail["response_received"])
+    out: dict[str, Counter[str]] = {}
+    for edge in demo.informed_by(records):
+        tally = out.setdefault(edge.dst, Counter())
+        if verdicts[edge.src] != "pending":
+            tally[verdicts[edge.src]] += 1
+    return out
+
+
+def test_usefulness_counts_later_verdicts(store: GraphStore) -> None:
+    demo.load(store, 60)
+    expected = _expected(demo.scenario(60))
+    found = usefulness.refresh(store)
+    assert set(found) == set(expected) and found
+    for key, tally in expected.items():
+        u = found[key]
+        assert (u.approved, u.overridden, u.escalated) == (
+            tally["approved"],
+            tally["overridden"],
+            tally["escalated"],
+        )
+        assert u.shown == sum(tally.values())
+        assert u.score == pytest.approx((u.approved + 1) / (u.shown + 2), abs=1e-4)
+    assert usefulness.stored(store, list(found)) == found
+
+    # A precedent behind three overridden drafts is flagged for a human.
+    worst = max(found.values(), key=lambda u: (u.overridden, -u.approved))
+    later = [
+        r["key"]
+        for r in store.query(
+            "MATCH (d:Decision)-[:REVIEWED {verdict: 'overridden'}]->(:Proposal) "
+            "RETURN d.key AS key ORDER BY key"
+        )
+        if r["key"] != worst.key
+    ][:4]
+    store.write(m.GraphBatch(edges=[m.InformedBy(src=k, dst=worst.key, rank=1) for k in later]))
+    flagged = usefulness.refresh(store)[worst.key]
+    assert flagged.maybe_outdated and flagged.overridden >= usefulness.OUTDATED_MIN_OVERRIDES
+    assert flagged.score < worst.score
+
+
+def test_usefulness_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NEO4J_URI", raising=False)
+    path = tmp_path / "g.lbdb"
+    with EmbeddedStore(path) as store:
+        store.ensure_schema()
+        demo.load(store, 60)
+    result = CliRunner().invoke(cli, ["--store-path", str(path), "usefulness", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert rows and rows == sorted(rows, key=lambda r: (-r["score"], r["key"]))
