@@ -139,6 +139,7 @@ class AllowList:
     neo4j_procedures: tuple[str, ...]
     neo4j_functions: tuple[str, ...]
     neo4j_operators: tuple[str, ...]
+    neo4j_planner: tuple[str, ...]
     embedded_table_functions: tuple[str, ...]
     embedded_operators: tuple[str, ...]
     extra: tuple[str, ...] = ()
@@ -159,6 +160,7 @@ def _packaged() -> AllowList:
         neo4j_procedures=tuple(neo4j["procedures"]),
         neo4j_functions=tuple(neo4j["functions"]),
         neo4j_operators=tuple(neo4j["operators"]),
+        neo4j_planner=tuple(neo4j["planner_expressions"]),
         embedded_table_functions=tuple(embedded["table_functions"]),
         embedded_operators=tuple(embedded["operators"]),
     )
@@ -174,7 +176,7 @@ def allow_list() -> AllowList:
 # --- 1. the text --------------------------------------------------------------------------------
 
 
-def check_text(cypher: str, dialect: str, allow: AllowList) -> CallSites:
+def check_text(cypher: str, dialect: str, allow: AllowList, catalog: Catalog | None = None) -> CallSites:
     """Refuse administration/listing commands, `USE`, and calls of names not on the allow-list
     (Neo4j); return the call sites for the plan check. Raises QueryNotAllowedError."""
     toks = tokens(cypher)
@@ -200,6 +202,10 @@ def check_text(cypher: str, dialect: str, allow: AllowList) -> CallSites:
             if not allow.allows("neo4j_procedures", name):
                 raise QueryNotAllowedError(f"procedure {name} is not on the read-only allow-list; {EXTEND}")
         for name in sorted(sites.functions):
+            known = catalog is None or name.lower() in catalog.functions or name.lower() in _CONSTRUCTS
+            if not known:
+                hint = "labels(n) gives a node's labels" if name.lower() == "label" else None
+                raise CypherError(f"Neo4j 5 has no function {name}()", stage="plan", hint=hint)
             if not allow.allows("neo4j_functions", name):
                 raise QueryNotAllowedError(f"function {name}() is not on the read-only allow-list; {EXTEND}")
     return sites
@@ -289,6 +295,8 @@ def check_neo4j_plan(
             )
     for name in sorted(functions | sites.functions):
         lowered = name.lower()
+        if name in functions and name not in sites.functions and allow.allows("neo4j_planner", name):
+            continue  # an expression the planner wrote into the plan, e.g. getDegree(d, OUTGOING)
         if lowered not in catalog.functions and lowered not in _CONSTRUCTS and lowered not in _KEYWORDS:
             raise QueryNotAllowedError(f"cannot identify the function {name}(); refused")
         if lowered not in _KEYWORDS and not allow.allows("neo4j_functions", name):
@@ -329,15 +337,15 @@ _HINTS: dict[str, list[tuple[re.Pattern[str], str]]] = {
         ),
         (
             re.compile(r"function (\w+) does not exist", re.I),
-            "Ladybug Cypher has no function {0}: CALL show_functions() RETURN name lists the ones it has",
+            r"Ladybug Cypher has no function \1: CALL show_functions() RETURN name lists the ones it has",
         ),
         (
             re.compile(r"Table (\w+) does not exist", re.I),
-            "no node or relationship table {0}: CALL show_tables() RETURN name lists them",
+            r"no node or relationship table \1: CALL show_tables() RETURN name lists them",
         ),
         (
             re.compile(r"Cannot find property (\w+) for (\w+)", re.I),
-            "{1} has no property {0}: CALL table_info('<Label>') RETURN name lists the properties",
+            r"\2 has no property \1: CALL table_info('<Label>') RETURN name lists the properties",
         ),
         (
             re.compile(r"shortestPath", re.I),
@@ -359,11 +367,11 @@ _HINTS: dict[str, list[tuple[re.Pattern[str], str]]] = {
         ),
         (
             re.compile(r"Unknown function '([\w.]+)'", re.I),
-            "Neo4j 5 has no function {0}",
+            r"Neo4j 5 has no function \1",
         ),
         (
             re.compile(r"Variable `(\w+)` not defined", re.I),
-            "carry {0} through each WITH that comes before its use",
+            r"carry \1 through each WITH that comes before its use",
         ),
     ],
 }
@@ -380,7 +388,7 @@ def engine_error(dialect: str, message: str, *, stage: str, query: str = "") -> 
             pattern.search(query) if "shortestPath" in pattern.pattern else None
         )
         if found:
-            hint = text.format(*found.groups())
+            hint = found.expand(text)
             break
     engine = "Ladybug" if dialect == "embedded" else "Neo4j"
     return CypherError(f"{engine} rejected the query: {first}", stage=stage, hint=hint)

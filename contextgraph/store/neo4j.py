@@ -12,6 +12,7 @@ from neo4j.exceptions import (
     AuthError,
     ClientError,
     ConfigurationError,
+    DatabaseError,
     DriverError,
     Neo4jError,
     ServiceUnavailable,
@@ -164,8 +165,8 @@ class Neo4jStore(GraphStore):
         what to change), QueryTimeoutError or QueryMemoryError (stopped while running).
         """
         allow = gate.allow_list()
-        sites = gate.check_text(cypher, self.dialect, allow)
         catalog = self._gate_catalog()
+        sites = gate.check_text(cypher, self.dialect, allow, catalog)
         try:
             _, summary = self._execute_full("EXPLAIN " + cypher, params, write=False)
         except CypherError as exc:
@@ -198,7 +199,7 @@ class Neo4jStore(GraphStore):
                     "the query needed more memory than the server allows one transaction "
                     "(db.memory.transaction.max) and was stopped: narrow it, aggregate, or add a LIMIT"
                 ) from None
-            if isinstance(exc, ClientError) and "Security" not in code:
+            if isinstance(exc, ClientError | DatabaseError) and "Security" not in code:
                 raise gate.engine_error(self.dialect, exc.message or str(exc), stage="run") from None
             raise self._translate(exc) from None
         except Exception as exc:
