@@ -2,8 +2,9 @@
 
 `tools/neo4j-launcher` resolves Neo4j Community 5.26 and APOC core from Maven Central and starts
 Neo4j with a Bolt connector on a free loopback port, a data directory of ours and APOC loaded (as
-on a server with the APOC plugin: what the agents' read-only Cypher gate must stand up to). Readiness is the launcher's READY
-line followed by a successful Bolt handshake and login, never a sleep.
+on a server with the APOC plugin: what the agents' read-only Cypher gate must stand up to).
+Readiness is the launcher's READY line followed by a successful Bolt handshake and login, never a
+sleep.
 """
 
 from __future__ import annotations

@@ -30,84 +30,182 @@ ORDINARY: list[Q] = [
     # shares by option
     (f"{CHOSE} RETURN o.name AS option, count(*) AS n ORDER BY n DESC", True),
     (f"{CHOSE} RETURN o.name AS option, count(*) AS n ORDER BY n DESC, option", True),
-    (f"{CHOSE} WITH count(*) AS total MATCH (d2:Decision)-[:CHOSE]->(o2:Option) "
-     "WITH total, o2.name AS option, count(*) AS n RETURN option, n * 100 / total AS pct ORDER BY option", True),
+    (
+        f"{CHOSE} WITH count(*) AS total MATCH (d2:Decision)-[:CHOSE]->(o2:Option) "
+        "WITH total, o2.name AS option, count(*) AS n RETURN option, n * 100 / total AS pct ORDER BY option",
+        True,
+    ),
     (f"{CHOSE} WHERE d.timed_out RETURN o.name AS option, count(*) AS n", False),
     (f"{CHOSE} WHERE NOT d.timed_out RETURN o.name AS option, count(*) AS n", False),
     ("MATCH (d:Decision)-[:OFFERED]->(o:Option) RETURN o.name AS option, count(d) AS offered", False),
-    ("MATCH (o:Option) OPTIONAL MATCH (d:Decision)-[:CHOSE]->(o) RETURN o.name AS option, count(d) AS n", False),
+    (
+        "MATCH (o:Option) OPTIONAL MATCH (d:Decision)-[:CHOSE]->(o) RETURN o.name AS option, count(d) AS n",
+        False,
+    ),
     (f"{DECISION} UNWIND d.chosen_options AS c RETURN c AS option, count(*) AS n", False),
     (f"{DECISION} RETURN size(d.chosen_options) AS chosen, count(*) AS n", False),
     (f"{DECISION} WHERE size(d.chosen_options) = 0 RETURN d.key AS key", False),
     # reviewer histories
-    ("MATCH (d:Decision)-[:DECIDED_BY]->(a:Actor) RETURN a.name AS reviewer, count(d) AS n "
-     "ORDER BY n DESC, reviewer", True),
-    ("MATCH (d:Decision)-[:DECIDED_BY]->(a:Actor), (d)-[:CHOSE]->(o:Option) "
-     "RETURN a.name AS reviewer, o.name AS option, count(*) AS n", False),
+    (
+        "MATCH (d:Decision)-[:DECIDED_BY]->(a:Actor) RETURN a.name AS reviewer, count(d) AS n "
+        "ORDER BY n DESC, reviewer",
+        True,
+    ),
+    (
+        "MATCH (d:Decision)-[:DECIDED_BY]->(a:Actor), (d)-[:CHOSE]->(o:Option) "
+        "RETURN a.name AS reviewer, o.name AS option, count(*) AS n",
+        False,
+    ),
     ("MATCH (a:Actor) RETURN a.kind AS kind, count(*) AS n", False),
     ("MATCH (a:Actor) WHERE a.kind <> 'system' RETURN a.name AS name, a.team AS team", False),
     ("MATCH (d:Decision)-[:DECIDED_BY]->(a:Actor) WHERE a.kind = 'slack_user' RETURN d.key AS key", False),
-    ("MATCH (d:Decision)-[:DECIDED_BY]->(a:Actor) RETURN a.name AS reviewer, "
-     "min(d.responded_at) AS first, max(d.responded_at) AS last", False),
-    ("MATCH (d:Decision)-[:DECIDED_BY]->(a:Actor) WITH a, collect(d.key) AS keys "
-     "RETURN a.name AS reviewer, size(keys) AS n", False),
-    ("MATCH (d:Decision)-[:DECIDED_BY]->(a:Actor) WHERE a.name STARTS WITH 'A' RETURN DISTINCT a.name AS name", False),
-    ("MATCH (a:Actor) OPTIONAL MATCH (d:Decision)-[:DECIDED_BY]->(a) RETURN a.name AS name, count(d) AS n", False),
-    ("MATCH (d:Decision)-[:DECIDED_BY]->(a:Actor), (d)-[r:REVIEWED]->(:Proposal) "
-     "RETURN a.name AS reviewer, r.verdict AS verdict, count(*) AS n", False),
+    (
+        "MATCH (d:Decision)-[:DECIDED_BY]->(a:Actor) RETURN a.name AS reviewer, "
+        "min(d.responded_at) AS first, max(d.responded_at) AS last",
+        False,
+    ),
+    (
+        "MATCH (d:Decision)-[:DECIDED_BY]->(a:Actor) WITH a, collect(d.key) AS keys "
+        "RETURN a.name AS reviewer, size(keys) AS n",
+        False,
+    ),
+    (
+        "MATCH (d:Decision)-[:DECIDED_BY]->(a:Actor) WHERE a.name STARTS WITH 'A' RETURN "
+        "DISTINCT a.name AS name",
+        False,
+    ),
+    (
+        "MATCH (a:Actor) OPTIONAL MATCH (d:Decision)-[:DECIDED_BY]->(a) RETURN a.name AS name, count(d) AS n",
+        False,
+    ),
+    (
+        "MATCH (d:Decision)-[:DECIDED_BY]->(a:Actor), (d)-[r:REVIEWED]->(:Proposal) "
+        "RETURN a.name AS reviewer, r.verdict AS verdict, count(*) AS n",
+        False,
+    ),
     # overridden drafts
     ("MATCH (d:Decision)-[r:REVIEWED]->(p:Proposal) RETURN r.verdict AS verdict, count(*) AS n", False),
-    ("MATCH (d:Decision)-[r:REVIEWED]->(p:Proposal) WHERE r.verdict = 'overridden' "
-     "RETURN d.subject AS subject, d.reason AS reason", False),
-    ("MATCH (d:Decision)-[r:REVIEWED]->(p:Proposal) WHERE r.verdict = 'overridden' "
-     "RETURN d.key AS key, size(p.text) AS draft_chars ORDER BY draft_chars DESC, key LIMIT 5", True),
-    ("MATCH (d:Decision)-[r:REVIEWED]->(p:Proposal) WHERE r.verdict = 'overridden' AND d.reason CONTAINS 'refund' "
-     "RETURN count(*) AS n", False),
-    ("MATCH (d:Decision)-[r:REVIEWED]->(p:Proposal)-[:PRODUCED_BY]->(ti:TaskInstance) "
-     "RETURN ti.task_id AS task, r.verdict AS verdict, count(*) AS n", False),
-    ("MATCH (d:Decision)-[r:REVIEWED]->(:Proposal), (d)-[:CHOSE]->(o:Option) "
-     "RETURN r.verdict AS verdict, o.name AS option, count(*) AS n", False),
-    ("MATCH (d:Decision)-[r:REVIEWED]->(:Proposal) WITH r.verdict AS verdict, count(*) AS n "
-     "WHERE n >= 5 RETURN verdict, n", False),
+    (
+        "MATCH (d:Decision)-[r:REVIEWED]->(p:Proposal) WHERE r.verdict = 'overridden' "
+        "RETURN d.subject AS subject, d.reason AS reason",
+        False,
+    ),
+    (
+        "MATCH (d:Decision)-[r:REVIEWED]->(p:Proposal) WHERE r.verdict = 'overridden' "
+        "RETURN d.key AS key, size(p.text) AS draft_chars ORDER BY draft_chars DESC, key LIMIT 5",
+        True,
+    ),
+    (
+        "MATCH (d:Decision)-[r:REVIEWED]->(p:Proposal) WHERE r.verdict = 'overridden' AND "
+        "d.reason CONTAINS 'refund' "
+        "RETURN count(*) AS n",
+        False,
+    ),
+    (
+        "MATCH (d:Decision)-[r:REVIEWED]->(p:Proposal)-[:PRODUCED_BY]->(ti:TaskInstance) "
+        "RETURN ti.task_id AS task, r.verdict AS verdict, count(*) AS n",
+        False,
+    ),
+    (
+        "MATCH (d:Decision)-[r:REVIEWED]->(:Proposal), (d)-[:CHOSE]->(o:Option) "
+        "RETURN r.verdict AS verdict, o.name AS option, count(*) AS n",
+        False,
+    ),
+    (
+        "MATCH (d:Decision)-[r:REVIEWED]->(:Proposal) WITH r.verdict AS verdict, count(*) AS n "
+        "WHERE n >= 5 RETURN verdict, n",
+        False,
+    ),
     # precedent chains (INFORMED_BY)
-    ("MATCH (d:Decision)-[r:INFORMED_BY]->(p:Decision) RETURN d.key AS decision, p.key AS precedent, r.rank AS rank",
-     False),
-    ("MATCH (d:Decision)-[:INFORMED_BY]->(p:Decision) RETURN d.key AS decision, count(p) AS precedents", False),
+    (
+        "MATCH (d:Decision)-[r:INFORMED_BY]->(p:Decision) RETURN d.key AS decision, p.key AS "
+        "precedent, r.rank AS rank",
+        False,
+    ),
+    (
+        "MATCH (d:Decision)-[:INFORMED_BY]->(p:Decision) RETURN d.key AS decision, count(p) AS precedents",
+        False,
+    ),
     ("MATCH (d:Decision)-[:INFORMED_BY*2..2]->(p:Decision) RETURN count(*) AS n", False),
-    ("MATCH (d:Decision)-[:INFORMED_BY*1..3]->(p:Decision) RETURN d.key AS decision, count(DISTINCT p) AS reach", False),
-    ("MATCH (d:Decision)-[:INFORMED_BY]->(p:Decision)-[:CHOSE]->(o:Option), (d)-[:CHOSE]->(o2:Option) "
-     "RETURN o.name = o2.name AS followed, count(*) AS n", False),
-    ("MATCH (d:Decision) WHERE NOT EXISTS { MATCH (d)-[:INFORMED_BY]->(:Decision) } RETURN count(d) AS n", False),
-    ("MATCH (d:Decision) WHERE EXISTS { MATCH (:Decision)-[:INFORMED_BY]->(d) } RETURN count(d) AS cited", False),
-    ("MATCH (p:Decision)<-[:INFORMED_BY]-(d:Decision) RETURN p.key AS precedent, count(d) AS cited "
-     "ORDER BY cited DESC, precedent LIMIT 5", True),
-    ("MATCH (d:Decision)-[r:INFORMED_BY]->(:Decision) RETURN r.rank AS rank, count(*) AS n, "
-     "round(avg(r.score), 3) AS score", False),
+    (
+        "MATCH (d:Decision)-[:INFORMED_BY*1..3]->(p:Decision) RETURN d.key AS decision, "
+        "count(DISTINCT p) AS reach",
+        False,
+    ),
+    (
+        "MATCH (d:Decision)-[:INFORMED_BY]->(p:Decision)-[:CHOSE]->(o:Option), (d)-[:CHOSE]->(o2:Option) "
+        "RETURN o.name = o2.name AS followed, count(*) AS n",
+        False,
+    ),
+    (
+        "MATCH (d:Decision) WHERE NOT EXISTS { MATCH (d)-[:INFORMED_BY]->(:Decision) } RETURN count(d) AS n",
+        False,
+    ),
+    (
+        "MATCH (d:Decision) WHERE EXISTS { MATCH (:Decision)-[:INFORMED_BY]->(d) } RETURN count(d) AS cited",
+        False,
+    ),
+    (
+        "MATCH (p:Decision)<-[:INFORMED_BY]-(d:Decision) RETURN p.key AS precedent, count(d) AS cited "
+        "ORDER BY cited DESC, precedent LIMIT 5",
+        True,
+    ),
+    (
+        "MATCH (d:Decision)-[r:INFORMED_BY]->(:Decision) RETURN r.rank AS rank, count(*) AS n, "
+        "round(avg(r.score), 3) AS score",
+        False,
+    ),
     ("MATCH (d:Decision)-[r:INFORMED_BY]->(:Decision) WHERE r.rank = 1 RETURN count(*) AS n", False),
-    ("MATCH (d:Decision)-[:INFORMED_BY]->(p:Decision) WHERE p.created_at > d.created_at RETURN count(*) AS n", False),
-    ({"neo4j": "MATCH p = shortestPath((a:Decision)-[:INFORMED_BY*1..5]->(b:Decision)) WHERE a <> b "
-               "RETURN a.key AS a, b.key AS b, length(p) AS hops",
-      "embedded": "MATCH p = (a:Decision)-[:INFORMED_BY* SHORTEST 1..5]->(b:Decision) WHERE a <> b "
-                  "RETURN a.key AS a, b.key AS b, length(p) AS hops"}, False),
+    (
+        "MATCH (d:Decision)-[:INFORMED_BY]->(p:Decision) WHERE p.created_at > d.created_at "
+        "RETURN count(*) AS n",
+        False,
+    ),
+    (
+        {
+            "neo4j": "MATCH p = shortestPath((a:Decision)-[:INFORMED_BY*1..5]->(b:Decision)) WHERE a <> b "
+            "RETURN a.key AS a, b.key AS b, length(p) AS hops",
+            "embedded": "MATCH p = (a:Decision)-[:INFORMED_BY* SHORTEST 1..5]->(b:Decision) WHERE a <> b "
+            "RETURN a.key AS a, b.key AS b, length(p) AS hops",
+        },
+        False,
+    ),
     # time windows
     (f"{DECISION} WHERE d.responded_at >= $since RETURN count(d) AS n", False),
     (f"{DECISION} WHERE d.created_at >= $since AND d.created_at < $until RETURN d.key AS key", False),
     (f"{DECISION} WHERE d.responded_at IS NULL RETURN d.key AS key, d.subject AS subject", False),
     (f"{DECISION} WHERE d.response_received = false RETURN count(*) AS pending", False),
-    (f"{DECISION} WHERE d.responded_at IS NOT NULL RETURN d.key AS key ORDER BY d.responded_at DESC, key LIMIT 3",
-     True),
+    (
+        f"{DECISION} WHERE d.responded_at IS NOT NULL RETURN d.key AS key ORDER BY "
+        "d.responded_at DESC, key LIMIT 3",
+        True,
+    ),
     (f"{DECISION} RETURN min(d.created_at) AS first, max(d.created_at) AS last", False),
     (f"{DECISION} WITH d ORDER BY d.created_at LIMIT 10 RETURN d.key AS key", False),
-    ({"neo4j": f"{DECISION} WHERE d.responded_at IS NOT NULL RETURN d.created_at.month AS month, count(*) AS n",
-      "embedded": f"{DECISION} WHERE d.responded_at IS NOT NULL RETURN date_part('month', d.created_at) AS month, "
-                  "count(*) AS n"}, False),
+    (
+        {
+            "neo4j": f"{DECISION} WHERE d.responded_at IS NOT NULL RETURN d.created_at.month "
+            "AS month, count(*) AS n",
+            "embedded": f"{DECISION} WHERE d.responded_at IS NOT NULL RETURN "
+            "date_part('month', d.created_at) AS month, "
+            "count(*) AS n",
+        },
+        False,
+    ),
     # top-k with ties
     (f"{CHOSE} RETURN o.name AS option, count(*) AS n ORDER BY n DESC, option LIMIT 2", True),
-    ("MATCH (d:Decision)-[:DECIDED_BY]->(a:Actor) WITH a.name AS reviewer, count(*) AS n "
-     "RETURN reviewer, n ORDER BY n DESC, reviewer LIMIT 3", True),
-    ("MATCH (d:Decision)-[:DECIDED_BY]->(a:Actor) WITH a.name AS reviewer, count(*) AS n "
-     "WITH max(n) AS top MATCH (d2:Decision)-[:DECIDED_BY]->(a2:Actor) WITH top, a2.name AS reviewer, count(*) AS n "
-     "WHERE n = top RETURN reviewer", False),
+    (
+        "MATCH (d:Decision)-[:DECIDED_BY]->(a:Actor) WITH a.name AS reviewer, count(*) AS n "
+        "RETURN reviewer, n ORDER BY n DESC, reviewer LIMIT 3",
+        True,
+    ),
+    (
+        "MATCH (d:Decision)-[:DECIDED_BY]->(a:Actor) WITH a.name AS reviewer, count(*) AS n "
+        "WITH max(n) AS top MATCH (d2:Decision)-[:DECIDED_BY]->(a2:Actor) WITH top, a2.name AS "
+        "reviewer, count(*) AS n "
+        "WHERE n = top RETURN reviewer",
+        False,
+    ),
     (f"{DECISION} RETURN d.key AS key ORDER BY d.created_at, key SKIP 5 LIMIT 5", True),
     (f"{DECISION} RETURN size(d.reason) AS len, d.key AS key ORDER BY len DESC, key LIMIT 4", True),
     # DISTINCT, UNWIND, OPTIONAL MATCH, misc.
@@ -115,49 +213,107 @@ ORDINARY: list[Q] = [
     (f"{DECISION} RETURN DISTINCT d.timed_out AS timed_out", False),
     ("UNWIND [1, 2, 3] AS x RETURN x, x * x AS sq", True),
     ("UNWIND $names AS name MATCH (o:Option {name: name}) RETURN o.name AS option", False),
-    ("MATCH (t:Task) OPTIONAL MATCH (t)-[:FEEDS]->(n:Task) RETURN t.task_id AS task, n.task_id AS next", False),
+    (
+        "MATCH (t:Task) OPTIONAL MATCH (t)-[:FEEDS]->(n:Task) RETURN t.task_id AS task, n.task_id AS next",
+        False,
+    ),
     ("MATCH (g:Dag)-[:HAS_TASK]->(t:Task) RETURN g.dag_id AS dag, count(t) AS tasks", False),
     ("MATCH (t:Task) WHERE t.is_decision_point RETURN t.task_id AS task", False),
-    ("MATCH (a:Task)-[:FEEDS*1..4]->(b:Task {task_id: 'review_response'}) RETURN DISTINCT a.task_id AS upstream", False),
+    (
+        "MATCH (a:Task)-[:FEEDS*1..4]->(b:Task {task_id: 'review_response'}) RETURN DISTINCT "
+        "a.task_id AS upstream",
+        False,
+    ),
     ("MATCH (r:DagRun) RETURN r.state AS state, count(*) AS n", False),
-    ("MATCH (r:DagRun)-[:HAS_INSTANCE]->(ti:TaskInstance) RETURN ti.task_id AS task, ti.state AS state, count(*) AS n",
-     False),
+    (
+        "MATCH (r:DagRun)-[:HAS_INSTANCE]->(ti:TaskInstance) RETURN ti.task_id AS task, "
+        "ti.state AS state, count(*) AS n",
+        False,
+    ),
     ("MATCH (ti:TaskInstance)-[:ASKED]->(d:Decision) RETURN ti.task_id AS task, count(d) AS n", False),
     ("MATCH (d:Decision)-[:AT_POINT]->(t:Task) RETURN t.task_id AS point, count(d) AS n", False),
-    (f"{DECISION} WHERE d.subject CONTAINS 'invoice' OR d.body CONTAINS 'invoice' RETURN count(d) AS n", False),
+    (
+        f"{DECISION} WHERE d.subject CONTAINS 'invoice' OR d.body CONTAINS 'invoice' RETURN count(d) AS n",
+        False,
+    ),
     (f"{DECISION} WHERE toLower(d.subject) ENDS WITH 'export' RETURN d.subject AS subject", False),
     (f"{DECISION} WHERE d.key = $key RETURN d.subject AS subject, d.reason AS reason", False),
     (f"{DECISION} RETURN CASE WHEN d.timed_out THEN 'default' ELSE 'human' END AS by, count(*) AS n", False),
-    (f"{DECISION} RETURN coalesce(d.reason, '(none)') AS reason, count(*) AS n ORDER BY n DESC, reason LIMIT 3",
-     True),
+    (
+        f"{DECISION} RETURN coalesce(d.reason, '(none)') AS reason, count(*) AS n ORDER BY n "
+        "DESC, reason LIMIT 3",
+        True,
+    ),
     (f"{DECISION} WITH d.task_id AS task, collect(d.key) AS keys RETURN task, size(keys) AS n", False),
     (f"{DECISION} RETURN count(DISTINCT d.task_id) AS points, count(*) AS decisions", False),
     (f"{DECISION} MATCH (d)-[:CHOSE]->(o:Option) WHERE o.name IN $names RETURN count(d) AS n", False),
-    ("MATCH (d:Decision)-[:CHOSE]->(o:Option) RETURN o.name AS option UNION MATCH (o:Option) RETURN o.name AS option",
-     False),
+    (
+        "MATCH (d:Decision)-[:CHOSE]->(o:Option) RETURN o.name AS option UNION MATCH "
+        "(o:Option) RETURN o.name AS option",
+        False,
+    ),
     ("MATCH (a:Actor) RETURN a.name AS name UNION ALL MATCH (o:Option) RETURN o.name AS name", False),
     (f"{DECISION} RETURN count(CASE WHEN d.timed_out THEN 1 END) AS timed_out, count(*) AS n", False),
-    ("MATCH (d:Decision)-[:CHOSE]->(o:Option)<-[:CHOSE]-(e:Decision) WHERE d.key < e.key RETURN count(*) AS pairs",
-     False),
+    (
+        "MATCH (d:Decision)-[:CHOSE]->(o:Option)<-[:CHOSE]-(e:Decision) WHERE d.key < e.key "
+        "RETURN count(*) AS pairs",
+        False,
+    ),
     ("RETURN 1 + 1 AS two, 'x' + 'y' AS xy, abs(-3) AS three", False),
     # schema: one dialect each
-    ({"neo4j": "CALL db.labels() YIELD label WHERE label <> 'SyncState' AND label <> 'DecisionEmbedding' "
-               "RETURN label AS name",
-      "embedded": "CALL show_tables() WHERE type = 'NODE' AND name <> 'SyncState' AND name <> 'DecisionEmbedding' "
-                  "RETURN name"}, False),
-    ({"neo4j": "CALL db.relationshipTypes() YIELD relationshipType RETURN relationshipType AS name",
-      "embedded": "CALL show_tables() WHERE type = 'REL' RETURN name"}, False),
-    ({"neo4j": "MATCH (n) WITH labels(n)[0] AS label WHERE label IN $labels RETURN label, count(*) AS n",
-      "embedded": "MATCH (n) WITH label(n) AS label WHERE label IN $labels RETURN label, count(*) AS n"}, False),
-    ({"neo4j": f"{DECISION} WHERE size(d.chosen_options) > 0 RETURN d.chosen_options[0] AS first, count(*) AS n",
-      "embedded": f"{DECISION} WHERE size(d.chosen_options) > 0 RETURN d.chosen_options[1] AS first, count(*) AS n"},
-     False),
-    ({"neo4j": "MATCH (d:Decision) CALL { WITH d MATCH (d)-[:INFORMED_BY]->(p) RETURN count(p) AS k } "
-               "RETURN k, count(*) AS n",
-      "embedded": "MATCH (d:Decision) OPTIONAL MATCH (d)-[:INFORMED_BY]->(p:Decision) WITH d, count(p) AS k "
-                  "RETURN k, count(*) AS n"}, False),
-    ({"neo4j": f"{CHOSE} RETURN apoc.coll.toSet(collect(o.name)) AS x, apoc.text.join(['a', 'b'], '-') AS j",
-      "embedded": f"{CHOSE} RETURN list_distinct(collect(o.name)) AS x, 'a' + '-' + 'b' AS j"}, False),
+    (
+        {
+            "neo4j": "CALL db.labels() YIELD label WHERE label <> 'SyncState' AND label <> "
+            "'DecisionEmbedding' "
+            "RETURN label AS name",
+            "embedded": "CALL show_tables() WHERE type = 'NODE' AND name <> 'SyncState' AND "
+            "name <> 'DecisionEmbedding' "
+            "RETURN name",
+        },
+        False,
+    ),
+    (
+        {
+            "neo4j": "CALL db.relationshipTypes() YIELD relationshipType RETURN relationshipType AS name",
+            "embedded": "CALL show_tables() WHERE type = 'REL' RETURN name",
+        },
+        False,
+    ),
+    (
+        {
+            "neo4j": "MATCH (n) WITH labels(n)[0] AS label WHERE label IN $labels RETURN "
+            "label, count(*) AS n",
+            "embedded": "MATCH (n) WITH label(n) AS label WHERE label IN $labels RETURN label, count(*) AS n",
+        },
+        False,
+    ),
+    (
+        {
+            "neo4j": f"{DECISION} WHERE size(d.chosen_options) > 0 RETURN d.chosen_options[0] "
+            "AS first, count(*) AS n",
+            "embedded": f"{DECISION} WHERE size(d.chosen_options) > 0 RETURN "
+            "d.chosen_options[1] AS first, count(*) AS n",
+        },
+        False,
+    ),
+    (
+        {
+            "neo4j": "MATCH (d:Decision) CALL { WITH d MATCH (d)-[:INFORMED_BY]->(p) RETURN count(p) AS k } "
+            "RETURN k, count(*) AS n",
+            "embedded": "MATCH (d:Decision) OPTIONAL MATCH (d)-[:INFORMED_BY]->(p:Decision) "
+            "WITH d, count(p) AS k "
+            "RETURN k, count(*) AS n",
+        },
+        False,
+    ),
+    (
+        {
+            "neo4j": f"{CHOSE} RETURN apoc.coll.toSet(collect(o.name)) AS x, "
+            "apoc.text.join(['a', 'b'], '-') AS j",
+            "embedded": f"{CHOSE} RETURN list_distinct(collect(o.name)) AS x, 'a' + '-' + 'b' AS j",
+        },
+        False,
+    ),
 ]
 
 
