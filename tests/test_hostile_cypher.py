@@ -36,6 +36,7 @@ ROW_LIMIT = 100
 
 REFUSE, LIMIT, TIMEOUT_CUT = "refused", "cut by row limit", "cut by timeout"
 GATE, PLANNER = "refused by the gate", "rejected by the engine's planner"
+CUT_OR_STOPPED = "cut by the row limit or stopped by the timeout"
 
 # What an agent could use to read or write outside the graph on a server with APOC, to list other
 # sessions or settings, or to run Cypher from strings. `{url}` is a local HTTP server that counts
@@ -228,7 +229,8 @@ CUT = [
     (LIMIT, "UNWIND range(1, 1000000) AS i RETURN i"),
     (LIMIT, "MATCH (a:Decision), (b:Decision), (c:Decision) RETURN a.key, b.key, c.key"),
     (LIMIT, "MATCH (d:Decision), (o:Option) RETURN d.search_text AS text, o.name AS option"),
-    (LIMIT, "UNWIND range(1, 10000000) AS i RETURN i * i AS sq"),
+    # Neo4j streams the range (cut by the row limit); Ladybug builds it first (stopped at the timeout).
+    (CUT_OR_STOPPED, "UNWIND range(1, 10000000) AS i RETURN i * i AS sq"),
     (
         TIMEOUT_CUT,
         "MATCH (a:Decision), (b:Decision), (c:Decision), (d:Decision), (e:Decision) "
@@ -315,7 +317,11 @@ def _direct(store: GraphStore, query: str, url: str) -> str:
 
 
 def _expected(want: str, got: str) -> bool:
-    return got in (GATE, PLANNER) if want == REFUSE else got == want
+    if want == REFUSE:
+        return got in (GATE, PLANNER, REFUSE)
+    if want == CUT_OR_STOPPED:
+        return got in (LIMIT, TIMEOUT_CUT)
+    return got == want
 
 
 async def _through_mcp(env: dict[str, str], queries: list[str]) -> list[str]:
@@ -417,7 +423,8 @@ def test_hostile_cypher_never_runs(
     if store.dialect == "embedded":
         store.close()  # the MCP server opens the file itself (read-only for read_cypher)
     via_mcp = asyncio.run(_through_mcp(server_env(store, settings), [q for _, q in queries]))
-    wrong = [(q, want, got) for (want, q), got in zip(queries, via_mcp, strict=True) if got != want]
+    pairs = zip(queries, via_mcp, strict=True)
+    wrong = [(q, want, got) for (want, q), got in pairs if not _expected(want, got)]
     assert not wrong, wrong
     assert hits == []
     assert checksum(store) == before
