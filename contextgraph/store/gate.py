@@ -280,9 +280,7 @@ def check_neo4j_plan(
         raise QueryNotAllowedError("queries here may not load files or URLs (LoadCSV)")
     for operator in sorted(operators):
         if not allow.allows("neo4j_operators", operator):
-            raise QueryNotAllowedError(
-                f"only reads of the decision graph may run here; this one would run {operator}"
-            )
+            raise QueryNotAllowedError(f"only read queries may run here; this one would run {operator}")
     for name in sorted(procedures | sites.procedures):
         mode = catalog.procedures.get(name.lower())
         if name.startswith("?") or mode is None:
@@ -312,9 +310,7 @@ def check_embedded_plan(plan_text: str, allow: AllowList) -> None:
     function it calls is allowed. Raises QueryNotAllowedError."""
     for operator in dict.fromkeys(_EMBEDDED_OPERATOR.findall(plan_text)):
         if not allow.allows("embedded_operators", operator):
-            raise QueryNotAllowedError(
-                f"only reads of the decision graph may run here; this one would run {operator}"
-            )
+            raise QueryNotAllowedError(f"only read queries may run here; this one would run {operator}")
     for function in dict.fromkeys(_EMBEDDED_FUNCTION.findall(plan_text)):
         if not allow.allows("embedded_table_functions", function):
             raise QueryNotAllowedError(
@@ -396,7 +392,8 @@ def engine_error(dialect: str, message: str, *, stage: str, query: str = "") -> 
 
 DIALECTS = {
     "neo4j": (
-        "Neo4j 5 Cypher answers. Nodes may have several labels: labels(n) is a list. CALL { … } "
+        "Neo4j 5 Cypher answers. labels(n) is a list (there is no label(n)); lists are 0-based. "
+        "CALL { … } "
         "subqueries, EXISTS { … }, COUNT { … } and shortestPath(…) work. Procedures allowed: "
         "db.labels(), db.relationshipTypes(), db.propertyKeys(), db.schema.*; pure APOC functions "
         "(apoc.text.*, apoc.coll.*, apoc.map.*, apoc.convert.*, apoc.date.*, apoc.math.*)."
@@ -405,8 +402,10 @@ DIALECTS = {
         "Ladybug Cypher answers (the embedded store, close to Neo4j's). Differences: one label per "
         "node (label(n) is a string; labels(n) does not exist); ORDER BY inside WITH needs SKIP or "
         "LIMIT (`WITH d ORDER BY d.created_at LIMIT 10`); no CALL { … } subqueries; shortest paths "
-        "are written (a)-[:T* SHORTEST 1..10]->(b); no APOC; CALL show_tables() RETURN * lists the "
-        "labels and relationship types, CALL table_info('Decision') RETURN * the properties."
+        "are written (a)-[:T* SHORTEST 1..10]->(b); lists are 1-based (list[1] is the first); a "
+        "pattern may use one relationship twice (add WHERE a <> b); no APOC, no reduce(); "
+        "CALL show_tables() RETURN * lists the labels and relationship types, CALL "
+        "table_info('Decision') RETURN * the properties."
     ),
 }
 
