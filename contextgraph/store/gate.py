@@ -197,6 +197,17 @@ def check_text(cypher: str, dialect: str, allow: AllowList, catalog: Catalog | N
                 "only reads of the decision graph may run here"
             )
     sites = call_sites(cypher)
+    if dialect == "embedded":
+        for name in sorted(sites.procedures):
+            if not allow.allows("embedded_table_functions", name):
+                raise QueryNotAllowedError(
+                    f"CALL {name} is not on the read-only allow-list of the embedded store (Ladybug: "
+                    f"no APOC, no settings, no file readers); {EXTEND}"
+                )
+        for name in sorted(n for n in sites.functions if "." in n):
+            raise QueryNotAllowedError(
+                f"function {name}() is not on the read-only allow-list (the embedded store has no APOC)"
+            )
     if dialect == "neo4j":
         for name in sorted(sites.procedures):
             if not allow.allows("neo4j_procedures", name):
