@@ -12,12 +12,18 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+import pytest
+from click.testing import CliRunner
 
 from contextgraph import demo
 from contextgraph.agent_tools import run_read_cypher
-from contextgraph.errors import QueryRefusedError
-from contextgraph.store import EmbeddedStore, Neo4jStore
+from contextgraph.cli import cli
+from contextgraph.errors import QueryNotAllowedError, QueryRefusedError
+from contextgraph.retrieval import read_cypher
+from contextgraph.store import EmbeddedStore, GraphStore, Neo4jStore
 
 DECISION = "MATCH (d:Decision)"
 CHOSE = "MATCH (d:Decision)-[:CHOSE]->(o:Option)"
@@ -394,3 +400,51 @@ def test_every_ordinary_read_runs_on_both_stores_with_the_same_rows(
         f"Neo4j {len(ORDINARY)} run, 0 refused; embedded {len(ORDINARY)} run, 0 refused; "
         f"the same rows on both: {len(ORDINARY)}"
     )
+
+
+def test_the_cli_says_when_the_row_limit_cut_the_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NEO4J_URI", raising=False)
+    path = tmp_path / "graph.lbdb"
+    with EmbeddedStore(path) as store:
+        store.ensure_schema()
+        demo.load(store)
+    runner = CliRunner()
+    base = ["--store-path", str(path), "cypher"]
+    query = "MATCH (d:Decision) RETURN d.key AS key"
+
+    cut = runner.invoke(cli, [*base, query, "--limit", "5", "--json"])
+    assert cut.exit_code == 0, cut.output
+    assert len(json.loads(cut.stdout)) == 5
+    assert "truncated: showing 5 of >5 rows; add a LIMIT" in cut.stderr
+
+    whole = runner.invoke(cli, [*base, query + " LIMIT 5", "--limit", "5", "--json"])
+    assert whole.exit_code == 0 and len(json.loads(whole.stdout)) == 5 and "truncated" not in whole.stderr
+
+    table = runner.invoke(cli, [*base, query, "--limit", "3"])
+    assert "truncated: showing 3 of >3 rows" in table.output
+
+    refused = runner.invoke(cli, [*base, "CALL current_setting('threads') RETURN *"])
+    assert refused.exit_code == 1 and "not on the read-only allow-list" in refused.output
+
+
+def test_the_allow_list_is_extended_by_configuration(
+    store: GraphStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CONTEXTGRAPH_CYPHER_ALLOW adds names; a Neo4j procedure must still be a READ one."""
+    query = {
+        "neo4j": "CALL db.info() YIELD name RETURN name",
+        "embedded": "CALL current_setting('threads') RETURN *",
+    }[store.dialect]
+    with pytest.raises(QueryNotAllowedError, match="CONTEXTGRAPH_CYPHER_ALLOW"):
+        read_cypher(store, query)
+    monkeypatch.setenv("CONTEXTGRAPH_CYPHER_ALLOW", '["db.info", "current_setting"]')
+    assert len(read_cypher(store, query)) == 1
+    if store.dialect == "neo4j":
+        monkeypatch.setenv("CONTEXTGRAPH_CYPHER_ALLOW", "apoc.*, dbms.*")
+        for call in ("CALL apoc.util.sleep(10)", "CALL apoc.load.json('http://127.0.0.1:9/x') YIELD value"):
+            with pytest.raises(QueryNotAllowedError, match="only READ procedures"):
+                read_cypher(store, call)
+        with pytest.raises(QueryNotAllowedError, match="administration"):
+            read_cypher(store, "SHOW SETTINGS")
