@@ -41,6 +41,7 @@ from contextgraph.retrieval import (
 )
 from contextgraph.scope import Scope, ScopedStore
 from contextgraph.store import EmbeddedStore, GraphStore, Neo4jStore
+from contextgraph.store.gate import dialect_note as cypher_dialect_note
 
 if TYPE_CHECKING:
     from pydantic_ai import RunContext
@@ -79,11 +80,15 @@ def run_read_cypher(
     row_limit: int = CYPHER_ROW_LIMIT,
     max_chars: int = CYPHER_MAX_CHARS,
 ) -> CypherResult:
-    """`retrieval.read_cypher` with the cut made visible: QueryRefusedError for writes, file or URL
-    reads (LOAD CSV) and timeouts."""
+    """`retrieval.read_cypher` with the cut made visible: `truncated` and a `note` ("truncated:
+    showing 100 of >100 rows; add a LIMIT …") when the row limit or `max_chars` cut the rows.
+
+    Raises QueryNotAllowedError (the read-only gate refused it: a write, a procedure or function
+    not on the allow-list, LOAD CSV, SHOW …), CypherError (the engine rejected it; the message says
+    what to change), QueryTimeoutError / QueryMemoryError (stopped) — all QueryRefusedErrors."""
     rows, cut = store.read_only_query(query, dict(params or {}), timeout=timeout, row_limit=row_limit)
     out = [{str(k): jsonable(v) for k, v in row.items()} for row in rows]
-    note = f"only the first {row_limit} rows: add a LIMIT or aggregate" if cut else None
+    note = f"truncated: showing {row_limit} of >{row_limit} rows; add a LIMIT or aggregate" if cut else None
     size = sum(len(json.dumps(r, ensure_ascii=False, default=str)) + 2 for r in out)
     if size > max_chars:
         kept, used = [], 0
@@ -92,7 +97,10 @@ def run_read_cypher(
             if used > max_chars:
                 break
             kept.append(row)
-        note = f"only the first {len(kept)} rows fit in {max_chars} characters: return fewer columns or rows"
+        note = (
+            f"truncated: showing {len(kept)} of {'>' if cut else ''}{len(out)} rows, the ones that fit in "
+            f"{max_chars} characters; return fewer columns, or add a LIMIT"
+        )
         out, cut = kept, True
     return CypherResult(rows=out, row_count=len(out), truncated=cut, note=note)
 
@@ -297,7 +305,8 @@ def _tool_read_cypher(
     ctx: RunContext[ContextGraphDeps], query: str, params: dict[str, Any] | None = None
 ) -> CypherResult:
     """Run a read-only Cypher query on the decision graph and get its rows. Anything that could
-    write is refused; the query is stopped after a timeout and the rows are capped.
+    write, and any procedure or function not on the read-only allow-list, is refused; the query is
+    stopped after a timeout and the rows are capped (`truncated: true` and a note say so).
 
     Graph: (:Dag)-[:HAS_TASK]->(:Task)-[:FEEDS]->(:Task), (:Dag)-[:HAS_RUN]->(:DagRun)
     -[:HAS_INSTANCE]->(:TaskInstance)-[:ASKED]->(:Decision)-[:OFFERED|CHOSE]->(:Option {name}),
@@ -339,6 +348,14 @@ def _tool_record_precedents(
         raise _retry(exc) from None
 
 
+async def _describe_dialect(ctx: RunContext[ContextGraphDeps], tool_def: Any) -> Any:
+    """read_cypher's description names the engine that answers and its dialect's differences."""
+    from dataclasses import replace
+
+    note = cypher_dialect_note(ctx.deps.store.dialect)
+    return replace(tool_def, description=f"{tool_def.description}\n\n{note}")
+
+
 def _retry(problem: object) -> Exception:
     from pydantic_ai import ModelRetry
 
@@ -357,7 +374,7 @@ def precedent_toolset(*, read_only: bool = False, max_retries: int = 2) -> Any:
     tools: list[Tool[ContextGraphDeps]] = [
         Tool(_tool_find_similar_decisions, name="find_similar_decisions", takes_ctx=True),
         Tool(_tool_get_decision_trace, name="get_decision_trace", takes_ctx=True),
-        Tool(_tool_read_cypher, name="read_cypher", takes_ctx=True),
+        Tool(_tool_read_cypher, name="read_cypher", takes_ctx=True, prepare=_describe_dialect),
     ]
     if not read_only:
         tools.append(Tool(_tool_record_precedents, name="record_precedents", takes_ctx=True))

@@ -469,16 +469,23 @@ def _param(value: str) -> tuple[str, Any]:
 def cypher(
     state: State, query: str, params: tuple[str, ...], timeout: float, row_limit: int, as_json: bool
 ) -> None:
-    """Run a read-only Cypher QUERY (anything that would write is refused)."""
-    from contextgraph.retrieval import read_cypher
+    """Run a read-only Cypher QUERY (anything that would write, or calls a procedure or function
+    not on the read-only allow-list, is refused). A result cut by --limit says so on stderr."""
+    from contextgraph.agent_tools import run_read_cypher
 
+    if timeout <= 0 or row_limit < 1:
+        raise click.BadParameter("--timeout and --limit must be positive")
     values = dict(_param(p) for p in params)
     with _open_for_search(state) as store:
-        rows = read_cypher(store, query, values, timeout=timeout, row_limit=row_limit)
+        result = run_read_cypher(store, query, values, timeout=timeout, row_limit=row_limit, max_chars=10**12)
+    rows = result.rows
+    if result.truncated:
+        click.echo(result.note, err=True)
 
     def table() -> Table:
         columns = list(rows[0]) if rows else []
-        t = Table(*columns, title=f"{len(rows)} rows")
+        title = f"{len(rows)} rows" + (f" — {result.note}" if result.truncated else "")
+        t = Table(*columns, title=title)
         for row in rows:
             t.add_row(*(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for v in row.values()))
         return t

@@ -3,19 +3,21 @@
 Neo4j: NEO4J_URI, NEO4J_USERNAME, NEO4J_PASSWORD, NEO4J_DATABASE.
 Airflow: AIRFLOW_URL, AIRFLOW_USERNAME, AIRFLOW_PASSWORD, AIRFLOW_TOKEN.
 contextgraph: CONTEXTGRAPH_STORE_PATH, CONTEXTGRAPH_BATCH_SIZE, CONTEXTGRAPH_EMBEDDING_MODEL,
-CONTEXTGRAPH_PROPOSAL_TASKS, CONTEXTGRAPH_SYNC_OVERLAP_SECONDS, CONTEXTGRAPH_REDACT*.
+CONTEXTGRAPH_PROPOSAL_TASKS, CONTEXTGRAPH_SYNC_OVERLAP_SECONDS, CONTEXTGRAPH_REDACT*,
+CONTEXTGRAPH_CYPHER_ALLOW.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
-from typing import Self
+from typing import Annotated, Any, Self
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import platformdirs
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def _split_userinfo(url: str | None) -> tuple[str | None, str | None, str | None]:
@@ -132,8 +134,6 @@ class RedactSettings(BaseSettings):
         if text.lower() in ("true", "1", "yes", "on", "all"):
             return frozenset(REDACT_KINDS)
         if text.startswith("["):
-            import json
-
             try:
                 listed = [str(k) for k in json.loads(text)]
             except (ValueError, TypeError):
@@ -173,6 +173,27 @@ class RedactSettings(BaseSettings):
         except ValidationError as exc:
             messages = "; ".join(str(e.get("msg", "")).removeprefix("Value error, ") for e in exc.errors())
             raise ConfigError(messages) from None
+
+
+class CypherSettings(BaseSettings):
+    """The read-only Cypher tool's allow-list extension (read on every query, so a change of the
+    environment applies at once)."""
+
+    model_config = SettingsConfigDict(env_prefix="CONTEXTGRAPH_", extra="ignore")
+
+    cypher_allow: Annotated[list[str], NoDecode] = []
+    """Procedures, functions or plan operators to allow besides `store/cypher_allow.toml`: names or
+    shell-style patterns, as a JSON list or comma-separated (e.g. `apoc.meta.stats,apoc.node.*`)."""
+
+    @field_validator("cypher_allow", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
 
 
 class Settings(BaseSettings):

@@ -6,7 +6,13 @@
     ├── StoreError                    the graph store failed
     │   ├── StoreUnavailableError     transient: server unreachable, retry later
     │   ├── StoreAuthError            terminal: credentials rejected
-    │   └── QueryRefusedError         a query was refused (e.g. not read-only)
+    │   └── QueryRefusedError         an agent's/ad-hoc query did not run, or not to the end
+    │       ├── QueryNotAllowedError  the read-only gate refused it before it ran (allow-list)
+    │       ├── CypherError           the engine rejected it (syntax, unknown name, dialect):
+    │       │                         one line saying what to change
+    │       └── QueryStoppedError     it ran and was stopped
+    │           ├── QueryTimeoutError     at the timeout
+    │           └── QueryMemoryError      at the server's per-transaction memory limit
     ├── SourceError                   the Airflow API failed
     │   ├── SourceUnavailableError    transient: 5xx/429/timeouts after retries
     │   ├── SourceAuthError           terminal: 401/403
@@ -54,7 +60,38 @@ class StoreAuthError(StoreError):
 
 
 class QueryRefusedError(StoreError):
-    """A query was refused before it ran (for example, it would write)."""
+    """A query did not run, or not to the end. Catch this for all of the kinds below."""
+
+
+class QueryNotAllowedError(QueryRefusedError):
+    """The read-only gate refused the query before the engine ran it: it would write, or it calls a
+    procedure, function or plan operator that is not on the allow-list (the message names it and
+    says how to extend the list: CONTEXTGRAPH_CYPHER_ALLOW)."""
+
+
+class CypherError(QueryRefusedError):
+    """The engine rejected the query (syntax, an unknown label or function, a dialect difference).
+
+    `stage` is "plan" when EXPLAIN already rejected it (nothing ran) and "run" when it failed while
+    running; `hint` is what to change, when known (e.g. Ladybug's `WITH … ORDER BY` needs `LIMIT`).
+    The message is one line."""
+
+    def __init__(self, message: str, *, stage: str = "plan", hint: str | None = None) -> None:
+        self.stage = stage
+        self.hint = hint
+        super().__init__(f"{message} — {hint}" if hint else message)
+
+
+class QueryStoppedError(QueryRefusedError):
+    """The query ran and was stopped before it finished (it changed nothing)."""
+
+
+class QueryTimeoutError(QueryStoppedError):
+    """The query ran longer than its timeout and was stopped."""
+
+
+class QueryMemoryError(QueryStoppedError):
+    """The query needed more memory than the server allows one transaction and was stopped."""
 
 
 class SourceError(ContextGraphError):

@@ -14,6 +14,7 @@ queries at the timeout and caps rows and characters; refusals come back as tool 
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 from collections.abc import Iterator
@@ -48,6 +49,7 @@ from contextgraph.retrieval import (
 )
 from contextgraph.scope import Scope, ScopedStore
 from contextgraph.store import EmbeddedStore, GraphStore, Neo4jStore
+from contextgraph.store.gate import dialect_note
 
 log = logging.getLogger(__name__)
 
@@ -218,8 +220,9 @@ class PrecedentTools:
                 raise ToolError(f"{exc.args[0]}: use a key that find_similar_decisions returned") from None
 
     def read_cypher(self, query: str, params: dict[str, Any] | None = None) -> CypherResult:
-        """Run one read-only Cypher query on the decision graph. Anything that could write is
-        refused; the query is stopped after a timeout and its rows are capped (`truncated`).
+        """Run one read-only Cypher query on the decision graph. Anything that could write, and
+        any procedure or function not on the read-only allow-list, is refused; the query is stopped
+        after a timeout and its rows are capped (`truncated: true` and a note say so).
 
         Graph: (:Dag)-[:HAS_TASK]->(:Task)-[:FEEDS]->(:Task), (:Dag)-[:HAS_RUN]->(:DagRun)
         -[:HAS_INSTANCE]->(:TaskInstance)-[:ASKED]->(:Decision)-[:OFFERED|CHOSE]->(:Option {name}),
@@ -235,6 +238,12 @@ class PrecedentTools:
             return run_read_cypher(
                 store, query, params, timeout=self.timeout, row_limit=self.row_limit, max_chars=self.max_chars
             )
+
+    def read_cypher_description(self) -> str:
+        """read_cypher's docstring (up to its Args) and which engine answers, with its dialect."""
+        doc = inspect.getdoc(self.read_cypher) or ""
+        summary = doc.split("\nArgs:")[0].strip()
+        return f"{summary}\n\n{dialect_note('neo4j' if self.settings.neo4j.uri else 'embedded')}"
 
     def record_precedents(
         self, decision_key: str, precedent_keys: list[str], scores: list[float] | None = None
@@ -284,7 +293,9 @@ def build_server(tools: PrecedentTools) -> MCPServer[Any]:
     server: MCPServer[Any] = MCPServer("contextgraph", instructions=INSTRUCTIONS)
     server.tool(title="Similar past decisions", annotations=READ_ONLY)(tools.find_similar_decisions)
     server.tool(title="One decision in context", annotations=READ_ONLY)(tools.get_decision_trace)
-    server.tool(title="Read-only Cypher", annotations=READ_ONLY)(tools.read_cypher)
+    server.tool(title="Read-only Cypher", annotations=READ_ONLY, description=tools.read_cypher_description())(
+        tools.read_cypher
+    )
     server.tool(title="Graph statistics", annotations=READ_ONLY)(tools.graph_stats)
     server.tool(title="Record precedents (INFORMED_BY)", annotations=RECORDS)(tools.record_precedents)
     return server

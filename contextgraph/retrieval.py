@@ -654,10 +654,12 @@ def read_cypher(
 ) -> list[dict[str, Any]]:
     """Run a read-only Cypher query for an agent: rows as JSON-able values, at most `row_limit`.
 
-    Neo4j: EXPLAIN classifies the query and anything but a read ('r') is refused; it runs in a
-    READ transaction with a server-side timeout. Embedded: EXPLAIN's plan is checked for writing
-    operators and file reads, and the query runs on a separate read-only database of the file.
-    Refusals and timeouts raise QueryRefusedError.
+    The read-only gate (`store.gate`, an allow-list of procedures, functions and plan operators,
+    extendable by CONTEXTGRAPH_CYPHER_ALLOW) decides from the text and EXPLAIN's plan; Neo4j runs it
+    in a READ transaction with a server-side timeout, the embedded store on a separate read-only
+    database of the file. Raises QueryRefusedError: QueryNotAllowedError (refused), CypherError
+    (the engine rejected it), QueryTimeoutError/QueryMemoryError (stopped). Use
+    `agent_tools.run_read_cypher` to learn whether the rows were cut.
     """
     if timeout <= 0 or row_limit < 1:
         raise ConfigError("read_cypher needs a positive timeout and row_limit")

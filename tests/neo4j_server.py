@@ -1,8 +1,10 @@
 """A real Neo4j server for the tests, without Docker.
 
-`tools/neo4j-launcher` resolves Neo4j Community 5.26 from Maven Central and starts it with a Bolt
-connector on a free loopback port and a data directory of ours. Readiness is the launcher's READY
-line followed by a successful Bolt handshake and login, never a sleep.
+`tools/neo4j-launcher` resolves Neo4j Community 5.26 and APOC core from Maven Central and starts
+Neo4j with a Bolt connector on a free loopback port, a data directory of ours and APOC loaded (as
+on a server with the APOC plugin: what the agents' read-only Cypher gate must stand up to).
+Readiness is the launcher's READY line followed by a successful Bolt handshake and login, never a
+sleep.
 """
 
 from __future__ import annotations
@@ -23,9 +25,12 @@ PASSWORD = "contextgraph-test"
 
 
 def build_launcher() -> None:
-    """Compile the launcher and copy Neo4j's jars next to it (Maven; cached in ~/.m2)."""
-    if (LAUNCHER / "target" / "classes" / "contextgraph" / "Neo4jLauncher.class").exists() and any(
-        (LAUNCHER / "target" / "dependency").glob("neo4j-kernel-*.jar")
+    """Compile the launcher and copy Neo4j's and APOC's jars next to it (Maven; cached in ~/.m2)."""
+    jars = LAUNCHER / "target" / "dependency"
+    if (
+        (LAUNCHER / "target" / "classes" / "contextgraph" / "Neo4jLauncher.class").exists()
+        and any(jars.glob("neo4j-kernel-*.jar"))
+        and any(jars.glob("apoc-core-*.jar"))
     ):
         return
     mvn = shutil.which("mvn")

@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import http.server
 import json
+import threading
+import time
 from collections import Counter
-from typing import Any
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 
 from bench import cases as c
 from contextgraph.agent_tools import run_read_cypher
-from contextgraph.errors import QueryRefusedError
+from contextgraph.errors import CypherError, QueryNotAllowedError, QueryStoppedError
 from contextgraph.model import EDGE_TYPES, NODE_TYPES
 from contextgraph.retrieval import read_cypher
 from contextgraph.store import GraphStore
@@ -30,6 +35,97 @@ TIMEOUT = 1.0
 ROW_LIMIT = 100
 
 REFUSE, LIMIT, TIMEOUT_CUT = "refused", "cut by row limit", "cut by timeout"
+GATE, PLANNER = "refused by the gate", "rejected by the engine's planner"
+CUT_OR_STOPPED = "cut by the row limit or stopped by the timeout"
+
+# What an agent could use to read or write outside the graph on a server with APOC, to list other
+# sessions or settings, or to run Cypher from strings. `{url}` is a local HTTP server that counts
+# the requests it gets: it must get none. Sent to both stores (the embedded one has no APOC).
+OUTSIDE = [
+    "CALL apoc.load.json('{url}/a.json') YIELD value RETURN value",
+    'CALL apoc.load.json("{url}/b.json") YIELD value RETURN value',
+    "CALL `apoc`.`load`.`json`('{url}/c.json') YIELD value RETURN value",
+    "CALL apoc . load . json('{url}/d.json') YIELD value RETURN value",
+    "CALL apoc.load.jsonParams('{url}/e.json', {{}}, null) YIELD value RETURN value",
+    "CALL apoc.load.jsonArray('{url}/f.json') YIELD value RETURN value",
+    "CALL apoc.load.xml('{url}/g.xml') YIELD value RETURN value",
+    "MATCH (d:Decision) WITH d LIMIT 1 CALL apoc.load.json('{url}/h?k=' + d.key) YIELD value RETURN value",
+    "CALL () {{ CALL apoc.load.json('{url}/i.json') YIELD value RETURN value }} RETURN value",
+    "WITH '{url}/j.json' AS u CALL apoc.load.json(u) YIELD value RETURN value",
+    "CALL apoc.load.json($url) YIELD value RETURN value",
+    "CALL apoc.load.json('file:///etc/passwd') YIELD value RETURN value",
+    "/* apoc */ CALL apoc.load.xml('{url}/k.xml', '', {{}}, false) YIELD value RETURN value",
+    "RETURN apoc.xml.parse('<!DOCTYPE a [<!ENTITY x SYSTEM \"{url}/xxe\">]><a>&x;</a>') AS x",
+    "RETURN apoc.data.url('{url}/l') AS u",
+    "CALL apoc.import.json('{url}/m.json')",
+    "CALL apoc.import.csv([{{fileName: '{url}/n.csv', labels: ['Hacked']}}], [], {{}})",
+    "CALL apoc.import.graphml('{url}/o.graphml', {{}})",
+    "CALL apoc.import.xml('{url}/p.xml', {{}})",
+    "CALL apoc.export.csv.all('/tmp/contextgraph-export.csv', {{}})",
+    "CALL apoc.export.json.all('/tmp/contextgraph-export.json', {{}})",
+    "CALL apoc.export.cypher.all('/tmp/contextgraph-export.cypher', {{}})",
+    "CALL apoc.export.graphml.all('/tmp/contextgraph-export.graphml', {{}})",
+    "CALL apoc.export.csv.all(null, {{stream: true}}) YIELD data RETURN data",
+    "CALL apoc.export.json.query('MATCH (d:Decision) RETURN d', null, {{stream: true}}) YIELD data",
+    "CALL apoc.export.cypher.all(null, {{streamStatements: true}}) YIELD cypherStatements AS s RETURN s",
+    "CALL apoc.export.arrow.stream.all() YIELD value RETURN value",
+    "CALL apoc.cypher.run('MATCH (d:Decision) DETACH DELETE d', {{}}) YIELD value RETURN value",
+    "CALL apoc.cypher.runMany('MATCH (d:Decision) DETACH DELETE d;', {{}})",
+    "CALL apoc.cypher.runManyReadOnly('MATCH (d:Decision) RETURN d;', {{}})",
+    "CALL apoc.cypher.doIt('MATCH (d:Decision) DETACH DELETE d', {{}}) YIELD value RETURN value",
+    "CALL apoc.cypher.runTimeboxed('MATCH (n) RETURN n', {{}}, 1000) YIELD value RETURN value",
+    "RETURN apoc.cypher.runFirstColumnSingle('MATCH (d:Decision) RETURN count(d)', {{}}) AS n",
+    "CALL apoc.periodic.iterate('MATCH (d:Decision) RETURN d', 'DETACH DELETE d', {{batchSize: 10}})",
+    "CALL apoc.periodic.commit('MATCH (d:Decision) WITH d LIMIT 10 DETACH DELETE d RETURN count(*)', {{}})",
+    "CALL apoc.periodic.submit('x', 'MATCH (d:Decision) DETACH DELETE d')",
+    "CALL apoc.periodic.repeat('x', 'MATCH (d:Decision) DETACH DELETE d', 1)",
+    "CALL apoc.periodic.list()",
+    "CALL apoc.trigger.add('t', 'MATCH (d:Decision) DETACH DELETE d', {{phase: 'after'}})",
+    "CALL apoc.trigger.install('neo4j', 't', 'RETURN 1', {{}})",
+    "CALL apoc.trigger.list()",
+    "CALL apoc.util.sleep(60000)",
+    "MATCH (d:Decision) CALL apoc.util.sleep(1000) RETURN d.key",
+    "CALL apoc.util.validate(true, 'x', [])",
+    "CALL apoc.log.stream('debug.log')",
+    "CALL apoc.merge.node(['Hacked'], {{k: 1}})",
+    "CALL apoc.refactor.rename.label('Decision', 'Hacked')",
+    "CALL apoc.schema.assert({{}}, {{}})",
+    "CALL apoc.meta.data()",
+    "CALL apoc.warmup.run()",
+    # administration, listing, other databases
+    "SHOW TRANSACTIONS",
+    "SHOW TRANSACTIONS YIELD currentQuery RETURN currentQuery",
+    "SHOW SETTINGS",
+    "SHOW SETTINGS YIELD name, value WHERE name CONTAINS 'password' RETURN name, value",
+    "SHOW PROCEDURES",
+    "SHOW FUNCTIONS",
+    "SHOW USERS",
+    "SHOW DATABASES",
+    "SHOW INDEXES",
+    "SHOW CONSTRAINTS",
+    "SHOW CURRENT USER",
+    "SHOW PRIVILEGES",
+    "SHOW SERVERS",
+    "show transactions",
+    "CYPHER runtime=slotted SHOW TRANSACTIONS",
+    "TERMINATE TRANSACTIONS 'neo4j-transaction-1'",
+    "CALL dbms.listConfig()",
+    "CALL dbms.listConnections()",
+    "CALL dbms.components()",
+    "CALL dbms.info()",
+    "CALL dbms.queryJmx('*:*')",
+    "CALL dbms.showCurrentUser()",
+    "CALL db.info()",
+    "CALL db.stats.retrieve('GRAPH COUNTS')",
+    "CALL tx.setMetaData({{a: 1}})",
+    "USE system SHOW USERS",
+    "USE system MATCH (n) RETURN n",
+    "USE other MATCH (n) RETURN count(n)",
+    "CALL () {{ USE system MATCH (n) RETURN n }} RETURN n",
+    "LOAD CSV FROM '{url}/q.csv' AS row RETURN row",
+    "LOAD CSV WITH HEADERS FROM '{url}/r.csv' AS row RETURN count(row)",
+    "CALL () {{ LOAD CSV FROM '{url}/s.csv' AS r RETURN r }} RETURN r",
+]
 
 # The same hostile intent in both dialects (where the syntax exists in one only, it is still sent
 # to the other: it must be refused there too).
@@ -127,10 +223,14 @@ EMBEDDED = [
     "MATCH (d:Decision) WITH d LIMIT 1 SET d.embedding_model = 'x'",
 ]
 
+# Memory and time bombs: cut by the row limit, or stopped by the timeout or the per-transaction
+# memory limit — never left running.
 CUT = [
     (LIMIT, "UNWIND range(1, 1000000) AS i RETURN i"),
     (LIMIT, "MATCH (a:Decision), (b:Decision), (c:Decision) RETURN a.key, b.key, c.key"),
     (LIMIT, "MATCH (d:Decision), (o:Option) RETURN d.search_text AS text, o.name AS option"),
+    # Neo4j streams the range (cut by the row limit); Ladybug builds it first (stopped at the timeout).
+    (CUT_OR_STOPPED, "UNWIND range(1, 10000000) AS i RETURN i * i AS sq"),
     (
         TIMEOUT_CUT,
         "MATCH (a:Decision), (b:Decision), (c:Decision), (d:Decision), (e:Decision) "
@@ -142,12 +242,23 @@ CUT = [
         "MATCH (a:Decision), (b:Decision), (c:Decision), (d:Decision), (e:Option), (f:Option) "
         "RETURN count(*) AS n, max(a.search_text + b.search_text + c.key + d.key + e.name + f.name) AS m",
     ),
+    (
+        TIMEOUT_CUT,
+        "MATCH (a:Decision), (b:Decision), (c:Decision), (d:Decision) "
+        "RETURN collect(a.search_text + b.search_text + c.search_text + d.search_text) AS bomb",
+    ),
+    (
+        TIMEOUT_CUT,
+        "MATCH (a:Decision), (b:Decision), (c:Decision), (d:Decision) "
+        "WITH a.body + b.body + c.body + d.body AS t RETURN count(DISTINCT t) AS n",
+    ),
 ]
 
 
-def hostile(dialect: str) -> list[tuple[str, str]]:
+def hostile(dialect: str, url: str) -> list[tuple[str, str]]:
     extra = NEO4J if dialect == "neo4j" else EMBEDDED
-    return [(REFUSE, q) for q in COMMON + extra] + CUT
+    outside = [q.format(url=url) for q in OUTSIDE]
+    return [(REFUSE, q) for q in COMMON + extra + outside] + CUT
 
 
 def checksum(store: GraphStore) -> str:
@@ -182,18 +293,35 @@ def checksum(store: GraphStore) -> str:
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
-def _direct(store: GraphStore, query: str) -> str:
+def _direct(store: GraphStore, query: str, url: str) -> str:
+    """What happened: refused by the gate, rejected by the planner (nothing ran), cut, stopped;
+    anything else (it ran, or failed while running) is returned as is and fails the test."""
     try:
         result = run_read_cypher(
-            store, query, {"reason": "hacked"}, timeout=TIMEOUT, row_limit=ROW_LIMIT, max_chars=10**9
+            store,
+            query,
+            {"reason": "hacked", "url": f"{url}/param.json"},
+            timeout=TIMEOUT,
+            row_limit=ROW_LIMIT,
+            max_chars=10**9,
         )
-    except QueryRefusedError as exc:
-        message = str(exc)
-        assert any(w in message for w in ("only", "refused", "may not", "longer than")), message
-        return TIMEOUT_CUT if "longer than" in message else REFUSE
+    except QueryNotAllowedError:
+        return GATE
+    except CypherError as exc:
+        return PLANNER if exc.stage == "plan" else f"FAILED WHILE RUNNING: {exc}"
+    except QueryStoppedError:
+        return TIMEOUT_CUT
     if result.truncated and result.row_count == ROW_LIMIT:
         return LIMIT
     return f"RAN ({result.row_count} rows)"
+
+
+def _expected(want: str, got: str) -> bool:
+    if want == REFUSE:
+        return got in (GATE, PLANNER, REFUSE)
+    if want == CUT_OR_STOPPED:
+        return got in (LIMIT, TIMEOUT_CUT)
+    return got == want
 
 
 async def _through_mcp(env: dict[str, str], queries: list[str]) -> list[str]:
@@ -201,10 +329,12 @@ async def _through_mcp(env: dict[str, str], queries: list[str]) -> list[str]:
     args = ("--timeout", str(TIMEOUT), "--row-limit", str(ROW_LIMIT))
     async with mcp_session(env, *args) as session:
         for query in queries:
-            result = await session.call_tool("read_cypher", {"query": query, "params": {"reason": "hacked"}})
+            params = {"reason": "hacked", "url": "http://127.0.0.1:9/param.json"}
+            result = await session.call_tool("read_cypher", {"query": query, "params": params})
             if result.is_error:
                 text = error_text(result)
-                outcomes.append(TIMEOUT_CUT if "longer than" in text else REFUSE)
+                stopped = "longer than" in text or "more memory" in text
+                outcomes.append(TIMEOUT_CUT if stopped else REFUSE)
                 continue
             data = payload(result)
             outcomes.append(LIMIT if data["truncated"] and data["row_count"] == ROW_LIMIT else "RAN")
@@ -213,35 +343,94 @@ async def _through_mcp(env: dict[str, str], queries: list[str]) -> list[str]:
 
 def _figures(label: str, outcomes: list[str]) -> str:
     counts = Counter(outcomes)
+    refused = counts[GATE] + counts[PLANNER] + counts[REFUSE]
+    detail = (
+        f" ({counts[GATE]} by the gate, {counts[PLANNER]} by the engine's planner)" if counts[GATE] else ""
+    )
     return (
-        f"{label}: {len(outcomes)} hostile queries tried — {counts[REFUSE]} refused, "
-        f"{counts[LIMIT]} cut by the row limit, {counts[TIMEOUT_CUT]} cut by the timeout"
+        f"{label}: {len(outcomes)} hostile queries tried — {refused} refused before running{detail}, "
+        f"{counts[LIMIT]} cut by the row limit, {counts[TIMEOUT_CUT]} stopped by the timeout or memory limit"
     )
 
 
-def test_hostile_cypher_never_writes(store: GraphStore, request: pytest.FixtureRequest) -> None:
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    hits: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.hits.append(self.path)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b'{"pwned": true}')
+
+    do_POST = do_GET
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def recorder() -> Iterator[tuple[str, list[str]]]:
+    """A local HTTP server on 127.0.0.1 that records every request it gets."""
+    hits: ClassVar[list[str]] = []
+    handler = type("Recorder", (_Recorder,), {"hits": hits})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", hits
+    server.shutdown()
+    server.server_close()
+
+
+EXPORTS = [Path(f"/tmp/contextgraph-export.{ext}") for ext in ("csv", "json", "cypher", "graphml")]
+
+
+def test_hostile_cypher_never_runs(
+    store: GraphStore, request: pytest.FixtureRequest, recorder: tuple[str, list[str]]
+) -> None:
+    url, hits = recorder
+    for path in EXPORTS:
+        path.unlink(missing_ok=True)
     batch, _ = c.build_batch()
     store.write(batch)
     store.ensure_schema()
     before = checksum(store)
-    queries = hostile(store.dialect)
-    assert len(queries) >= 50
+    queries = hostile(store.dialect, url)
+    assert len(queries) >= 100
 
-    direct = [_direct(store, q) for _, q in queries]
-    wrong = [(q, want, got) for (want, q), got in zip(queries, direct, strict=True) if got != want]
+    started = time.monotonic()
+    direct = [_direct(store, q, url) for _, q in queries]
+    seconds = time.monotonic() - started
+    wrong = [
+        (q, want, got) for (want, q), got in zip(queries, direct, strict=True) if not _expected(want, got)
+    ]
     assert not wrong, wrong
+    if store.dialect == "neo4j":  # with APOC loaded: the gate itself refuses every APOC call and SHOW
+        gate_only = [q.format(url=url) for q in OUTSIDE if "apoc." in q or q.upper().startswith("SHOW")]
+        by_query = dict(zip([q for _, q in queries], direct, strict=True))
+        assert [q for q in gate_only if by_query[q] != GATE] == []
+        assert (
+            store.query("SHOW PROCEDURES YIELD name WHERE name STARTS WITH 'apoc.load' RETURN count(*) AS n")[
+                0
+            ]["n"]
+            >= 3
+        ), "the test server must have APOC loaded"
+    assert hits == [], "a hostile query reached the URL"
+    assert not any(path.exists() for path in EXPORTS)
     assert checksum(store) == before
 
     settings = request.getfixturevalue("neo4j_settings") if store.dialect == "neo4j" else None
     if store.dialect == "embedded":
         store.close()  # the MCP server opens the file itself (read-only for read_cypher)
     via_mcp = asyncio.run(_through_mcp(server_env(store, settings), [q for _, q in queries]))
-    wrong = [(q, want, got) for (want, q), got in zip(queries, via_mcp, strict=True) if got != want]
+    pairs = zip(queries, via_mcp, strict=True)
+    wrong = [(q, want, got) for (want, q), got in pairs if not _expected(want, got)]
     assert not wrong, wrong
+    assert hits == []
     assert checksum(store) == before
 
     print()
-    print(_figures(f"{store.dialect}, read_cypher", direct))
+    print(_figures(f"{store.dialect}, read_cypher", direct) + f" ({seconds:.1f} s in all)")
     print(_figures(f"{store.dialect}, MCP read_cypher", via_mcp))
 
 
@@ -255,5 +444,5 @@ def test_hostile_cypher_never_writes(store: GraphStore, request: pytest.FixtureR
 )
 def test_the_cli_cypher_path_refuses_file_and_url_reads(neo4j_store: GraphStore, query: str) -> None:
     """`contextgraph cypher` (retrieval.read_cypher): Neo4j calls LOAD CSV a read; it is refused."""
-    with pytest.raises(QueryRefusedError, match="may not load files or URLs"):
+    with pytest.raises(QueryNotAllowedError, match=r"may not load files or URLs|not on the read-only"):
         read_cypher(neo4j_store, query)

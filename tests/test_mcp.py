@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -49,6 +50,19 @@ async def _scenario(env: dict[str, str], keys: dict[str, str]) -> dict[str, Any]
                 "query": "MATCH (d:Decision)-[:CHOSE]->(o:Option) WHERE o.name = $name RETURN count(d) AS n",
                 "params": {"name": c.ESCALATE},
             },
+        )
+        seen["shares"] = await session.call_tool(
+            "read_cypher",
+            {
+                "query": "MATCH (d:Decision)-[:CHOSE]->(o:Option) RETURN o.name AS option, count(*) AS n "
+                "ORDER BY n DESC"
+            },
+        )
+        seen["with_order"] = await session.call_tool(
+            "read_cypher", {"query": "MATCH (d:Decision) WITH d ORDER BY d.created_at RETURN d.key AS k"}
+        )
+        seen["apoc"] = await session.call_tool(
+            "read_cypher", {"query": "CALL apoc.load.json('http://127.0.0.1:9/x') YIELD value RETURN value"}
         )
         seen["many"] = await session.call_tool(
             "read_cypher", {"query": "UNWIND range(1, 5000) AS i RETURN i"}
@@ -95,6 +109,22 @@ def test_mcp_client_lists_and_calls_every_tool(store: GraphStore, server: dict[s
     assert seen["no_trace"].is_error and "no decision with key" in error_text(seen["no_trace"])
 
     assert payload(seen["cypher"])["rows"] == [{"n": sum(1 for x in c.CASES if x.chosen == c.ESCALATE)}]
+    shares = payload(seen["shares"])["rows"]
+    chosen = Counter(
+        o for r in store.query("MATCH (d:Decision) RETURN d.chosen_options AS c") for o in r["c"] or []
+    )
+    assert not seen["shares"].is_error and shares[0]["n"] == max(chosen.values())
+    assert sorted((r["option"], r["n"]) for r in shares) == sorted(chosen.items())
+    assert [r["n"] for r in shares] == sorted((r["n"] for r in shares), reverse=True)
+    if store.dialect == "embedded":  # Ladybug's dialect: the error says what to change
+        message = error_text(seen["with_order"])
+        assert seen["with_order"].is_error and "add LIMIT after ORDER BY in WITH" in message
+        assert "\n" not in message
+    else:
+        assert not seen["with_order"].is_error
+    assert seen["apoc"].is_error and "not on the read-only allow-list" in error_text(seen["apoc"])
+    description = tools["read_cypher"].description or ""
+    assert ("Ladybug Cypher" if store.dialect == "embedded" else "Neo4j 5 Cypher") in description
     many = payload(seen["many"])
     assert many["row_count"] == 1000 and many["truncated"] is True and "LIMIT" in many["note"]
     assert seen["write"].is_error and "only read queries may run here" in error_text(seen["write"])

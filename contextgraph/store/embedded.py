@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -17,9 +16,17 @@ from typing import Any
 
 import ladybug
 
-from contextgraph.errors import QueryRefusedError, StoreError, StoreUnavailableError
+from contextgraph.errors import (
+    QueryMemoryError,
+    QueryNotAllowedError,
+    QueryRefusedError,
+    QueryTimeoutError,
+    StoreError,
+    StoreUnavailableError,
+)
 from contextgraph.model import EDGE_TYPES, NODE_TYPES, Node
 from contextgraph.queries import load
+from contextgraph.store import gate
 from contextgraph.store.base import EDGE_COLUMNS, NODE_COLUMNS, GraphStore, Row, to_plain
 
 log = logging.getLogger(__name__)
@@ -37,15 +44,6 @@ EMBEDDING_DDL = (
     f"CREATE NODE TABLE IF NOT EXISTS {EMBEDDING_TABLE}(key STRING PRIMARY KEY, embedding FLOAT[], "
     "embedding_model STRING, embedded_hash STRING, embedded_content_hash STRING)"
 )
-
-# Plan operators (from EXPLAIN) that write or change the database; refused in read-only queries.
-_WRITE_OPERATORS = re.compile(
-    r"INSERT|MERGE|DELETE|SET_|CREATE|DROP|ALTER|COPY|EXTENSION|STANDALONE_CALL|TRANSACTION|EXPORT|"
-    r"IMPORT|ATTACH|DETACH|USE_DATABASE|MACRO|PARTITIONER|CHECKPOINT"
-)
-# Table functions that read files from disk (LOAD FROM 'file'), refused too; READ_FTABLE is a scan.
-_FILE_FUNCTIONS = re.compile(r"READ_(?!FTABLE)\w+")
-
 
 def ddl() -> list[str]:
     """CREATE … TABLE statements for every node and relationship kind."""
@@ -192,9 +190,15 @@ class EmbeddedStore(GraphStore):
     def read_only_query(
         self, cypher: str, params: Mapping[str, Any], *, timeout: float, row_limit: int
     ) -> tuple[list[Row], bool]:
-        """Refuse what EXPLAIN shows would write (or read files), then run the query on a separate
-        read-only Ladybug database of the same file, so that nothing can write even if the check
-        missed something; a query timeout and the row limit apply."""
+        """Run an agent's query only if the read-only gate (`store.gate`) lets it through: every
+        operator of EXPLAIN's plan must be a read operator of the allow-list and every table
+        function an allowed one. It runs on a separate read-only Ladybug database of the same file,
+        so that nothing can write even if the check missed something; a query timeout and the row
+        limit apply. Raises QueryNotAllowedError (refused), CypherError (Ladybug rejected it; one
+        line with what to change), QueryTimeoutError or QueryMemoryError (stopped while running).
+        """
+        allow = gate.allow_list()
+        gate.check_text(cypher, self.dialect, allow)
         self._connection()  # the file exists and is consistent before it is opened read-only
         with self._lock:
             try:
@@ -204,7 +208,9 @@ class EmbeddedStore(GraphStore):
             try:
                 conn = ladybug.Connection(database)
                 try:
-                    return self._read_limited(conn, cypher, params, timeout=timeout, row_limit=row_limit)
+                    return self._read_limited(
+                        conn, cypher, params, timeout=timeout, row_limit=row_limit, allow=allow
+                    )
                 finally:
                     conn.close()
             finally:
@@ -218,29 +224,23 @@ class EmbeddedStore(GraphStore):
         *,
         timeout: float,
         row_limit: int,
+        allow: gate.AllowList,
     ) -> tuple[list[Row], bool]:
         try:
             plan = conn.execute("EXPLAIN " + cypher, dict(params))
         except RuntimeError as exc:
             if "read-only" in str(exc):
-                raise QueryRefusedError("only read queries may run here; this one would write") from None
-            raise QueryRefusedError(f"the embedded store refused the query: {exc}") from None
+                raise QueryNotAllowedError("only read queries may run here; this one would write") from None
+            raise gate.engine_error(self.dialect, str(exc), stage="plan", query=cypher) from None
         if isinstance(plan, list):
-            raise QueryRefusedError("only one statement may run here; remove the `;`-separated others")
+            raise QueryNotAllowedError("only one statement may run here; remove the `;`-separated others")
         first: Any = plan.get_next() if plan.has_next() else [""]
-        text = str(first[0])
-        operators = re.findall(r"([A-Z][A-Z_]+)\[\d+\]", text)
-        writes = [op for op in operators if _WRITE_OPERATORS.search(op)]
-        if writes:
-            raise QueryRefusedError(f"only read queries may run here; this one would run {writes[0]}")
-        files = _FILE_FUNCTIONS.findall(" ".join(re.findall(r"Function: (\w+)", text)))
-        if files:
-            raise QueryRefusedError(f"queries here may not read files from disk ({files[0]})")
+        gate.check_embedded_plan(str(first[0]), allow)
         conn.set_query_timeout(max(1, int(timeout * 1000)))
         try:
             result = conn.execute(cypher, dict(params))
             if isinstance(result, list):  # pragma: no cover - refused above
-                raise QueryRefusedError("only one statement may run here")
+                raise QueryNotAllowedError("only one statement may run here")
             names = result.get_column_names()
             rows: list[Row] = []
             cut = False
@@ -251,11 +251,17 @@ class EmbeddedStore(GraphStore):
                 rows.append({n: to_plain(v) for n, v in zip(names, result.get_next(), strict=True)})
             result.close()
         except RuntimeError as exc:
-            if "interrupt" in str(exc).lower() or "timeout" in str(exc).lower():
-                raise QueryRefusedError(
+            text = str(exc)
+            if "interrupt" in text.lower() or "timeout" in text.lower():
+                raise QueryTimeoutError(
                     f"the query ran longer than {timeout:g} s and was stopped: narrow it or add a LIMIT"
                 ) from None
-            raise QueryRefusedError(f"the embedded store refused the query: {exc}") from None
+            if "buffer pool is full" in text.lower() or "allocate" in text.lower():
+                raise QueryMemoryError(
+                    "the query needed more memory than the embedded store allows it and was stopped: "
+                    "narrow it, aggregate, or add a LIMIT"
+                ) from None
+            raise gate.engine_error(self.dialect, text, stage="run", query=cypher) from None
         return rows, cut
 
     def _execute(self, cypher: str, params: Mapping[str, Any]) -> list[Row]:

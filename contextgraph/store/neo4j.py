@@ -12,6 +12,7 @@ from neo4j.exceptions import (
     AuthError,
     ClientError,
     ConfigurationError,
+    DatabaseError,
     DriverError,
     Neo4jError,
     ServiceUnavailable,
@@ -19,11 +20,17 @@ from neo4j.exceptions import (
 )
 
 from contextgraph.config import Neo4jSettings, public_url
-from contextgraph.errors import QueryRefusedError, StoreAuthError, StoreError, StoreUnavailableError
+from contextgraph.errors import (
+    CypherError,
+    QueryMemoryError,
+    QueryTimeoutError,
+    StoreAuthError,
+    StoreError,
+    StoreUnavailableError,
+)
 from contextgraph.queries import load, statements
+from contextgraph.store import gate
 from contextgraph.store.base import GraphStore, Row, to_plain
-
-READ_QUERY_TYPES = frozenset({"r"})
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +41,7 @@ class Neo4jStore(GraphStore):
     """A graph store on a Neo4j 5 server. The caller may own the driver; `connect` makes one."""
 
     dialect = "neo4j"
+    _catalog: gate.Catalog | None = None
 
     def __init__(
         self,
@@ -146,18 +154,24 @@ class Neo4jStore(GraphStore):
     def read_only_query(
         self, cypher: str, params: Mapping[str, Any], *, timeout: float, row_limit: int
     ) -> tuple[list[Row], bool]:
-        """Classify with EXPLAIN, refuse anything but a read, then run it in a READ transaction
-        with a server-side timeout, pulling no more than `row_limit` rows."""
-        _, summary = self._execute_full("EXPLAIN " + cypher, params, write=False)
-        kind = str(summary.query_type)
-        if kind not in READ_QUERY_TYPES:
-            what = {"w": "writes", "rw": "reads and writes", "s": "changes the schema"}.get(kind, kind)
-            raise QueryRefusedError(f"only read queries may run here; this one {what} (query type {kind!r})")
-        # Neo4j calls LOAD CSV a read, but it reads the server's files or any URL the server reaches.
-        if external := _plan_operators(summary.plan or {}) & EXTERNAL_OPERATORS:
-            raise QueryRefusedError(
-                f"queries here may not load files or URLs ({', '.join(sorted(external))})"
-            )
+        """Run an agent's query only if the read-only gate (`store.gate`) lets it through, in a READ
+        transaction with a server-side timeout, pulling no more than `row_limit` rows.
+
+        The gate looks at the text first (administration commands, USE, procedures and functions
+        by name: refused before the server is asked), then at EXPLAIN's query type and plan
+        (operators, ProcedureCall, functions in the details) against the allow-list and the
+        procedures and functions the server reports (SHOW PROCEDURES/FUNCTIONS, read once).
+        Raises QueryNotAllowedError (refused), CypherError (the engine rejected it; one line with
+        what to change), QueryTimeoutError or QueryMemoryError (stopped while running).
+        """
+        allow = gate.allow_list()
+        catalog = self._gate_catalog()
+        sites = gate.check_text(cypher, self.dialect, allow, catalog)
+        try:
+            _, summary = self._execute_full("EXPLAIN " + cypher, params, write=False)
+        except CypherError as exc:
+            raise gate.engine_error(self.dialect, str(exc), stage="plan", query=cypher) from None
+        gate.check_neo4j_plan(str(summary.query_type), summary.plan or {}, sites, catalog, allow)
         rows: list[Row] = []
         cut = False
         try:
@@ -174,13 +188,34 @@ class Neo4jStore(GraphStore):
                         break
                     rows.append({k: to_plain(v) for k, v in record.items()})  # type: ignore[no-untyped-call]
                 tx.rollback()  # it only read; rolling back never pulls the rest of the rows
-        except Exception as exc:
-            if isinstance(exc, ClientError) and exc.code and "TimedOut" in exc.code:
-                raise QueryRefusedError(
+        except Neo4jError as exc:
+            code = exc.code or ""
+            if "TimedOut" in code:
+                raise QueryTimeoutError(
                     f"the query ran longer than {timeout:g} s and was stopped: narrow it or add a LIMIT"
                 ) from None
+            if "MemoryPoolOutOfMemory" in code or "OutOfMemory" in code:
+                raise QueryMemoryError(
+                    "the query needed more memory than the server allows one transaction "
+                    "(db.memory.transaction.max) and was stopped: narrow it, aggregate, or add a LIMIT"
+                ) from None
+            if isinstance(exc, ClientError | DatabaseError) and "Security" not in code:
+                raise gate.engine_error(self.dialect, exc.message or str(exc), stage="run") from None
+            raise self._translate(exc) from None
+        except Exception as exc:
             raise self._translate(exc) from None
         return rows, cut
+
+    def _gate_catalog(self) -> gate.Catalog:
+        """The procedures (with their mode) and functions this server reports, read once."""
+        if self._catalog is None:
+            procedures = self._read("SHOW PROCEDURES YIELD name, mode RETURN name, mode", {})
+            functions = self._read("SHOW FUNCTIONS YIELD name RETURN name", {})
+            self._catalog = gate.Catalog(
+                procedures={str(r["name"]).lower(): str(r["mode"]) for r in procedures},
+                functions=frozenset(str(r["name"]).lower() for r in functions),
+            )
+        return self._catalog
 
     def _execute(self, cypher: str, params: Mapping[str, Any], *, write: bool) -> list[Row]:
         return self._execute_full(cypher, params, write=write)[0]
@@ -213,20 +248,7 @@ class Neo4jStore(GraphStore):
         if isinstance(exc, ClientError) and exc.code and "Security" in exc.code:
             return StoreAuthError(f"{self._where} refused access: {exc.message}")
         if isinstance(exc, ClientError):
-            return QueryRefusedError(f"{self._where} refused the query: {exc.message}")
+            return CypherError(f"{self._where} refused the query: {exc.message}")
         if isinstance(exc, Neo4jError | DriverError):
             return StoreError(f"{self._where} failed: {type(exc).__name__}: {getattr(exc, 'message', exc)}")
         return exc
-
-
-EXTERNAL_OPERATORS = frozenset({"LoadCSV"})
-
-
-def _plan_operators(plan: Mapping[str, Any]) -> set[str]:
-    """Every operator of an EXPLAIN plan (names without their runtime suffix, e.g. `LoadCSV@neo4j`)."""
-    found, pending = set(), [plan]
-    while pending:
-        step = pending.pop()
-        found.add(str(step.get("operatorType", "")).split("@")[0])
-        pending.extend(step.get("children") or [])
-    return found

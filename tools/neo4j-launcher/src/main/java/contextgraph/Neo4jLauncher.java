@@ -1,7 +1,11 @@
 package contextgraph;
 
+import java.io.File;
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 
@@ -20,6 +24,12 @@ import org.neo4j.io.ByteUnit;
  *
  * Prints "READY bolt://127.0.0.1:PORT" on stdout once Bolt accepts connections. Stops cleanly
  * when its standard input closes (the parent went away) or on SIGTERM.
+ *
+ * APOC core, when its jar is on the classpath, is loaded as a plugin: an embedded DBMS finds
+ * APOC's extension factory by service loading (so the jar must be on the classpath) and its
+ * procedures in the plugins directory (so the jar is copied to DATA_DIR/plugins); `apoc.*` may
+ * run unrestricted, as on a server with the APOC plugin installed. Each transaction may hold at
+ * most 256 MiB of heap (`db.memory.transaction.max`), so one query cannot exhaust the server.
  */
 public final class Neo4jLauncher {
     public static void main(String[] args) throws Exception {
@@ -31,7 +41,19 @@ public final class Neo4jLauncher {
         Path home = Path.of(args[1]).toAbsolutePath();
         String password = args[2];
 
+        Path plugins = home.resolve("plugins");
+        Files.createDirectories(plugins);
+        for (String entry : System.getProperty("java.class.path").split(File.pathSeparator)) {
+            Path jar = Path.of(entry);
+            if (jar.getFileName() != null && jar.getFileName().toString().startsWith("apoc-")) {
+                Files.copy(jar, plugins.resolve(jar.getFileName()), StandardCopyOption.REPLACE_EXISTING);
+            }
+        }
+
         DatabaseManagementService dbms = new DatabaseManagementServiceBuilder(home)
+                .setConfig(GraphDatabaseSettings.plugin_dir, plugins)
+                .setConfig(GraphDatabaseSettings.procedure_unrestricted, List.of("apoc.*"))
+                .setConfig(GraphDatabaseSettings.memory_transaction_max_size, ByteUnit.mebiBytes(256))
                 .setConfig(BoltConnector.enabled, true)
                 .setConfig(BoltConnector.listen_address, new SocketAddress("127.0.0.1", port))
                 .setConfig(GraphDatabaseSettings.auth_enabled, true)
