@@ -33,6 +33,7 @@ from typing import Any
 from contextgraph import model as m
 from contextgraph.errors import ConfigError, QueryRefusedError
 from contextgraph.queries import identifier, load
+from contextgraph.store import gate
 from contextgraph.store.base import EDGE_COLUMNS, NODE_COLUMNS, GraphStore, Row, WriteResult
 from contextgraph.store.embedded import EmbeddedStore
 
@@ -215,11 +216,13 @@ class ScopedStore(EmbeddedStore):
     def read_only_query(
         self, cypher: str, params: Mapping[str, Any], *, timeout: float, row_limit: int
     ) -> tuple[list[Row], bool]:
-        """The embedded store's read-only gate, run on the scoped copy only."""
+        """The embedded store's read-only gate (`store.gate`), run on the scoped copy only."""
+        allow = gate.allow_list()
+        gate.check_text(cypher, self.dialect, allow)
         self.refresh()
         with self._lock:
             return self._read_limited(
-                self._connection(), cypher, params, timeout=timeout, row_limit=row_limit
+                self._connection(), cypher, params, timeout=timeout, row_limit=row_limit, allow=allow
             )
 
     def ensure_schema(self) -> None:
