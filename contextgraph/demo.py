@@ -547,8 +547,10 @@ class ScenarioSource:
     def hitl_details(self, *, created_since: datetime | None = None) -> Iterator[dict[str, Any]]:
         return self._served(self.records.hitl_details)
 
-    def xcom_value(self, dag_id: str, run_id: str, task_id: str) -> Any:
+    def xcom_value(self, dag_id: str, run_id: str, task_id: str, *, map_index: int = -1) -> Any:
         self.calls += 1
+        if map_index != -1:
+            return None
         return copy.deepcopy(self.records.xcoms.get((dag_id, run_id, task_id)))
 
 

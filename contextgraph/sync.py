@@ -67,7 +67,7 @@ class Source(Protocol):
     def hitl_detail_try(
         self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1
     ) -> dict[str, Any]: ...
-    def xcom_value(self, dag_id: str, run_id: str, task_id: str) -> Any: ...
+    def xcom_value(self, dag_id: str, run_id: str, task_id: str, *, map_index: int = -1) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -268,12 +268,12 @@ class _Run:
         self, record: dict[str, Any], stored: dict[str, list[mapping.ProposalValue]]
     ) -> m.GraphBatch:
         identity = mapping.decision_identity(record)
-        dag_id, run_id, task_id = identity[:3]
+        dag_id, run_id, task_id, map_index = identity[:4]
         self.decision_points.setdefault(dag_id, set()).add(task_id)
         shape = self._shape(dag_id, task_id)
         proposals = stored.get(m.make_key(*identity))
         if proposals is None:
-            proposals = self._fetch_proposals(dag_id, run_id, task_id, shape)
+            proposals = self._fetch_proposals(dag_id, run_id, task_id, map_index, shape)
         # One order whether fetched or read back from the graph (which returns them in any order),
         # or a decision with two proposals would look changed, and be rewritten, on every re-read.
         proposals = sorted(proposals, key=lambda p: (p.task_id, p.map_index, p.xcom_key))
@@ -308,12 +308,22 @@ class _Run:
     # --- proposals ------------------------------------------------------------------------------
 
     def _fetch_proposals(
-        self, dag_id: str, run_id: str, task_id: str, shape: mapping.DagShape
+        self, dag_id: str, run_id: str, task_id: str, map_index: int, shape: mapping.DagShape
     ) -> list[mapping.ProposalValue]:
+        """The upstream XComs a decision reviewed. A mapped decision (`map_index` ≥ 0) reviewed the
+        draft at its own map index (a mapped task group); an unmapped upstream task's XCom
+        (map index -1) is read when the draft has none at that index."""
         configured = self.options.proposal_tasks.get(f"{dag_id}.{task_id}")
         upstream = configured if configured is not None else shape.parents(task_id)
-        values = ((t, self.source.xcom_value(dag_id, run_id, t)) for t in upstream)
-        return [mapping.ProposalValue(task_id=t, value=v) for t, v in values if v is not None]
+        found = []
+        for upstream_task in upstream:
+            indices = (map_index, -1) if map_index >= 0 else (-1,)
+            for index in indices:
+                value = self.source.xcom_value(dag_id, run_id, upstream_task, map_index=index)
+                if value is not None:
+                    found.append(mapping.ProposalValue(task_id=upstream_task, value=value, map_index=index))
+                    break
+        return found
 
     def _stored_proposals(self, page: list[Any]) -> dict[str, list[mapping.ProposalValue]]:
         """Proposals already in the graph for these decisions (an XCom does not change: no refetch)."""

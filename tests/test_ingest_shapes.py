@@ -1,0 +1,130 @@
+"""Shapes of real HITL use that the example DAG does not have, each ingested by the real CLI.
+
+Every test writes the records a real Airflow 3.3 REST API v2 returns for one situation (mapped
+task groups, reviews that timed out unanswered, reasons in other params, renamed tasks, XComs of
+every shape, …), serves them from `tests/airflow_standin.py` over HTTP and runs
+`contextgraph ingest` against it into an embedded store, then reads the graph back.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from contextgraph import model as m
+from contextgraph.cli import cli
+from contextgraph.store import EmbeddedStore
+
+from .airflow_standin import StandIn, World
+
+DAG = "support_mapped"
+
+
+def ti(run: str, task_id: str, map_index: int = -1, state: str = "success", **more: Any) -> dict[str, Any]:
+    return {
+        "dag_id": DAG,
+        "dag_run_id": run,
+        "task_id": task_id,
+        "map_index": map_index,
+        "try_number": 1,
+        "state": state,
+        "operator_name": "HITLOperator",
+        "dag_version": {"version_number": 1, "bundle_version": None, "dag_id": DAG},
+        **more,
+    }
+
+
+def hitl(task_instance: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """An answered HITL detail as Airflow 3.3 lists it."""
+    record: dict[str, Any] = {
+        "task_instance": task_instance,
+        "options": ["Approve", "Reject"],
+        "subject": f"Review {task_instance['dag_run_id']}",
+        "body": "Please review the draft.",
+        "defaults": None,
+        "multiple": False,
+        "params": {},
+        "assigned_users": [],
+        "created_at": "2026-11-29T10:00:00Z",
+        "responded_at": "2026-11-29T10:05:00Z",
+        "responded_by_user": {"id": "ana", "name": "Ana"},
+        "chosen_options": ["Approve"],
+        "params_input": {},
+        "response_received": True,
+    }
+    record.update(changes)
+    return record
+
+
+def world(tasks: list[dict[str, Any]], details: list[dict[str, Any]], **xcoms: Any) -> World:
+    runs = sorted({d["task_instance"]["dag_run_id"] for d in details})
+    return World(
+        dags=[{"dag_id": DAG, "tags": [], "owners": ["cre"]}],
+        tasks={DAG: tasks},
+        runs=[{"dag_id": DAG, "dag_run_id": r, "state": "success"} for r in runs],
+        task_instances=[d["task_instance"] for d in details],
+        hitl_details=details,
+    )
+
+
+def ingest(store_path: Path, url: str, *extra: str) -> dict[str, Any]:
+    """`contextgraph ingest --json` against `url`; the parsed summary (exit code must be 0)."""
+    result = CliRunner().invoke(
+        cli, ["--store-path", str(store_path), "ingest", "--airflow-url", url, "--no-embed", "--json", *extra]
+    )
+    assert result.exit_code == 0, result.output
+    summary: dict[str, Any] = json.loads(result.stdout)
+    return summary
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    return tmp_path / "graph.lbdb"
+
+
+def read(store_path: Path, cypher: str, **params: Any) -> list[dict[str, Any]]:
+    store = EmbeddedStore(store_path, read_only=True)
+    try:
+        return store.query(cypher, params)
+    finally:
+        store.close()
+
+
+# --- 1. mapped task groups ------------------------------------------------------------------------
+
+MAPPED_TASKS = [
+    {
+        "task_id": "per_ticket.draft_reply",
+        "operator_name": "@task",
+        "downstream_task_ids": ["per_ticket.review_reply"],
+    },
+    {"task_id": "per_ticket.review_reply", "operator_name": "HITLOperator", "downstream_task_ids": []},
+]
+
+
+def test_each_mapped_decision_reviewed_the_draft_at_its_own_map_index(store_path: Path) -> None:
+    details = [hitl(ti("r1", "per_ticket.review_reply", i)) for i in (0, 1)]
+    w = world(MAPPED_TASKS, details)
+    w.task_instances += [ti("r1", "per_ticket.draft_reply", i, operator_name="@task") for i in (0, 1)]
+    w.xcoms = {(DAG, "r1", "per_ticket.draft_reply", i): {"draft": f"Reply to ticket {i}"} for i in (0, 1)}
+    with StandIn(w) as airflow:
+        summary = ingest(store_path, airflow.url)
+        asked = [q.get("map_index") for q in airflow.queries("/xcomEntries/return_value")]
+    assert sorted(asked) == [["0"], ["1"]]  # one read per decision, at its own index
+    rows = read(
+        store_path,
+        "MATCH (d:Decision)-[:REVIEWED]->(p:Proposal)-[:PRODUCED_BY]->(t:TaskInstance) "
+        "RETURN d.map_index AS decision, p.text AS text, t.map_index AS draft ORDER BY decision",
+    )
+    assert rows == [
+        {"decision": 0, "text": "Reply to ticket 0", "draft": 0},
+        {"decision": 1, "text": "Reply to ticket 1", "draft": 1},
+    ]
+    assert summary["rejected"] == []
