@@ -24,6 +24,27 @@ from contextgraph.errors import InvalidRecordError
 REASON_KEYS = ("reason", "why", "justification", "comment", "rationale")
 #: Keys of a dict-valued XCom that hold the proposal's text, in the order they are looked for.
 PROPOSAL_TEXT_KEYS = ("draft", "proposal", "response", "answer", "text", "content", "output", "summary")
+#: Task-instance states in which a HITL task may still get its answer (None: not told).
+STILL_WAITING_STATES = frozenset(
+    {
+        None,
+        "none",
+        "awaiting_input",
+        "deferred",
+        "running",
+        "queued",
+        "scheduled",
+        "up_for_retry",
+        "up_for_reschedule",
+        "restarting",
+    }
+)
+#: What became of a review never answered, by the state its task instance ended in.
+CLOSED_STATUS: dict[str, m.DecisionStatus] = {
+    "failed": "expired",
+    "upstream_failed": "failed",
+    "skipped": "skipped",
+}
 #: params_input key under which the Slack bridge keeps the real reviewer's identity.
 SLACK_IDENTITY_KEY = "_contextgraph_reviewer"
 
@@ -316,6 +337,7 @@ def map_decision(
     responder = record.get("responded_by_user") or record.get("responded_by")
     received = bool(record.get("response_received"))
     timed_out = received and not responder
+    status = decision_status(received, record["task_instance"].get("state"))
     reason = _reason(params_input)
     proposals = proposals or []
     proposal_texts = [proposal_text(p.value) for p in proposals]
@@ -343,6 +365,7 @@ def map_decision(
             "responded_at": record.get("responded_at"),
             "response_received": received,
             "timed_out": timed_out,
+            "status": status,
             "upstream_task_ids": upstream or [],
             "search_text": search_text(
                 record.get("subject"), record.get("body"), proposal_texts, chosen, reason
@@ -365,7 +388,7 @@ def map_decision(
     actor = _actor(responder, params_input.get(SLACK_IDENTITY_KEY), timed_out)
     if actor is not None:
         batch.add(actor, m.DecidedBy(src=key, dst=actor.key))
-    verdict_ = verdict(chosen, received)
+    verdict_: m.Verdict = verdict(chosen, received) if status in ("answered", "pending") else status
     for proposal, text in zip(proposals, proposal_texts, strict=True):
         node = m.Proposal(
             dag_id=dag_id,
@@ -451,6 +474,16 @@ def _actor(responder: Any, slack: Any, timed_out: bool) -> m.Actor | None:
         return None
     name = responder.get("name") if isinstance(responder, dict) else None
     return m.Actor(kind="airflow_user", actor_id=ident, name=name if isinstance(name, str) else None)
+
+
+def decision_status(received: bool, ti_state: Any) -> m.DecisionStatus:
+    """`answered`; `pending` while the task instance may still get an answer; else how the review
+    closed unanswered (`CLOSED_STATUS` by task-instance state, `closed` for any other state)."""
+    if received:
+        return "answered"
+    if ti_state in STILL_WAITING_STATES or not isinstance(ti_state, str):
+        return "pending"
+    return CLOSED_STATUS.get(ti_state, "closed")
 
 
 def verdict(chosen: list[str], received: bool) -> m.Verdict:

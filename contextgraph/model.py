@@ -112,6 +112,9 @@ class TaskInstance(Node):
     duration: float | None = None
 
 
+DecisionStatus = Literal["answered", "pending", "expired", "failed", "skipped", "closed"]
+
+
 class Decision(Node):
     """One HITL detail: the question a human was asked and what they answered, and why."""
 
@@ -145,6 +148,10 @@ class Decision(Node):
     responded_at: datetime | None = None
     response_received: bool = False
     timed_out: bool = False
+    status: DecisionStatus = "answered"
+    """`answered`, `pending` (its task still waits), or, for a review closed without an answer,
+    what became of its task: `expired` (failed: timed out without defaults), `failed`
+    (upstream failed), `skipped`, `closed` (success or removed without an answer)."""
     upstream_task_ids: list[str] = []
     """Every task that, transitively, fed this decision point: its upstream context."""
     search_text: str = ""
@@ -247,7 +254,9 @@ Chose = _edge("Chose", "CHOSE", Decision, Option)
 DecidedBy = _edge("DecidedBy", "DECIDED_BY", Decision, Actor)
 ProducedBy = _edge("ProducedBy", "PRODUCED_BY", Proposal, TaskInstance)
 
-Verdict = Literal["approved", "overridden", "escalated", "pending", "unknown"]
+Verdict = Literal[
+    "approved", "overridden", "escalated", "pending", "unknown", "expired", "failed", "skipped", "closed"
+]
 
 
 class Reviewed(Edge):

@@ -128,3 +128,46 @@ def test_each_mapped_decision_reviewed_the_draft_at_its_own_map_index(store_path
         {"decision": 1, "text": "Reply to ticket 1", "draft": 1},
     ]
     assert summary["rejected"] == []
+
+
+# --- 2. reviews never answered --------------------------------------------------------------------
+
+REVIEW_TASKS = [
+    {"task_id": "draft_reply", "operator_name": "@task", "downstream_task_ids": ["review_reply"]},
+    {"task_id": "review_reply", "operator_name": "HITLOperator", "downstream_task_ids": []},
+]
+
+
+def _hitl_since(airflow: StandIn) -> datetime:
+    (query,) = airflow.queries("/hitlDetails")[-1:]
+    return datetime.fromisoformat(query["created_at_gte"][0].replace("Z", "+00:00"))
+
+
+def test_a_review_whose_task_failed_unanswered_is_closed_and_no_longer_holds_the_sync(
+    store_path: Path,
+) -> None:
+    old = hitl(
+        ti("r-old", "review_reply", state="awaiting_input"),
+        created_at="2025-08-01T09:00:00Z",
+        responded_at=None,
+        responded_by_user=None,
+        chosen_options=None,
+        response_received=False,
+    )
+    w = world(REVIEW_TASKS, [old, hitl(ti("r-new", "review_reply"))])
+    with StandIn(w) as airflow:
+        ingest(store_path, airflow.url)
+        status = "MATCH (d:Decision {run_id: 'r-old'}) RETURN d.status AS status"
+        assert read(store_path, status) == [{"status": "pending"}]
+
+        # The task times out without defaults: Airflow fails it, the detail stays unanswered.
+        old["task_instance"]["state"] = "failed"
+        w.now += timedelta(hours=1)
+        ingest(store_path, airflow.url)
+        assert _hitl_since(airflow) <= datetime.fromisoformat("2025-08-01T09:00:00+00:00")
+        assert read(store_path, status) == [{"status": "expired"}]
+
+        w.now += timedelta(hours=1)
+        idle = ingest(store_path, airflow.url)
+        assert w.now - timedelta(minutes=70) < _hitl_since(airflow) <= w.now  # the watermark moved
+        assert idle["fetched"].get("HITL details", 0) == 0 and idle["rejected"] == []
