@@ -10,7 +10,7 @@ import functools
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -20,8 +20,32 @@ from pydantic import ValidationError
 from contextgraph import model as m
 from contextgraph.errors import InvalidRecordError
 
-#: params_input keys that hold the reviewer's "why", in the order they are looked for.
-REASON_KEYS = ("reason", "why", "justification", "comment", "rationale")
+#: Param names that hold the reviewer's "why", in the order they are looked for (compared without
+#: case, spaces and dashes as underscores). `CONTEXTGRAPH_REASON_PARAMS` replaces them per decision
+#: point or for all.
+REASON_KEYS = (
+    "reason",
+    "reasons",
+    "comments",
+    "comment",
+    "feedback",
+    "rationale",
+    "justification",
+    "note",
+    "notes",
+    "explanation",
+    "why",
+    "remarks",
+    "remark",
+    "review_comment",
+    "review_comments",
+    "reviewer_comment",
+    "reviewer_comments",
+    "reviewer_notes",
+    "review_notes",
+)
+#: Params that hold the reviewer's own answer (a rewritten draft), never taken for the reason.
+ANSWER_KEYS = ("manual_response", "output", "response", "answer", "edited_output", "rewrite")
 #: Keys of a dict-valued XCom that hold the proposal's text, in the order they are looked for.
 PROPOSAL_TEXT_KEYS = ("draft", "proposal", "response", "answer", "text", "content", "output", "summary")
 #: Task-instance states in which a HITL task may still get its answer (None: not told).
@@ -317,8 +341,14 @@ def map_decision(
     *,
     upstream: list[str] | None = None,
     proposals: list[ProposalValue] | None = None,
+    reason_params: Sequence[str] | None = None,
 ) -> m.GraphBatch:
-    """One HITL detail: the decision, its options and choice, reviewer, task instance and proposals."""
+    """One HITL detail: the decision, its options and choice, reviewer, task instance and proposals.
+
+    The reason is the first non-empty text among `reason_params`, then `REASON_KEYS`, in
+    `params_input`; failing that, the values of the other free-text params (string params that
+    are neither an enum nor the reviewer's own answer, `ANSWER_KEYS`), joined by new lines.
+    """
     record = clean(_require_dict(record, "HITL detail"))
     dag_id, run_id, task_id, map_index, try_number = decision_identity(record)
     name = f"HITL detail {dag_id}/{run_id}/{task_id}" + (f"[{map_index}]" if map_index >= 0 else "")
@@ -338,7 +368,7 @@ def map_decision(
     received = bool(record.get("response_received"))
     timed_out = received and not responder
     status = decision_status(received, record["task_instance"].get("state"))
-    reason = _reason(params_input)
+    reason = find_reason(params_input, record.get("params"), [*(reason_params or ()), *REASON_KEYS])
     proposals = proposals or []
     proposal_texts = [proposal_text(p.value) for p in proposals]
 
@@ -447,12 +477,37 @@ def _text_list(value: Any, name: str, field_name: str) -> list[str]:
     return value
 
 
-def _reason(params_input: Mapping[str, Any]) -> str | None:
-    for key in REASON_KEYS:
-        value = params_input.get(key)
+def _param_name(name: str) -> str:
+    return name.strip().lower().replace(" ", "_").replace("-", "_")
+
+
+def find_reason(params_input: Mapping[str, Any], params: Any, names: Sequence[str]) -> str | None:
+    """The reviewer's "why": the first non-empty text param among `names`, else the free-text
+    params' values (string-typed, no enum, not an `ANSWER_KEYS` param) joined by new lines."""
+    by_name = {_param_name(k): v for k, v in params_input.items() if isinstance(k, str)}
+    for name in names:
+        value = by_name.get(_param_name(name))
         if isinstance(value, str) and value.strip():
             return value.strip()
-    return None
+    schemas = params if isinstance(params, dict) else {}
+    free = []
+    for key, value in params_input.items():
+        if not isinstance(value, str) or not value.strip() or key == SLACK_IDENTITY_KEY:
+            continue
+        if _param_name(key) in ANSWER_KEYS or not _is_free_text(schemas.get(key)):
+            continue
+        free.append(value.strip())
+    return "\n".join(free) or None
+
+
+def _is_free_text(param: Any) -> bool:
+    """A string param without a fixed set of values (Airflow sends params as {value, schema})."""
+    schema = param.get("schema") if isinstance(param, dict) else None
+    if not isinstance(schema, dict):
+        return True
+    kind = schema.get("type")
+    kinds = kind if isinstance(kind, list) else [kind]
+    return (kind is None or "string" in kinds) and "enum" not in schema and "format" not in schema
 
 
 def _user_id(user: Any) -> str | None:

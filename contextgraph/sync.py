@@ -49,6 +49,13 @@ class SyncOptions(BaseModel):
     proposal_tasks: dict[str, list[str]] = {}
     """`dag_id.task_id` of a decision point → the upstream tasks whose `return_value` XCom is the
     proposal it reviews. Default: the decision point's direct upstream tasks."""
+    reason_params: dict[str, list[str]] = {}
+    """`dag_id.task_id` (or `*` for every other point) → the params_input names holding the reason
+    (default `contextgraph.mapping.REASON_KEYS`)."""
+
+    def for_point(self, table: dict[str, list[str]], dag_id: str, task_id: str) -> list[str] | None:
+        """The entry of `table` for this decision point, else its `*` entry, else None."""
+        return table.get(f"{dag_id}.{task_id}", table.get("*"))
 
 
 class Source(Protocol):
@@ -89,6 +96,9 @@ class SyncReport:
     unchanged: Counter[str] = field(default_factory=Counter)
     missing_endpoints: Counter[str] = field(default_factory=Counter)
     rejected: list[Rejected] = field(default_factory=list)
+    without: Counter[str] = field(default_factory=Counter)
+    """Of the decisions this sync read: answered without any `reason`, without a `proposal`
+    (no upstream XCom found), without a decision `point` in the latest tasks list."""
     api_calls: int = 0
     seconds: float = 0.0
     full: bool = False
@@ -117,6 +127,7 @@ class SyncReport:
             "embedded": self.embedded,
             "missing_endpoints": _nonzero(self.missing_endpoints),
             "rejected": [r.__dict__ for r in self.rejected],
+            "without": {k: self.without[k] for k in ("reason", "proposal", "point")},
         }
 
 
@@ -277,7 +288,20 @@ class _Run:
         # One order whether fetched or read back from the graph (which returns them in any order),
         # or a decision with two proposals would look changed, and be rewritten, on every re-read.
         proposals = sorted(proposals, key=lambda p: (p.task_id, p.map_index, p.xcom_key))
-        return mapping.map_decision(record, upstream=shape.upstream(task_id), proposals=proposals)
+        batch = mapping.map_decision(
+            record,
+            upstream=shape.upstream(task_id),
+            proposals=proposals,
+            reason_params=self.options.for_point(self.options.reason_params, dag_id, task_id),
+        )
+        decision = next(n for n in batch.nodes if isinstance(n, m.Decision))
+        if decision.status == "answered" and decision.reason is None:
+            self.report.without["reason"] += 1
+        if not proposals:
+            self.report.without["proposal"] += 1
+        if task_id not in shape.graph:
+            self.report.without["point"] += 1
+        return batch
 
     # --- DAG structure --------------------------------------------------------------------------
 

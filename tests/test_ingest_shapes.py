@@ -171,3 +171,46 @@ def test_a_review_whose_task_failed_unanswered_is_closed_and_no_longer_holds_the
         idle = ingest(store_path, airflow.url)
         assert w.now - timedelta(minutes=70) < _hitl_since(airflow) <= w.now  # the watermark moved
         assert idle["fetched"].get("HITL details", 0) == 0 and idle["rejected"] == []
+
+
+# --- 3. the reason in another param ---------------------------------------------------------------
+
+APPROVAL_TASKS = [
+    {"task_id": "draft_report", "operator_name": "@task", "downstream_task_ids": ["approve_report"]},
+    {"task_id": "approve_report", "operator_name": "ApprovalOperator", "downstream_task_ids": []},
+]
+LEDGER = "Revenue figures in section 2 do not match the ledger close"
+
+
+def test_the_reason_is_found_in_the_params_people_use_configured_or_free_text(
+    store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def review(
+        run: str, params_input: dict[str, Any], params: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        task = ti(run, "approve_report", operator_name="ApprovalOperator")
+        return hitl(task, chosen_options=["Reject"], params_input=params_input, params=params or {})
+
+    text = {"schema": {"type": "string"}, "value": ""}
+    details = [
+        review("r-comments", {"comments": LEDGER, "ticket": "T-1"}),
+        review("r-configured", {"severity": "high", "why_rejected": "Tone is wrong for a CFO"}),
+        review(
+            "r-free-text",
+            {"team": "finance", "details": "Numbers copied from the old quarter"},
+            {"team": {"schema": {"type": "string", "enum": ["finance", "ops"]}}, "details": text},
+        ),
+        review("r-none", {"severity": 3}),
+    ]
+    monkeypatch.setenv("CONTEXTGRAPH_REASON_PARAMS", json.dumps({f"{DAG}.approve_report": ["why_rejected"]}))
+    with StandIn(world(APPROVAL_TASKS, details)) as airflow:
+        summary = ingest(store_path, airflow.url)
+    rows = read(
+        store_path, "MATCH (d:Decision) RETURN d.run_id AS run, d.reason AS reason, d.search_text AS text"
+    )
+    got = {r["run"]: r for r in rows}
+    assert got["r-comments"]["reason"] == LEDGER and LEDGER in got["r-comments"]["text"]
+    assert got["r-configured"]["reason"] == "Tone is wrong for a CFO"
+    assert got["r-free-text"]["reason"] == "Numbers copied from the old quarter"
+    assert got["r-none"]["reason"] is None
+    assert summary["without"]["reason"] == 1
