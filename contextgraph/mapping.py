@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import networkx as nx
 from pydantic import ValidationError
@@ -418,7 +418,9 @@ def map_decision(
     actor = _actor(responder, params_input.get(SLACK_IDENTITY_KEY), timed_out)
     if actor is not None:
         batch.add(actor, m.DecidedBy(src=key, dst=actor.key))
-    verdict_: m.Verdict = verdict(chosen, received) if status in ("answered", "pending") else status
+    verdict_: m.Verdict = (
+        verdict(chosen, received) if status in ("answered", "pending") else cast(m.Verdict, status)
+    )
     for proposal, text in zip(proposals, proposal_texts, strict=True):
         node = m.Proposal(
             dag_id=dag_id,
