@@ -175,10 +175,14 @@ class DagShape:
 
     dag_id: str
     graph: nx.DiGraph = field(default_factory=nx.DiGraph)
+    decision_points: set[str] = field(default_factory=set)
+    """The tasks of the latest version that ask a human (HITL operators, or seen asking)."""
 
     @classmethod
-    def from_edges(cls, dag_id: str, downstream: Mapping[str, Iterable[str]]) -> DagShape:
-        shape = cls(dag_id)
+    def from_edges(
+        cls, dag_id: str, downstream: Mapping[str, Iterable[str]], decision_points: Iterable[str] = ()
+    ) -> DagShape:
+        shape = cls(dag_id, decision_points=set(decision_points))
         for task_id, children in downstream.items():
             shape.graph.add_node(task_id)
             shape.graph.add_edges_from((task_id, child) for child in children)
@@ -228,12 +232,28 @@ def map_tasks(
             },
             f"task {dag_id}/{task_id}",
         )
+    shape.decision_points = {t.task_id for t in tasks.values() if t.is_decision_point}
     batch.add(*tasks.values())
     batch.edges.extend(m.HasTask(src=dag_key, dst=t.key) for t in tasks.values())
     for parent, child in shape.graph.edges:
         if parent in tasks and child in tasks:
             batch.add(m.Feeds.between(tasks[parent], tasks[child]))
     return batch, shape
+
+
+def task_of_an_older_version(
+    dag_id: str, task_id: str, operator: Any, *, is_decision_point: bool
+) -> m.GraphBatch:
+    """A task the latest version's tasks list does not have (renamed or removed since), known from
+    its task instance or HITL detail: `in_latest_version=False`, with its HAS_TASK edge."""
+    task = m.Task(
+        dag_id=dag_id,
+        task_id=task_id,
+        operator=operator if isinstance(operator, str) else None,
+        is_decision_point=is_decision_point or _is_hitl_operator(operator),
+        in_latest_version=False,
+    )
+    return m.GraphBatch(nodes=[task], edges=[m.HasTask(src=m.Dag.key_for(dag_id), dst=task.key)])
 
 
 def _is_hitl_operator(operator: Any) -> bool:
@@ -439,7 +459,33 @@ def map_decision(
             m.ProducedBy(src=node_key, dst=producer_key),
         )
     batch.add(*informed_by(key, proposals, d.created_at))
+    version = dag_version(record["task_instance"].get("dag_version"), dag_id)
+    if version is not None:
+        batch.add(
+            version,
+            m.UnderVersion(src=key, dst=version.key),
+            m.VersionOf(src=m.Dag.key_for(dag_id), dst=version.key),
+        )
     return batch
+
+
+def dag_version(record: Any, dag_id: str) -> m.DagVersion | None:
+    """The DagVersion a task instance ran under (`task_instance.dag_version`), None when not told."""
+    if not isinstance(record, dict) or not isinstance(record.get("version_number"), int):
+        return None
+    bundle_version = record.get("bundle_version")
+    return _node(
+        m.DagVersion,
+        {
+            "dag_id": dag_id,
+            "version_number": record["version_number"],
+            "version_id": str(record["id"]) if record.get("id") is not None else None,
+            "bundle_name": record.get("bundle_name") if isinstance(record.get("bundle_name"), str) else None,
+            "bundle_version": str(bundle_version) if bundle_version is not None else None,
+            "created_at": record.get("created_at"),
+        },
+        f"DAG version {dag_id} v{record['version_number']}",
+    )
 
 
 def informed_by(key: str, proposals: list[ProposalValue], when: Any) -> list[m.InformedBy]:

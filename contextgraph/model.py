@@ -9,6 +9,7 @@ an idempotent MERGE. Models know nothing about storage: a store takes a `GraphBa
     (:Decision)-[:DECIDED_BY]->(:Actor)    (:Decision)-[:REVIEWED {verdict}]->(:Proposal)
     (:Decision)-[:AT_POINT]->(:Task)       (:Decision)-[:INFORMED_BY]->(:Decision)
     (:Proposal)-[:PRODUCED_BY]->(:TaskInstance)
+    (:Decision)-[:UNDER_VERSION]->(:DagVersion)<-[:VERSION_OF]-(:Dag)
 """
 
 from __future__ import annotations
@@ -80,6 +81,23 @@ class Task(Node):
     is_decision_point: bool = False
     downstream_task_ids: list[str] = []
     upstream_task_ids: list[str] = []
+    in_latest_version: bool = True
+    """False for a task known only from its task instances or HITL details: an older version of
+    the DAG had it (renamed or removed since), the tasks endpoint (latest version) does not."""
+
+
+class DagVersion(Node):
+    """One version of a DAG's code, as a HITL detail's `task_instance.dag_version` names it."""
+
+    label: ClassVar[str] = "DagVersion"
+    key_fields: ClassVar[tuple[str, ...]] = ("dag_id", "version_number")
+
+    dag_id: str = NonEmpty
+    version_number: int
+    version_id: str | None = None
+    bundle_name: str | None = None
+    bundle_version: str | None = None
+    created_at: datetime | None = None
 
 
 class DagRun(Node):
@@ -253,6 +271,8 @@ Offered = _edge("Offered", "OFFERED", Decision, Option)
 Chose = _edge("Chose", "CHOSE", Decision, Option)
 DecidedBy = _edge("DecidedBy", "DECIDED_BY", Decision, Actor)
 ProducedBy = _edge("ProducedBy", "PRODUCED_BY", Proposal, TaskInstance)
+UnderVersion = _edge("UnderVersion", "UNDER_VERSION", Decision, DagVersion)
+VersionOf = _edge("VersionOf", "VERSION_OF", Dag, DagVersion)
 
 Verdict = Literal[
     "approved", "overridden", "escalated", "pending", "unknown", "expired", "failed", "skipped", "closed"
@@ -291,6 +311,7 @@ NODE_TYPES: tuple[type[Node], ...] = (
     Actor,
     Proposal,
     SyncState,
+    DagVersion,
 )
 EDGE_TYPES: tuple[type[Edge], ...] = (
     HasTask,
@@ -306,6 +327,8 @@ EDGE_TYPES: tuple[type[Edge], ...] = (
     Reviewed,
     ProducedBy,
     InformedBy,
+    UnderVersion,
+    VersionOf,
 )
 NODE_BY_LABEL: dict[str, type[Node]] = {t.label: t for t in NODE_TYPES}
 EDGE_BY_TYPE: dict[str, type[Edge]] = {t.rel_type: t for t in EDGE_TYPES}

@@ -171,6 +171,7 @@ class _Run:
         self.shapes: dict[str, mapping.DagShape] = {}
         self.fetched_tasks: set[str] = set()
         self.decision_points: dict[str, set[str]] = {}
+        self.older_tasks: set[tuple[str, str]] = set()
 
     def execute(self) -> SyncReport:
         clock, calls_before = time.monotonic(), self.source.calls
@@ -225,8 +226,16 @@ class _Run:
     def _map_task_instance(self, record: dict[str, Any]) -> m.GraphBatch:
         batch = mapping.map_task_instance(record)
         ti = next(n for n in batch.nodes if isinstance(n, m.TaskInstance))
-        self._shape(ti.dag_id, ti.task_id)
+        if ti.task_id not in self._shape(ti.dag_id, ti.task_id).graph:
+            batch.extend(self._older_task(ti.dag_id, ti.task_id, ti.operator, is_decision_point=False))
         return batch
+
+    def _older_task(self, dag_id: str, task_id: str, operator: Any, *, is_decision_point: bool) -> m.GraphBatch:
+        """The Task of an older DAG version (not in the latest tasks list), once a sync."""
+        if (dag_id, task_id) in self.older_tasks and not is_decision_point:
+            return m.GraphBatch()
+        self.older_tasks.add((dag_id, task_id))
+        return mapping.task_of_an_older_version(dag_id, task_id, operator, is_decision_point=is_decision_point)
 
     def _sync_decisions(self, since: datetime | None) -> None:
         for latest in _pages(self.source.hitl_details(created_since=since), self.options.page_size):
@@ -300,7 +309,13 @@ class _Run:
         if not proposals:
             self.report.without["proposal"] += 1
         if task_id not in shape.graph:
+            # A decision point of an older DAG version: its Task comes from the detail itself, and
+            # its task instance's OF_TASK (written before the Task existed) again with it.
             self.report.without["point"] += 1
+            operator = record["task_instance"].get("operator_name") or record["task_instance"].get("operator")
+            batch.extend(self._older_task(dag_id, task_id, operator, is_decision_point=True))
+            ti_key = m.TaskInstance.key_for(dag_id, run_id, task_id, map_index)
+            batch.add(m.OfTask(src=ti_key, dst=m.Task.key_for(dag_id, task_id)))
         return batch
 
     # --- DAG structure --------------------------------------------------------------------------
@@ -324,7 +339,11 @@ class _Run:
 
     def _stored_shape(self, dag_id: str) -> mapping.DagShape:
         rows = self.store.query(load("sync_dag_shape"), {"dag_id": dag_id})
-        return mapping.DagShape.from_edges(dag_id, {r["task_id"]: r["downstream"] or [] for r in rows})
+        return mapping.DagShape.from_edges(
+            dag_id,
+            {r["task_id"]: r["downstream"] or [] for r in rows},
+            (r["task_id"] for r in rows if r["point"]),
+        )
 
     def _dags_with_tasks(self, dag_ids: list[str]) -> set[str]:
         return {r["dag_id"] for r in self.store.query(load("sync_dags_with_tasks"), {"dag_ids": dag_ids})}
@@ -338,7 +357,14 @@ class _Run:
         draft at its own map index (a mapped task group); an unmapped upstream task's XCom
         (map index -1) is read when the draft has none at that index."""
         configured = self.options.proposal_tasks.get(f"{dag_id}.{task_id}")
-        upstream = configured if configured is not None else shape.parents(task_id)
+        if configured is not None:
+            upstream = configured
+        elif task_id in shape.graph:
+            upstream = shape.parents(task_id)
+        else:
+            # A decision point of an older DAG version (renamed since): what the latest version's
+            # decision points review is the best guess; a task that did not run has no XCom.
+            upstream = sorted({p for point in shape.decision_points for p in shape.parents(point)})
         found = []
         for upstream_task in upstream:
             indices = (map_index, -1) if map_index >= 0 else (-1,)

@@ -214,3 +214,52 @@ def test_the_reason_is_found_in_the_params_people_use_configured_or_free_text(
     assert got["r-free-text"]["reason"] == "Numbers copied from the old quarter"
     assert got["r-none"]["reason"] is None
     assert summary["without"]["reason"] == 1
+
+
+# --- 4. DAG versions and renamed tasks ------------------------------------------------------------
+
+LATEST_TASKS = [
+    {"task_id": "draft_reply", "operator_name": "@task", "downstream_task_ids": ["review_draft"]},
+    {"task_id": "review_draft", "operator_name": "HITLOperator", "downstream_task_ids": ["act"]},
+    {"task_id": "act", "operator_name": "@task", "downstream_task_ids": []},
+]
+
+
+def test_an_old_decision_at_a_renamed_task_keeps_its_point_proposal_and_version(store_path: Path) -> None:
+    def version(n: int) -> dict[str, Any]:
+        return {
+            "version_number": n,
+            "bundle_name": "dags-folder",
+            "bundle_version": f"git-{n}",
+            "dag_id": DAG,
+        }
+
+    old = hitl(ti("r-old", "review_reply", dag_version=version(1)))
+    new = hitl(ti("r-new", "review_draft", dag_version=version(2)))
+    w = world(LATEST_TASKS, [old, new])
+    w.task_instances += [ti(r, "draft_reply", operator_name="@task") for r in ("r-old", "r-new")]
+    w.xcoms = {(DAG, r, "draft_reply", -1): {"draft": f"Draft of {r}"} for r in ("r-old", "r-new")}
+    with StandIn(w) as airflow:
+        summary = ingest(store_path, airflow.url)
+        again = ingest(store_path, airflow.url, "--full")
+    assert summary["missing_endpoints"] == {} and summary["without"]["proposal"] == 0
+    assert again["created"] == {} and again["updated"] == {}  # nothing churns on a re-read
+    rows = read(
+        store_path,
+        "MATCH (ti:TaskInstance)-[:ASKED]->(d:Decision)-[:AT_POINT]->(t:Task), "
+        "(ti)-[:OF_TASK]->(t), (d)-[:REVIEWED]->(p:Proposal) "
+        "RETURN d.run_id AS run, t.task_id AS point, t.in_latest_version AS latest, p.text AS draft "
+        "ORDER BY run",
+    )
+    assert rows == [
+        {"run": "r-new", "point": "review_draft", "latest": True, "draft": "Draft of r-new"},
+        {"run": "r-old", "point": "review_reply", "latest": False, "draft": "Draft of r-old"},
+    ]
+    under = read(
+        store_path,
+        "MATCH (:Dag {dag_id: $dag})-[:VERSION_OF]->(v:DagVersion {version_number: $n})"
+        "<-[:UNDER_VERSION]-(d:Decision) RETURN d.run_id AS run, v.bundle_version AS bundle",
+        dag=DAG,
+        n=1,
+    )
+    assert under == [{"run": "r-old", "bundle": "git-1"}]
