@@ -230,12 +230,16 @@ class _Run:
             batch.extend(self._older_task(ti.dag_id, ti.task_id, ti.operator, is_decision_point=False))
         return batch
 
-    def _older_task(self, dag_id: str, task_id: str, operator: Any, *, is_decision_point: bool) -> m.GraphBatch:
+    def _older_task(
+        self, dag_id: str, task_id: str, operator: Any, *, is_decision_point: bool
+    ) -> m.GraphBatch:
         """The Task of an older DAG version (not in the latest tasks list), once a sync."""
         if (dag_id, task_id) in self.older_tasks and not is_decision_point:
             return m.GraphBatch()
         self.older_tasks.add((dag_id, task_id))
-        return mapping.task_of_an_older_version(dag_id, task_id, operator, is_decision_point=is_decision_point)
+        return mapping.task_of_an_older_version(
+            dag_id, task_id, operator, is_decision_point=is_decision_point
+        )
 
     def _sync_decisions(self, since: datetime | None) -> None:
         for latest in _pages(self.source.hitl_details(created_since=since), self.options.page_size):
