@@ -8,9 +8,9 @@ every shape, …), serves them from `tests/airflow_standin.py` over HTTP and run
 
 from __future__ import annotations
 
-import copy
 import json
-from collections.abc import Iterator
+import subprocess
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from contextgraph import model as m
 from contextgraph.cli import cli
 from contextgraph.store import EmbeddedStore
 
@@ -263,3 +262,43 @@ def test_an_old_decision_at_a_renamed_task_keeps_its_point_proposal_and_version(
         n=1,
     )
     assert under == [{"run": "r-old", "bundle": "git-1"}]
+
+
+# --- 5. an embedded store open in another process -------------------------------------------------
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from contextgraph.store import EmbeddedStore
+store = EmbeddedStore(Path(sys.argv[1]), read_only=sys.argv[2] == "read-only")
+store.query("MATCH (d:Dag) RETURN count(d) AS n")
+print("holding", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("mode", ["read-only", "read-write"])
+def test_ingest_refuses_a_store_another_process_holds_and_writes_nothing(store_path: Path, mode: str) -> None:
+    empty = EmbeddedStore(store_path)
+    empty.ensure_schema()
+    empty.close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(store_path), mode], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        with StandIn(world(REVIEW_TASKS, [hitl(ti("r1", "review_reply"))])) as airflow:
+            result = CliRunner().invoke(
+                cli, ["--store-path", str(store_path), "ingest", "--airflow-url", airflow.url, "--no-embed"]
+            )
+            assert airflow.requests == []  # refused before Airflow is asked anything
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert lines == [
+        f"Error: the store {store_path} is in use by another process (open {mode}): "
+        "stop that process or wait until it is done, and try again"
+    ]
+    assert read(store_path, "MATCH (n) RETURN count(n) AS n") == [{"n": 0}]
