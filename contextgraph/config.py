@@ -17,6 +17,8 @@ import platformdirs
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contextgraph.model import Verdict
+
 
 def _split_userinfo(url: str | None) -> tuple[str | None, str | None, str | None]:
     """(the URL without its ``user:password@`` part, the user, the password)."""
@@ -117,6 +119,11 @@ class Settings(BaseSettings):
     the usual names: reason, comments, comment, feedback, rationale, justification, note(s), explanation,
     why, remarks, … (`contextgraph.mapping.REASON_KEYS`); when none is set, the other free-text
     params' values are the reason."""
+    verdicts: dict[str, dict[str, Verdict]] = {}
+    """JSON: `{"dag_id.task_id": {"Approve": "approved", "Send back": "overridden"}, "*": {...}}` —
+    the verdict on the AI's proposal of each chosen option at a decision point (`*`: every other
+    point). Options not listed fall back to their words (approve/accept → approved, reject/manual
+    → overridden, escalate → escalated)."""
     sync_overlap_seconds: int = Field(default=300, ge=0)
     """How far each incremental read reaches back before its watermark."""
     neo4j: Neo4jSettings = Field(default_factory=Neo4jSettings)

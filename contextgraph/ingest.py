@@ -23,6 +23,7 @@ def run_ingest(
     options = SyncOptions(
         proposal_tasks=settings.proposal_tasks,
         reason_params=settings.reason_params,
+        verdicts=settings.verdicts,
         overlap=timedelta(seconds=settings.sync_overlap_seconds)
     )
     with open_store(settings) as store, AirflowSource(settings.airflow) as source:

@@ -10,6 +10,8 @@ an idempotent MERGE. Models know nothing about storage: a store takes a `GraphBa
     (:Decision)-[:AT_POINT]->(:Task)       (:Decision)-[:INFORMED_BY]->(:Decision)
     (:Proposal)-[:PRODUCED_BY]->(:TaskInstance)
     (:Decision)-[:UNDER_VERSION]->(:DagVersion)<-[:VERSION_OF]-(:Dag)
+    (:Decision)-[:ASSIGNED_TO]->(:Actor)   (:Decision)-[:ANSWERED_WITH]->(:Answer)
+    (:Decision)-[:BRANCHED_TO]->(:Task)
 """
 
 from __future__ import annotations
@@ -170,6 +172,8 @@ class Decision(Node):
     """`answered`, `pending` (its task still waits), or, for a review closed without an answer,
     what became of its task: `expired` (failed: timed out without defaults), `failed`
     (upstream failed), `skipped`, `closed` (success or removed without an answer)."""
+    branches: list[str] = []
+    """For a branching decision (HITLBranchOperator): the downstream task ids that ran."""
     upstream_task_ids: list[str] = []
     """Every task that, transitively, fed this decision point: its upstream context."""
     search_text: str = ""
@@ -213,6 +217,26 @@ class Proposal(Node):
     xcom_key: str = "return_value"
     text: str = ""
     value: Any = None
+
+
+class Answer(Node):
+    """The reviewer's own answer when they rewrote the AI's proposal (a `manual_response` or
+    `output` param, a gate's edited output), keyed like its decision."""
+
+    label: ClassVar[str] = "Answer"
+    key_fields: ClassVar[tuple[str, ...]] = Decision.key_fields
+
+    dag_id: str = NonEmpty
+    run_id: str = NonEmpty
+    task_id: str = NonEmpty
+    map_index: int = -1
+    try_number: int = 1
+    param: str = NonEmpty
+    """The params_input name the answer came from."""
+    text: str = ""
+    edit_chars: int | None = None
+    """Characters changed from the proposal's text (insertions, deletions, replacements);
+    None when there was no proposal to compare with."""
 
 
 class SyncState(Node):
@@ -273,6 +297,9 @@ DecidedBy = _edge("DecidedBy", "DECIDED_BY", Decision, Actor)
 ProducedBy = _edge("ProducedBy", "PRODUCED_BY", Proposal, TaskInstance)
 UnderVersion = _edge("UnderVersion", "UNDER_VERSION", Decision, DagVersion)
 VersionOf = _edge("VersionOf", "VERSION_OF", Dag, DagVersion)
+AssignedTo = _edge("AssignedTo", "ASSIGNED_TO", Decision, Actor)
+AnsweredWith = _edge("AnsweredWith", "ANSWERED_WITH", Decision, Answer)
+BranchedTo = _edge("BranchedTo", "BRANCHED_TO", Decision, Task)
 
 Verdict = Literal[
     "approved", "overridden", "escalated", "pending", "unknown", "expired", "failed", "skipped", "closed"
@@ -312,6 +339,7 @@ NODE_TYPES: tuple[type[Node], ...] = (
     Proposal,
     SyncState,
     DagVersion,
+    Answer,
 )
 EDGE_TYPES: tuple[type[Edge], ...] = (
     HasTask,
@@ -329,6 +357,9 @@ EDGE_TYPES: tuple[type[Edge], ...] = (
     InformedBy,
     UnderVersion,
     VersionOf,
+    AssignedTo,
+    AnsweredWith,
+    BranchedTo,
 )
 NODE_BY_LABEL: dict[str, type[Node]] = {t.label: t for t in NODE_TYPES}
 EDGE_BY_TYPE: dict[str, type[Edge]] = {t.rel_type: t for t in EDGE_TYPES}

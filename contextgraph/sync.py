@@ -53,7 +53,10 @@ class SyncOptions(BaseModel):
     """`dag_id.task_id` (or `*` for every other point) → the params_input names holding the reason
     (default `contextgraph.mapping.REASON_KEYS`)."""
 
-    def for_point(self, table: dict[str, list[str]], dag_id: str, task_id: str) -> list[str] | None:
+    verdicts: dict[str, dict[str, m.Verdict]] = {}
+    """`dag_id.task_id` (or `*`) → {chosen option: verdict}; the options' words are the fallback."""
+
+    def for_point(self, table: dict[str, T], dag_id: str, task_id: str) -> T | None:
         """The entry of `table` for this decision point, else its `*` entry, else None."""
         return table.get(f"{dag_id}.{task_id}", table.get("*"))
 
@@ -306,11 +309,13 @@ class _Run:
             upstream=shape.upstream(task_id),
             proposals=proposals,
             reason_params=self.options.for_point(self.options.reason_params, dag_id, task_id),
+            verdicts=self.options.for_point(self.options.verdicts, dag_id, task_id),
+            branches=self._branches(record, shape),
         )
         decision = next(n for n in batch.nodes if isinstance(n, m.Decision))
         if decision.status == "answered" and decision.reason is None:
             self.report.without["reason"] += 1
-        if not proposals:
+        if not any(isinstance(e, m.Reviewed) for e in batch.edges):
             self.report.without["proposal"] += 1
         if task_id not in shape.graph:
             # A decision point of an older DAG version: its Task comes from the detail itself, and
@@ -321,6 +326,21 @@ class _Run:
             ti_key = m.TaskInstance.key_for(dag_id, run_id, task_id, map_index)
             batch.add(m.OfTask(src=ti_key, dst=m.Task.key_for(dag_id, task_id)))
         return batch
+
+    def _branches(self, record: dict[str, Any], shape: mapping.DagShape) -> list[str]:
+        """The downstream tasks a HITLBranchOperator's answer ran: its children whose task instance
+        in this run ran (or is about to), else the chosen options that are child task ids."""
+        ti = record["task_instance"]
+        if ti.get("operator_name") != "HITLBranchOperator" or not record.get("response_received"):
+            return []
+        task_id, run_id = ti["task_id"], ti.get("dag_run_id") or ti.get("run_id")
+        children = sorted(shape.graph.successors(task_id)) if task_id in shape.graph else []
+        rows = self.store.query(
+            load("sync_branch_states"), {"dag_id": ti["dag_id"], "run_id": run_id, "task_ids": children}
+        )
+        ran = sorted({r["task_id"] for r in rows if r["state"] in mapping.BRANCH_RAN_STATES})
+        chosen = record.get("chosen_options") or []
+        return ran or [c for c in children if c in chosen]
 
     # --- DAG structure --------------------------------------------------------------------------
 
@@ -373,7 +393,9 @@ class _Run:
         for upstream_task in upstream:
             indices = (map_index, -1) if map_index >= 0 else (-1,)
             for index in indices:
-                value = self.source.xcom_value(dag_id, run_id, upstream_task, map_index=index)
+                value = mapping.proposal_value(
+                    self.source.xcom_value(dag_id, run_id, upstream_task, map_index=index)
+                )
                 if value is not None:
                     found.append(mapping.ProposalValue(task_id=upstream_task, value=value, map_index=index))
                     break

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from contextgraph import mapping
 from contextgraph.cli import cli
 from contextgraph.store import EmbeddedStore
 
@@ -302,3 +303,141 @@ def test_ingest_refuses_a_store_another_process_holds_and_writes_nothing(store_p
         "stop that process or wait until it is done, and try again"
     ]
     assert read(store_path, "MATCH (n) RETURN count(n) AS n") == [{"n": 0}]
+
+
+# --- 6, 7. every HITL operator; the human's own answer --------------------------------------------
+
+OPERATOR_TASKS = [
+    {
+        "task_id": "draft",
+        "operator_name": "@task",
+        "downstream_task_ids": ["approve", "route", "tag", "gate", "rewrite"],
+    },
+    {"task_id": "approve", "operator_name": "ApprovalOperator", "downstream_task_ids": []},
+    {"task_id": "route", "operator_name": "HITLBranchOperator", "downstream_task_ids": ["send", "escalate"]},
+    {"task_id": "send", "operator_name": "@task", "downstream_task_ids": []},
+    {"task_id": "escalate", "operator_name": "@task", "downstream_task_ids": []},
+    {"task_id": "tag", "operator_name": "HITLOperator", "downstream_task_ids": []},
+    {"task_id": "gate", "operator_name": "ApprovalOperator", "downstream_task_ids": []},
+    {"task_id": "entry", "operator_name": "HITLEntryOperator", "downstream_task_ids": []},
+    {"task_id": "rewrite", "operator_name": "HITLOperator", "downstream_task_ids": []},
+]
+DRAFT = "Hello, your refund was issued."
+
+
+def test_every_hitl_operator_is_recorded_with_its_own_meaning(
+    store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def at(task_id: str, operator: str) -> dict[str, Any]:
+        return ti("r1", task_id, operator_name=operator)
+
+    details = [
+        hitl(
+            at("approve", "ApprovalOperator"),
+            chosen_options=["Reject"],
+            assigned_users=[{"id": "ana", "name": "Ana"}, {"id": "ben", "name": "Ben"}],
+        ),
+        hitl(at("route", "HITLBranchOperator"), options=["Send it", "Escalate"], chosen_options=["Send it"]),
+        hitl(
+            at("tag", "HITLOperator"),
+            options=["billing", "urgent", "spam"],
+            multiple=True,
+            chosen_options=["billing", "urgent"],
+        ),
+        hitl(
+            at("gate", "ApprovalOperator"),
+            params={"output": {"value": "Q3 revenue rose 4%.", "schema": {"type": "string"}}},
+            params_input={"output": "Q3 revenue rose 3.8% (restated)."},
+        ),
+        hitl(
+            at("entry", "HITLEntryOperator"),
+            options=["OK"],
+            chosen_options=["OK"],
+            params_input={"refund_amount": 120, "currency": "EUR"},
+        ),
+        hitl(
+            at("rewrite", "HITLOperator"),
+            options=["Approve AI Response", "Respond Manually"],
+            chosen_options=["Respond Manually"],
+            params_input={"manual_response": "Hello, your refund was issued today."},
+        ),
+    ]
+    w = world(OPERATOR_TASKS, details)
+    w.task_instances += [
+        ti("r1", "draft", operator_name="@task"),
+        ti("r1", "send", operator_name="@task"),
+        ti("r1", "escalate", state="skipped", operator_name="@task"),
+    ]
+    w.xcoms = {(DAG, "r1", "draft", -1): {"draft": DRAFT}}
+    monkeypatch.setenv("CONTEXTGRAPH_VERDICTS", json.dumps({f"{DAG}.approve": {"Reject": "escalated"}}))
+    monkeypatch.setenv("CONTEXTGRAPH_PROPOSAL_TASKS", json.dumps({f"{DAG}.gate": []}))
+    with StandIn(w) as airflow:
+        summary = ingest(store_path, airflow.url)
+    assert summary["rejected"] == []
+
+    def one(cypher: str) -> list[dict[str, Any]]:
+        return read(store_path, cypher)
+
+    verdicts = one("MATCH (d:Decision)-[r:REVIEWED]->(p:Proposal) RETURN d.task_id AS task, r.verdict AS v")
+    assert {r["task"]: r["v"] for r in verdicts}["approve"] == "escalated"  # configured, not the words
+    assignees = one("MATCH (:Decision {task_id: 'approve'})-[:ASSIGNED_TO]->(a:Actor) RETURN a.name AS name")
+    assert sorted(r["name"] for r in assignees) == ["Ana", "Ben"]
+    branch = one("MATCH (d:Decision {task_id: 'route'})-[:BRANCHED_TO]->(t:Task) RETURN t.task_id AS t")
+    assert branch == [{"t": "send"}]
+    chose = one("MATCH (:Decision {task_id: 'tag'})-[:CHOSE]->(o:Option) RETURN o.name AS name ORDER BY name")
+    assert [r["name"] for r in chose] == ["billing", "urgent"]
+    entry = one("MATCH (d:Decision {task_id: 'entry'}) RETURN d.search_text AS text")[0]["text"]
+    assert "refund_amount: 120" in entry and "currency: EUR" in entry
+    answers = one(
+        "MATCH (d:Decision)-[:ANSWERED_WITH]->(a:Answer), (d)-[:REVIEWED]->(p:Proposal) "
+        "RETURN d.task_id AS task, p.text AS proposal, a.text AS answer, a.edit_chars AS edited ORDER BY task"
+    )
+    assert answers == [
+        {
+            "task": "gate",
+            "proposal": "Q3 revenue rose 4%.",
+            "answer": "Q3 revenue rose 3.8% (restated).",
+            "edited": 14,
+        },
+        {"task": "rewrite", "proposal": DRAFT, "answer": "Hello, your refund was issued today.", "edited": 6},
+    ]
+
+
+# --- 8. proposals of every XCom shape -------------------------------------------------------------
+
+LARGE = "word " * 400_000  # 2 MB
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ({"draft": "An object's draft", "model": "m"}, "An object's draft"),
+        (["first", "second"], '["first", "second"]'),
+        (42.5, "42.5"),
+        ("A plain string", "A plain string"),
+        ('{"draft": "Draft inside a JSON string"}', "Draft inside a JSON string"),
+        (LARGE, None),
+        (None, None),
+    ],
+    ids=["object", "list", "number", "string", "json-string", "large", "missing"],
+)
+def test_a_proposal_of_every_xcom_shape(store_path: Path, value: Any, text: str | None) -> None:
+    w = world(REVIEW_TASKS, [hitl(ti("r1", "review_reply"))])
+    w.task_instances.append(ti("r1", "draft_reply", operator_name="@task"))
+    if value is not None:
+        w.xcoms = {(DAG, "r1", "draft_reply", -1): value}
+    with StandIn(w) as airflow:
+        summary = ingest(store_path, airflow.url)
+        again = ingest(store_path, airflow.url, "--full")
+    assert again["updated"] == {}  # read back the same: nothing rewritten
+    rows = read(
+        store_path, "MATCH (:Decision)-[:REVIEWED]->(p:Proposal) RETURN p.text AS text, p.value AS value"
+    )
+    if value is None:
+        assert rows == [] and summary["without"]["proposal"] == 1
+    elif value is LARGE:
+        (row,) = rows
+        assert row["text"].startswith("word word") and len(row["text"]) <= mapping.TEXT_LIMIT
+        assert len(row["value"]) < 2 * mapping.TEXT_LIMIT  # never megabytes in a property
+    else:
+        assert rows[0]["text"] == text and summary["without"]["proposal"] == 0
