@@ -7,7 +7,7 @@ two tickets, each with its own draft and review at map indexes 0 and 1.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.providers.standard.operators.hitl import (
     ApprovalOperator,
@@ -20,7 +20,15 @@ from airflow.sdk import Param, dag, task, task_group
 DAG_ID = "hitl_every_operator"
 
 
-@dag(dag_id=DAG_ID, schedule=None, start_date=datetime(2026, 1, 1), catchup=False, tags=["contextgraph-test"])
+# Retries: on a loaded machine a task process sometimes cannot reach the execution API at start.
+@dag(
+    dag_id=DAG_ID,
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    tags=["contextgraph-test"],
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=3)},
+)
 def hitl_every_operator() -> None:
     @task
     def draft() -> dict[str, str]:
