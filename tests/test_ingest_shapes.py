@@ -441,3 +441,17 @@ def test_a_proposal_of_every_xcom_shape(store_path: Path, value: Any, text: str 
         assert len(row["value"]) < 2 * mapping.TEXT_LIMIT  # never megabytes in a property
     else:
         assert rows[0]["text"] == text and summary["without"]["proposal"] == 0
+
+
+def test_a_store_file_of_an_earlier_version_gets_the_new_columns(store_path: Path) -> None:
+    old = EmbeddedStore(store_path)
+    old.ensure_schema()
+    for table, column in (("Decision", "status"), ("Decision", "branches"), ("Task", "in_latest_version")):
+        old._execute(f"ALTER TABLE {table} DROP {column}", {})  # as written before these existed
+    old.close()
+    with StandIn(world(REVIEW_TASKS, [hitl(ti("r1", "review_reply"))])) as airflow:
+        ingest(store_path, airflow.url)
+    rows = read(
+        store_path, "MATCH (d:Decision)-[:AT_POINT]->(t:Task) RETURN d.status AS s, t.in_latest_version AS v"
+    )
+    assert rows == [{"s": "answered", "v": True}]

@@ -53,6 +53,22 @@ _WRITE_OPERATORS = re.compile(
 _FILE_FUNCTIONS = re.compile(r"READ_(?!FTABLE)\w+")
 
 
+def _missing_columns(store: EmbeddedStore) -> list[str]:
+    """ALTER TABLE … ADD statements for model columns a table of an older file does not have."""
+    wanted: list[tuple[str, dict[str, str]]] = [
+        (t.label, {**NODE_COLUMNS[t], "content_hash": "STRING"}) for t in NODE_TYPES
+    ] + [(t.rel_type, {**EDGE_COLUMNS[t], "content_hash": "STRING"}) for t in EDGE_TYPES]
+    statements = []
+    for table, columns in wanted:
+        have = {row["name"] for row in store._execute(f"CALL table_info('{table}') RETURN name", {})}
+        statements += [
+            f"ALTER TABLE {table} ADD IF NOT EXISTS `{name}` {_TYPES.get(type_, type_)}"
+            for name, type_ in columns.items()
+            if name not in have
+        ]
+    return statements
+
+
 def ddl() -> list[str]:
     """CREATE … TABLE statements for every node and relationship kind."""
     out = []
@@ -163,7 +179,10 @@ class EmbeddedStore(GraphStore):
         self._unlock_file()
 
     def ensure_schema(self) -> None:
+        """Create the tables, and add the columns a file made by an earlier version lacks."""
         for statement in ddl():
+            self._execute(statement, {})
+        for statement in _missing_columns(self):
             self._execute(statement, {})
 
     def _read(self, cypher: str, params: Mapping[str, Any]) -> list[Row]:
