@@ -285,7 +285,7 @@ class MemorySource:
         )
         return self._timed(self.history.hitl_details(first, self.visible))
 
-    def xcom_value(self, dag_id: str, run_id: str, task_id: str) -> Any:
+    def xcom_value(self, dag_id: str, run_id: str, task_id: str, *, map_index: int = -1) -> Any:
         began = time.perf_counter()
         self.calls += 1
         i = self.history.run_index(run_id)

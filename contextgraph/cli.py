@@ -172,6 +172,8 @@ def _report_table(report: SyncReport) -> Table:
     title = (
         f"ingest: {report.written} written, {len(report.rejected)} rejected, {report.api_calls} API calls, "
     )
+    without = ", ".join(f"{n} without {what}" for what, n in report.as_dict()["without"].items() if n)
+    title += f"decisions {without}, " if without else ""
     table = Table(
         "kind", "fetched", "created", "updated", "unchanged", title=title + f"{report.seconds:.1f}s"
     )

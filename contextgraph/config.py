@@ -3,8 +3,8 @@
 Neo4j: NEO4J_URI, NEO4J_USERNAME, NEO4J_PASSWORD, NEO4J_DATABASE.
 Airflow: AIRFLOW_URL, AIRFLOW_USERNAME, AIRFLOW_PASSWORD, AIRFLOW_TOKEN.
 contextgraph: CONTEXTGRAPH_STORE_PATH, CONTEXTGRAPH_BATCH_SIZE, CONTEXTGRAPH_EMBEDDING_MODEL,
-CONTEXTGRAPH_PROPOSAL_TASKS, CONTEXTGRAPH_SYNC_OVERLAP_SECONDS, CONTEXTGRAPH_REDACT*,
-CONTEXTGRAPH_CYPHER_ALLOW.
+CONTEXTGRAPH_PROPOSAL_TASKS, CONTEXTGRAPH_SYNC_OVERLAP_SECONDS, CONTEXTGRAPH_REASON_PARAMS,
+CONTEXTGRAPH_VERDICTS, CONTEXTGRAPH_REDACT*, CONTEXTGRAPH_CYPHER_ALLOW.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import platformdirs
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from contextgraph.model import Verdict
 
 
 def _split_userinfo(url: str | None) -> tuple[str | None, str | None, str | None]:
@@ -208,6 +210,17 @@ class Settings(BaseSettings):
     proposal_tasks: dict[str, list[str]] = {}
     """JSON: `{"dag_id.task_id": ["upstream_task", ...]}` — whose XCom is the AI proposal a decision
     point reviews (default: its direct upstream tasks)."""
+    reason_params: dict[str, list[str]] = {}
+    """JSON: `{"dag_id.task_id": ["param", ...], "*": ["param", ...]}` — the params_input names that
+    hold the reviewer's reason at a decision point (`*`: every other point), looked at first; then
+    the usual names: reason, comments, comment, feedback, rationale, justification, note(s), explanation,
+    why, remarks, … (`contextgraph.mapping.REASON_KEYS`); when none is set, the other free-text
+    params' values are the reason."""
+    verdicts: dict[str, dict[str, Verdict]] = {}
+    """JSON: `{"dag_id.task_id": {"Approve": "approved", "Send back": "overridden"}, "*": {...}}` —
+    the verdict on the AI's proposal of each chosen option at a decision point (`*`: every other
+    point). Options not listed fall back to their words (approve/accept → approved, reject/manual
+    → overridden, escalate → escalated)."""
     sync_overlap_seconds: int = Field(default=300, ge=0)
     """How far each incremental read reaches back before its watermark."""
     neo4j: Neo4jSettings = Field(default_factory=Neo4jSettings)

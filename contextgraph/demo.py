@@ -49,6 +49,8 @@ INFORMED_FROM = 30
 """Reviews from this index on were shown precedents (INFORMED_BY edges)."""
 TIMED_OUT = frozenset({11, 23, 38, 51})
 PENDING = frozenset({58, 59})
+VERSION_2_FROM = 40
+"""Reviews from this index on ran under DAG version 2 (`task_instance.dag_version`)."""
 
 #: A decision with precedents (INFORMED_BY), as in the `cypher/browser/` examples.
 TRACE_EXAMPLE = "ai_support_ticket_system|demo__2026-11-08T14:34:00Z|review_response|-1|1"
@@ -463,6 +465,13 @@ def _add_review(
                 "start_date": _iso(start),
                 "end_date": _iso(end),
                 "duration": (end - start).total_seconds() if start and end else None,
+                # The DAG's code changed once: the later reviews ran under version 2.
+                "dag_version": {
+                    "version_number": 1 if i < VERSION_2_FROM else 2,
+                    "bundle_name": "dags-folder",
+                    "bundle_version": None,
+                    "dag_id": DAG_ID,
+                },
             }
         )
     review_ti = next(t for t in found.task_instances[-4:] if t["task_id"] == REVIEW_TASK)
@@ -547,8 +556,10 @@ class ScenarioSource:
     def hitl_details(self, *, created_since: datetime | None = None) -> Iterator[dict[str, Any]]:
         return self._served(self.records.hitl_details)
 
-    def xcom_value(self, dag_id: str, run_id: str, task_id: str) -> Any:
+    def xcom_value(self, dag_id: str, run_id: str, task_id: str, *, map_index: int = -1) -> Any:
         self.calls += 1
+        if map_index != -1:
+            return None
         return copy.deepcopy(self.records.xcoms.get((dag_id, run_id, task_id)))
 
 

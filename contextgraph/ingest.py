@@ -21,7 +21,10 @@ def run_ingest(
 ) -> SyncReport:
     """Sync the configured Airflow into the configured store and embed what changed."""
     options = SyncOptions(
-        proposal_tasks=settings.proposal_tasks, overlap=timedelta(seconds=settings.sync_overlap_seconds)
+        proposal_tasks=settings.proposal_tasks,
+        reason_params=settings.reason_params,
+        verdicts=settings.verdicts,
+        overlap=timedelta(seconds=settings.sync_overlap_seconds)
     )
     with open_store(settings) as store, AirflowSource(settings.airflow) as source:
         if isinstance(store, Neo4jStore):

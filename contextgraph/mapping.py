@@ -6,13 +6,15 @@ field; the sync reports it and goes on with the rest.
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import functools
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import networkx as nx
 from pydantic import ValidationError
@@ -20,10 +22,64 @@ from pydantic import ValidationError
 from contextgraph import model as m
 from contextgraph.errors import InvalidRecordError
 
-#: params_input keys that hold the reviewer's "why", in the order they are looked for.
-REASON_KEYS = ("reason", "why", "justification", "comment", "rationale")
+#: Param names that hold the reviewer's "why", in the order they are looked for (compared without
+#: case, spaces and dashes as underscores). `CONTEXTGRAPH_REASON_PARAMS` replaces them per decision
+#: point or for all.
+REASON_KEYS = (
+    "reason",
+    "reasons",
+    "comments",
+    "comment",
+    "feedback",
+    "rationale",
+    "justification",
+    "note",
+    "notes",
+    "explanation",
+    "why",
+    "remarks",
+    "remark",
+    "review_comment",
+    "review_comments",
+    "reviewer_comment",
+    "reviewer_comments",
+    "reviewer_notes",
+    "review_notes",
+)
+#: Params that hold the reviewer's own answer (a rewritten draft), never taken for the reason.
+ANSWER_KEYS = ("manual_response", "output", "response", "answer", "edited_output", "rewrite")
 #: Keys of a dict-valued XCom that hold the proposal's text, in the order they are looked for.
 PROPOSAL_TEXT_KEYS = ("draft", "proposal", "response", "answer", "text", "content", "output", "summary")
+#: Task-instance states in which a HITL task may still get its answer (None: not told).
+STILL_WAITING_STATES = frozenset(
+    {
+        None,
+        "none",
+        "awaiting_input",
+        "deferred",
+        "running",
+        "queued",
+        "scheduled",
+        "up_for_retry",
+        "up_for_reschedule",
+        "restarting",
+    }
+)
+#: What became of a review never answered, by the state its task instance ended in.
+CLOSED_STATUS: dict[str, m.DecisionStatus] = {
+    "failed": "expired",
+    "upstream_failed": "failed",
+    "skipped": "skipped",
+}
+#: The longest proposal or answer text kept in a property (characters); longer ones are cut.
+TEXT_LIMIT = 20_000
+#: An XCom value whose JSON is longer than this (characters) is kept as its bounded text only.
+VALUE_LIMIT = 64_000
+#: Task-instance states of a branch that ran (or is about to) after a branching decision.
+BRANCH_RAN_STATES = frozenset(
+    {"success", "running", "queued", "scheduled", "failed", "up_for_retry", "up_for_reschedule",
+     "deferred", "awaiting_input"}
+)
 #: params_input key under which the Slack bridge keeps the real reviewer's identity.
 SLACK_IDENTITY_KEY = "_contextgraph_reviewer"
 
@@ -130,10 +186,14 @@ class DagShape:
 
     dag_id: str
     graph: nx.DiGraph = field(default_factory=nx.DiGraph)
+    decision_points: set[str] = field(default_factory=set)
+    """The tasks of the latest version that ask a human (HITL operators, or seen asking)."""
 
     @classmethod
-    def from_edges(cls, dag_id: str, downstream: Mapping[str, Iterable[str]]) -> DagShape:
-        shape = cls(dag_id)
+    def from_edges(
+        cls, dag_id: str, downstream: Mapping[str, Iterable[str]], decision_points: Iterable[str] = ()
+    ) -> DagShape:
+        shape = cls(dag_id, decision_points=set(decision_points))
         for task_id, children in downstream.items():
             shape.graph.add_node(task_id)
             shape.graph.add_edges_from((task_id, child) for child in children)
@@ -183,12 +243,28 @@ def map_tasks(
             },
             f"task {dag_id}/{task_id}",
         )
+    shape.decision_points = {t.task_id for t in tasks.values() if t.is_decision_point}
     batch.add(*tasks.values())
     batch.edges.extend(m.HasTask(src=dag_key, dst=t.key) for t in tasks.values())
     for parent, child in shape.graph.edges:
         if parent in tasks and child in tasks:
             batch.add(m.Feeds.between(tasks[parent], tasks[child]))
     return batch, shape
+
+
+def task_of_an_older_version(
+    dag_id: str, task_id: str, operator: Any, *, is_decision_point: bool
+) -> m.GraphBatch:
+    """A task the latest version's tasks list does not have (renamed or removed since), known from
+    its task instance or HITL detail: `in_latest_version=False`, with its HAS_TASK edge."""
+    task = m.Task(
+        dag_id=dag_id,
+        task_id=task_id,
+        operator=operator if isinstance(operator, str) else None,
+        is_decision_point=is_decision_point or _is_hitl_operator(operator),
+        in_latest_version=False,
+    )
+    return m.GraphBatch(nodes=[task], edges=[m.HasTask(src=m.Dag.key_for(dag_id), dst=task.key)])
 
 
 def _is_hitl_operator(operator: Any) -> bool:
@@ -260,7 +336,8 @@ def map_task_instance(record: dict[str, Any]) -> m.GraphBatch:
 
 @dataclass
 class ProposalValue:
-    """An upstream task's XCom value that a decision reviewed."""
+    """An upstream task's XCom value that a decision reviewed (see `proposal_value` for the shapes
+    it is given in), or a gate's AI output (`xcom_key="params.output"`, the decision's own task)."""
 
     task_id: str
     value: Any
@@ -296,8 +373,22 @@ def map_decision(
     *,
     upstream: list[str] | None = None,
     proposals: list[ProposalValue] | None = None,
+    reason_params: Sequence[str] | None = None,
+    verdicts: Mapping[str, m.Verdict] | None = None,
+    branches: list[str] | None = None,
 ) -> m.GraphBatch:
-    """One HITL detail: the decision, its options and choice, reviewer, task instance and proposals."""
+    """One HITL detail: the decision, its options and choice, reviewer, task instance and proposals.
+
+    The reason is the first non-empty text among `reason_params`, then `REASON_KEYS`, in
+    `params_input`; failing that, the values of the other free-text params (string params that
+    are neither an enum nor the reviewer's own answer, `ANSWER_KEYS`), joined by new lines.
+
+    `verdicts` maps a chosen option to its verdict at this decision point (the option's words are
+    the fallback, `verdict`). A gate's AI output (`params.output`) is the proposal when no upstream
+    XCom is; the reviewer's rewrite (an `ANSWER_KEYS` param that differs from the proposal)
+    becomes an Answer. An entry form (only the option "OK") has its values in the search text.
+    `branches`: the downstream tasks a branching decision ran (BRANCHED_TO).
+    """
     record = clean(_require_dict(record, "HITL detail"))
     dag_id, run_id, task_id, map_index, try_number = decision_identity(record)
     name = f"HITL detail {dag_id}/{run_id}/{task_id}" + (f"[{map_index}]" if map_index >= 0 else "")
@@ -316,9 +407,14 @@ def map_decision(
     responder = record.get("responded_by_user") or record.get("responded_by")
     received = bool(record.get("response_received"))
     timed_out = received and not responder
-    reason = _reason(params_input)
+    status = decision_status(received, record["task_instance"].get("state"))
+    reason = find_reason(params_input, record.get("params"), [*(reason_params or ()), *REASON_KEYS])
     proposals = proposals or []
+    if not proposals:
+        proposals = gate_proposal(record.get("params"), task_id, map_index)
     proposal_texts = [proposal_text(p.value) for p in proposals]
+    answer_param, answer_text = find_answer(params_input)
+    entry = _entry_text(params_input) if offered == ["OK"] else None
 
     decision = _node(
         m.Decision,
@@ -343,9 +439,17 @@ def map_decision(
             "responded_at": record.get("responded_at"),
             "response_received": received,
             "timed_out": timed_out,
+            "status": status,
             "upstream_task_ids": upstream or [],
+            "branches": branches or [],
             "search_text": search_text(
-                record.get("subject"), record.get("body"), proposal_texts, chosen, reason
+                record.get("subject"),
+                record.get("body"),
+                proposal_texts,
+                chosen,
+                reason,
+                answer_text if answer_text not in proposal_texts else None,
+                entry,
             ),
         },
         name,
@@ -365,7 +469,29 @@ def map_decision(
     actor = _actor(responder, params_input.get(SLACK_IDENTITY_KEY), timed_out)
     if actor is not None:
         batch.add(actor, m.DecidedBy(src=key, dst=actor.key))
-    verdict_ = verdict(chosen, received)
+    for user in _list(record.get("assigned_users"), name, "assigned_users"):
+        assignee = _actor(user, None, False)
+        if assignee is not None:
+            batch.add(assignee, m.AssignedTo(src=key, dst=assignee.key))
+    for branch in d.branches:
+        batch.add(m.BranchedTo(src=key, dst=m.Task.key_for(d.dag_id, branch)))
+    if answer_param is not None and answer_text not in proposal_texts:
+        answer = m.Answer(
+            dag_id=d.dag_id,
+            run_id=d.run_id,
+            task_id=d.task_id,
+            map_index=d.map_index,
+            try_number=d.try_number,
+            param=answer_param,
+            text=answer_text,
+            edit_chars=edit_size(proposal_texts[0], answer_text) if proposal_texts else None,
+        )
+        batch.add(answer, m.AnsweredWith(src=key, dst=answer.key))
+    verdict_: m.Verdict = (
+        verdict(chosen, received, verdicts)
+        if status in ("answered", "pending")
+        else cast(m.Verdict, status)
+    )
     for proposal, text in zip(proposals, proposal_texts, strict=True):
         node = m.Proposal(
             dag_id=dag_id,
@@ -384,7 +510,33 @@ def map_decision(
             m.ProducedBy(src=node_key, dst=producer_key),
         )
     batch.add(*informed_by(key, proposals, d.created_at))
+    version = dag_version(record["task_instance"].get("dag_version"), dag_id)
+    if version is not None:
+        batch.add(
+            version,
+            m.UnderVersion(src=key, dst=version.key),
+            m.VersionOf(src=m.Dag.key_for(dag_id), dst=version.key),
+        )
     return batch
+
+
+def dag_version(record: Any, dag_id: str) -> m.DagVersion | None:
+    """The DagVersion a task instance ran under (`task_instance.dag_version`), None when not told."""
+    if not isinstance(record, dict) or not isinstance(record.get("version_number"), int):
+        return None
+    bundle_version = record.get("bundle_version")
+    return _node(
+        m.DagVersion,
+        {
+            "dag_id": dag_id,
+            "version_number": record["version_number"],
+            "version_id": str(record["id"]) if record.get("id") is not None else None,
+            "bundle_name": record.get("bundle_name") if isinstance(record.get("bundle_name"), str) else None,
+            "bundle_version": str(bundle_version) if bundle_version is not None else None,
+            "created_at": record.get("created_at"),
+        },
+        f"DAG version {dag_id} v{record['version_number']}",
+    )
 
 
 def informed_by(key: str, proposals: list[ProposalValue], when: Any) -> list[m.InformedBy]:
@@ -424,12 +576,37 @@ def _text_list(value: Any, name: str, field_name: str) -> list[str]:
     return value
 
 
-def _reason(params_input: Mapping[str, Any]) -> str | None:
-    for key in REASON_KEYS:
-        value = params_input.get(key)
+def _param_name(name: str) -> str:
+    return name.strip().lower().replace(" ", "_").replace("-", "_")
+
+
+def find_reason(params_input: Mapping[str, Any], params: Any, names: Sequence[str]) -> str | None:
+    """The reviewer's "why": the first non-empty text param among `names`, else the free-text
+    params' values (string-typed, no enum, not an `ANSWER_KEYS` param) joined by new lines."""
+    by_name = {_param_name(k): v for k, v in params_input.items() if isinstance(k, str)}
+    for name in names:
+        value = by_name.get(_param_name(name))
         if isinstance(value, str) and value.strip():
             return value.strip()
-    return None
+    schemas = params if isinstance(params, dict) else {}
+    free = []
+    for key, value in params_input.items():
+        if not isinstance(value, str) or not value.strip() or key == SLACK_IDENTITY_KEY:
+            continue
+        if _param_name(key) in ANSWER_KEYS or not _is_free_text(schemas.get(key)):
+            continue
+        free.append(value.strip())
+    return "\n".join(free) or None
+
+
+def _is_free_text(param: Any) -> bool:
+    """A string param without a fixed set of values (Airflow sends params as {value, schema})."""
+    schema = param.get("schema") if isinstance(param, dict) else None
+    if not isinstance(schema, dict):
+        return True
+    kind = schema.get("type")
+    kinds = kind if isinstance(kind, list) else [kind]
+    return (kind is None or "string" in kinds) and "enum" not in schema and "format" not in schema
 
 
 def _user_id(user: Any) -> str | None:
@@ -453,10 +630,26 @@ def _actor(responder: Any, slack: Any, timed_out: bool) -> m.Actor | None:
     return m.Actor(kind="airflow_user", actor_id=ident, name=name if isinstance(name, str) else None)
 
 
-def verdict(chosen: list[str], received: bool) -> m.Verdict:
-    """What the human made of the AI's proposal, read from the chosen option's words."""
+def decision_status(received: bool, ti_state: Any) -> m.DecisionStatus:
+    """`answered`; `pending` while the task instance may still get an answer; else how the review
+    closed unanswered (`CLOSED_STATUS` by task-instance state, `closed` for any other state)."""
+    if received:
+        return "answered"
+    if ti_state in STILL_WAITING_STATES or not isinstance(ti_state, str):
+        return "pending"
+    return CLOSED_STATUS.get(ti_state, "closed")
+
+
+def verdict(
+    chosen: list[str], received: bool, verdicts: Mapping[str, m.Verdict] | None = None
+) -> m.Verdict:
+    """What the human made of the AI's proposal: the configured verdict of the first chosen option
+    that has one (`verdicts`, per decision point), else read from the chosen options' words."""
     if not received:
         return "pending"
+    for option in chosen:
+        if verdicts and option in verdicts:
+            return verdicts[option]
     words = re.findall(r"[a-z]+", " ".join(chosen).lower())
     for outcome, stems in _VERDICT_STEMS:
         if any(w == stem or (len(stem) > 3 and w.startswith(stem)) for w in words for stem in stems):
@@ -471,18 +664,88 @@ _VERDICT_STEMS: tuple[tuple[m.Verdict, tuple[str, ...]], ...] = (
 )
 
 
-def proposal_text(value: Any) -> str:
-    """The readable text of an XCom value: a known text field of a dict, or the value itself."""
-    if isinstance(value, str):
+def proposal_value(value: Any) -> Any:
+    """An XCom value as the API returns it, made fit to keep: a string holding JSON is parsed; a
+    value whose JSON is longer than `VALUE_LIMIT` characters is kept as `{"text": <its text, cut
+    at TEXT_LIMIT>, "truncated_from_chars": n}`. Objects, lists, numbers and strings stay as
+    they are; None stays None (no XCom: no proposal)."""
+    if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
+        with contextlib.suppress(ValueError):
+            value = json.loads(value)
+    if value is None or isinstance(value, bool | int | float):
         return value
+    size = len(value) if isinstance(value, str) else len(json.dumps(value, ensure_ascii=False, default=str))
+    if size <= VALUE_LIMIT:
+        return value
+    return {"text": _cut(proposal_text(value)), "truncated_from_chars": size}
+
+
+def proposal_text(value: Any) -> str:
+    """The readable text of an XCom value (at most `TEXT_LIMIT` characters): a known text field of
+    an object, a string itself, else the value's JSON."""
+    if isinstance(value, str):
+        return _cut(value)
     if isinstance(value, dict):
         for key in PROPOSAL_TEXT_KEYS:
             if isinstance(value.get(key), str):
-                return str(value[key])
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str) if value is not None else ""
+                return _cut(str(value[key]))
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str) if value is not None else ""
+    return _cut(text)
 
 
-def search_text(subject: Any, body: Any, proposals: list[str], chosen: list[str], reason: str | None) -> str:
-    """What precedent search matches: the question, the AI's proposal, the choice and the reason."""
-    parts = [subject, body, *proposals, " / ".join(chosen), reason]
+def _cut(text: str) -> str:
+    return text if len(text) <= TEXT_LIMIT else text[: TEXT_LIMIT - 1] + "…"
+
+
+def gate_proposal(params: Any, task_id: str, map_index: int) -> list[ProposalValue]:
+    """An approval gate's AI output (common.ai: `params.output`, as `{value, …}` or a plain value)."""
+    output = params.get("output") if isinstance(params, dict) else None
+    value = output.get("value") if isinstance(output, dict) else output
+    if value is None or value == "":
+        return []
+    return [ProposalValue(task_id, proposal_value(value), "params.output", map_index)]
+
+
+def find_answer(params_input: Mapping[str, Any]) -> tuple[str | None, str]:
+    """(param name, text) of the reviewer's own answer (`ANSWER_KEYS`), or (None, "")."""
+    for key, value in params_input.items():
+        if isinstance(key, str) and _param_name(key) in ANSWER_KEYS:
+            text = value if isinstance(value, str) else None
+            if text is None and value is not None:
+                text = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+            if text and text.strip():
+                return key, _cut(text)
+    return None, ""
+
+
+def edit_size(before: str, after: str) -> int:
+    """Characters changed from `before` to `after`: per differing block, the longer side."""
+    matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
+    return sum(
+        max(i2 - i1, j2 - j1) for op, i1, i2, j1, j2 in matcher.get_opcodes() if op != "equal"
+    )
+
+
+def _entry_text(params_input: Mapping[str, Any]) -> str | None:
+    """An entry form's values (HITLEntryOperator: the entries are the decision) as `name: value`."""
+    lines = [
+        f"{k}: {v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)}"
+        for k, v in params_input.items()
+        if k != SLACK_IDENTITY_KEY and v not in (None, "")
+    ]
+    return "\n".join(lines) or None
+
+
+def search_text(
+    subject: Any,
+    body: Any,
+    proposals: list[str],
+    chosen: list[str],
+    reason: str | None,
+    answer: str | None = None,
+    entry: str | None = None,
+) -> str:
+    """What precedent search matches: the question, the AI's proposal, the choice and the reason
+    (and the reviewer's own answer, an entry form's values)."""
+    parts = [subject, body, *proposals, " / ".join(chosen), reason, answer, entry]
     return "\n".join(str(p) for p in parts if isinstance(p, str) and p.strip())

@@ -9,6 +9,9 @@ an idempotent MERGE. Models know nothing about storage: a store takes a `GraphBa
     (:Decision)-[:DECIDED_BY]->(:Actor)    (:Decision)-[:REVIEWED {verdict}]->(:Proposal)
     (:Decision)-[:AT_POINT]->(:Task)       (:Decision)-[:INFORMED_BY]->(:Decision)
     (:Proposal)-[:PRODUCED_BY]->(:TaskInstance)
+    (:Decision)-[:UNDER_VERSION]->(:DagVersion)<-[:VERSION_OF]-(:Dag)
+    (:Decision)-[:ASSIGNED_TO]->(:Actor)   (:Decision)-[:ANSWERED_WITH]->(:Answer)
+    (:Decision)-[:BRANCHED_TO]->(:Task)
 """
 
 from __future__ import annotations
@@ -80,6 +83,23 @@ class Task(Node):
     is_decision_point: bool = False
     downstream_task_ids: list[str] = []
     upstream_task_ids: list[str] = []
+    in_latest_version: bool = True
+    """False for a task known only from its task instances or HITL details: an older version of
+    the DAG had it (renamed or removed since), the tasks endpoint (latest version) does not."""
+
+
+class DagVersion(Node):
+    """One version of a DAG's code, as a HITL detail's `task_instance.dag_version` names it."""
+
+    label: ClassVar[str] = "DagVersion"
+    key_fields: ClassVar[tuple[str, ...]] = ("dag_id", "version_number")
+
+    dag_id: str = NonEmpty
+    version_number: int
+    version_id: str | None = None
+    bundle_name: str | None = None
+    bundle_version: str | None = None
+    created_at: datetime | None = None
 
 
 class DagRun(Node):
@@ -110,6 +130,9 @@ class TaskInstance(Node):
     start_date: datetime | None = None
     end_date: datetime | None = None
     duration: float | None = None
+
+
+DecisionStatus = Literal["answered", "pending", "expired", "failed", "skipped", "closed"]
 
 
 class Decision(Node):
@@ -145,6 +168,12 @@ class Decision(Node):
     responded_at: datetime | None = None
     response_received: bool = False
     timed_out: bool = False
+    status: DecisionStatus = "answered"
+    """`answered`, `pending` (its task still waits), or, for a review closed without an answer,
+    what became of its task: `expired` (failed: timed out without defaults), `failed`
+    (upstream failed), `skipped`, `closed` (success or removed without an answer)."""
+    branches: list[str] = []
+    """For a branching decision (HITLBranchOperator): the downstream task ids that ran."""
     upstream_task_ids: list[str] = []
     """Every task that, transitively, fed this decision point: its upstream context."""
     search_text: str = ""
@@ -188,6 +217,26 @@ class Proposal(Node):
     xcom_key: str = "return_value"
     text: str = ""
     value: Any = None
+
+
+class Answer(Node):
+    """The reviewer's own answer when they rewrote the AI's proposal (a `manual_response` or
+    `output` param, a gate's edited output), keyed like its decision."""
+
+    label: ClassVar[str] = "Answer"
+    key_fields: ClassVar[tuple[str, ...]] = Decision.key_fields
+
+    dag_id: str = NonEmpty
+    run_id: str = NonEmpty
+    task_id: str = NonEmpty
+    map_index: int = -1
+    try_number: int = 1
+    param: str = NonEmpty
+    """The params_input name the answer came from."""
+    text: str = ""
+    edit_chars: int | None = None
+    """Characters changed from the proposal's text (insertions, deletions, replacements);
+    None when there was no proposal to compare with."""
 
 
 class SyncState(Node):
@@ -246,8 +295,15 @@ Offered = _edge("Offered", "OFFERED", Decision, Option)
 Chose = _edge("Chose", "CHOSE", Decision, Option)
 DecidedBy = _edge("DecidedBy", "DECIDED_BY", Decision, Actor)
 ProducedBy = _edge("ProducedBy", "PRODUCED_BY", Proposal, TaskInstance)
+UnderVersion = _edge("UnderVersion", "UNDER_VERSION", Decision, DagVersion)
+VersionOf = _edge("VersionOf", "VERSION_OF", Dag, DagVersion)
+AssignedTo = _edge("AssignedTo", "ASSIGNED_TO", Decision, Actor)
+AnsweredWith = _edge("AnsweredWith", "ANSWERED_WITH", Decision, Answer)
+BranchedTo = _edge("BranchedTo", "BRANCHED_TO", Decision, Task)
 
-Verdict = Literal["approved", "overridden", "escalated", "pending", "unknown"]
+Verdict = Literal[
+    "approved", "overridden", "escalated", "pending", "unknown", "expired", "failed", "skipped", "closed"
+]
 
 
 class Reviewed(Edge):
@@ -282,6 +338,8 @@ NODE_TYPES: tuple[type[Node], ...] = (
     Actor,
     Proposal,
     SyncState,
+    DagVersion,
+    Answer,
 )
 EDGE_TYPES: tuple[type[Edge], ...] = (
     HasTask,
@@ -297,6 +355,11 @@ EDGE_TYPES: tuple[type[Edge], ...] = (
     Reviewed,
     ProducedBy,
     InformedBy,
+    UnderVersion,
+    VersionOf,
+    AssignedTo,
+    AnsweredWith,
+    BranchedTo,
 )
 NODE_BY_LABEL: dict[str, type[Node]] = {t.label: t for t in NODE_TYPES}
 EDGE_BY_TYPE: dict[str, type[Edge]] = {t.rel_type: t for t in EDGE_TYPES}

@@ -50,6 +50,16 @@ class SyncOptions(BaseModel):
     proposal_tasks: dict[str, list[str]] = {}
     """`dag_id.task_id` of a decision point → the upstream tasks whose `return_value` XCom is the
     proposal it reviews. Default: the decision point's direct upstream tasks."""
+    reason_params: dict[str, list[str]] = {}
+    """`dag_id.task_id` (or `*` for every other point) → the params_input names holding the reason
+    (default `contextgraph.mapping.REASON_KEYS`)."""
+
+    verdicts: dict[str, dict[str, m.Verdict]] = {}
+    """`dag_id.task_id` (or `*`) → {chosen option: verdict}; the options' words are the fallback."""
+
+    def for_point(self, table: dict[str, T], dag_id: str, task_id: str) -> T | None:
+        """The entry of `table` for this decision point, else its `*` entry, else None."""
+        return table.get(f"{dag_id}.{task_id}", table.get("*"))
 
 
 class Source(Protocol):
@@ -68,7 +78,7 @@ class Source(Protocol):
     def hitl_detail_try(
         self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1
     ) -> dict[str, Any]: ...
-    def xcom_value(self, dag_id: str, run_id: str, task_id: str) -> Any: ...
+    def xcom_value(self, dag_id: str, run_id: str, task_id: str, *, map_index: int = -1) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,9 @@ class SyncReport:
     unchanged: Counter[str] = field(default_factory=Counter)
     missing_endpoints: Counter[str] = field(default_factory=Counter)
     rejected: list[Rejected] = field(default_factory=list)
+    without: Counter[str] = field(default_factory=Counter)
+    """Of the decisions this sync read: answered without any `reason`, without a `proposal`
+    (no upstream XCom found), without a decision `point` in the latest tasks list."""
     api_calls: int = 0
     seconds: float = 0.0
     full: bool = False
@@ -121,6 +134,7 @@ class SyncReport:
             "forgotten_skipped": self.forgotten_skipped,
             "missing_endpoints": _nonzero(self.missing_endpoints),
             "rejected": [r.__dict__ for r in self.rejected],
+            "without": {k: self.without[k] for k in ("reason", "proposal", "point")},
         }
 
 
@@ -165,6 +179,7 @@ class _Run:
         self.fetched_tasks: set[str] = set()
         self.decision_points: dict[str, set[str]] = {}
         self.screen = forget.Screen(self.store)  # governance: forgotten data stays out
+        self.older_tasks: set[tuple[str, str]] = set()
 
     def execute(self) -> SyncReport:
         clock, calls_before = time.monotonic(), self.source.calls
@@ -219,8 +234,20 @@ class _Run:
     def _map_task_instance(self, record: dict[str, Any]) -> m.GraphBatch:
         batch = mapping.map_task_instance(record)
         ti = next(n for n in batch.nodes if isinstance(n, m.TaskInstance))
-        self._shape(ti.dag_id, ti.task_id)
+        if ti.task_id not in self._shape(ti.dag_id, ti.task_id).graph:
+            batch.extend(self._older_task(ti.dag_id, ti.task_id, ti.operator, is_decision_point=False))
         return batch
+
+    def _older_task(
+        self, dag_id: str, task_id: str, operator: Any, *, is_decision_point: bool
+    ) -> m.GraphBatch:
+        """The Task of an older DAG version (not in the latest tasks list), once a sync."""
+        if (dag_id, task_id) in self.older_tasks and not is_decision_point:
+            return m.GraphBatch()
+        self.older_tasks.add((dag_id, task_id))
+        return mapping.task_of_an_older_version(
+            dag_id, task_id, operator, is_decision_point=is_decision_point
+        )
 
     def _sync_decisions(self, since: datetime | None) -> None:
         for latest in _pages(self.source.hitl_details(created_since=since), self.options.page_size):
@@ -273,16 +300,52 @@ class _Run:
         self, record: dict[str, Any], stored: dict[str, list[mapping.ProposalValue]]
     ) -> m.GraphBatch:
         identity = mapping.decision_identity(record)
-        dag_id, run_id, task_id = identity[:3]
+        dag_id, run_id, task_id, map_index = identity[:4]
         self.decision_points.setdefault(dag_id, set()).add(task_id)
         shape = self._shape(dag_id, task_id)
         proposals = stored.get(m.make_key(*identity))
         if proposals is None:
-            proposals = self._fetch_proposals(dag_id, run_id, task_id, shape)
+            proposals = self._fetch_proposals(dag_id, run_id, task_id, map_index, shape)
         # One order whether fetched or read back from the graph (which returns them in any order),
         # or a decision with two proposals would look changed, and be rewritten, on every re-read.
         proposals = sorted(proposals, key=lambda p: (p.task_id, p.map_index, p.xcom_key))
-        return mapping.map_decision(record, upstream=shape.upstream(task_id), proposals=proposals)
+        batch = mapping.map_decision(
+            record,
+            upstream=shape.upstream(task_id),
+            proposals=proposals,
+            reason_params=self.options.for_point(self.options.reason_params, dag_id, task_id),
+            verdicts=self.options.for_point(self.options.verdicts, dag_id, task_id),
+            branches=self._branches(record, shape),
+        )
+        decision = next(n for n in batch.nodes if isinstance(n, m.Decision))
+        if decision.status == "answered" and decision.reason is None:
+            self.report.without["reason"] += 1
+        if not any(isinstance(e, m.Reviewed) for e in batch.edges):
+            self.report.without["proposal"] += 1
+        if task_id not in shape.graph:
+            # A decision point of an older DAG version: its Task comes from the detail itself, and
+            # its task instance's OF_TASK (written before the Task existed) again with it.
+            self.report.without["point"] += 1
+            operator = record["task_instance"].get("operator_name") or record["task_instance"].get("operator")
+            batch.extend(self._older_task(dag_id, task_id, operator, is_decision_point=True))
+            ti_key = m.TaskInstance.key_for(dag_id, run_id, task_id, map_index)
+            batch.add(m.OfTask(src=ti_key, dst=m.Task.key_for(dag_id, task_id)))
+        return batch
+
+    def _branches(self, record: dict[str, Any], shape: mapping.DagShape) -> list[str]:
+        """The downstream tasks a HITLBranchOperator's answer ran: its children whose task instance
+        in this run ran (or is about to), else the chosen options that are child task ids."""
+        ti = record["task_instance"]
+        if ti.get("operator_name") != "HITLBranchOperator" or not record.get("response_received"):
+            return []
+        task_id, run_id = ti["task_id"], ti.get("dag_run_id") or ti.get("run_id")
+        children = sorted(shape.graph.successors(task_id)) if task_id in shape.graph else []
+        rows = self.store.query(
+            load("sync_branch_states"), {"dag_id": ti["dag_id"], "run_id": run_id, "task_ids": children}
+        )
+        ran = sorted({r["task_id"] for r in rows if r["state"] in mapping.BRANCH_RAN_STATES})
+        chosen = record.get("chosen_options") or []
+        return ran or [c for c in children if c in chosen]
 
     # --- DAG structure --------------------------------------------------------------------------
 
@@ -305,7 +368,11 @@ class _Run:
 
     def _stored_shape(self, dag_id: str) -> mapping.DagShape:
         rows = self.store.query(load("sync_dag_shape"), {"dag_id": dag_id})
-        return mapping.DagShape.from_edges(dag_id, {r["task_id"]: r["downstream"] or [] for r in rows})
+        return mapping.DagShape.from_edges(
+            dag_id,
+            {r["task_id"]: r["downstream"] or [] for r in rows},
+            (r["task_id"] for r in rows if r["point"]),
+        )
 
     def _dags_with_tasks(self, dag_ids: list[str]) -> set[str]:
         return {r["dag_id"] for r in self.store.query(load("sync_dags_with_tasks"), {"dag_ids": dag_ids})}
@@ -313,12 +380,31 @@ class _Run:
     # --- proposals ------------------------------------------------------------------------------
 
     def _fetch_proposals(
-        self, dag_id: str, run_id: str, task_id: str, shape: mapping.DagShape
+        self, dag_id: str, run_id: str, task_id: str, map_index: int, shape: mapping.DagShape
     ) -> list[mapping.ProposalValue]:
+        """The upstream XComs a decision reviewed. A mapped decision (`map_index` ≥ 0) reviewed the
+        draft at its own map index (a mapped task group); an unmapped upstream task's XCom
+        (map index -1) is read when the draft has none at that index."""
         configured = self.options.proposal_tasks.get(f"{dag_id}.{task_id}")
-        upstream = configured if configured is not None else shape.parents(task_id)
-        values = ((t, self.source.xcom_value(dag_id, run_id, t)) for t in upstream)
-        return [mapping.ProposalValue(task_id=t, value=v) for t, v in values if v is not None]
+        if configured is not None:
+            upstream = configured
+        elif task_id in shape.graph:
+            upstream = shape.parents(task_id)
+        else:
+            # A decision point of an older DAG version (renamed since): what the latest version's
+            # decision points review is the best guess; a task that did not run has no XCom.
+            upstream = sorted({p for point in shape.decision_points for p in shape.parents(point)})
+        found = []
+        for upstream_task in upstream:
+            indices = (map_index, -1) if map_index >= 0 else (-1,)
+            for index in indices:
+                value = mapping.proposal_value(
+                    self.source.xcom_value(dag_id, run_id, upstream_task, map_index=index)
+                )
+                if value is not None:
+                    found.append(mapping.ProposalValue(task_id=upstream_task, value=value, map_index=index))
+                    break
+        return found
 
     def _stored_proposals(self, page: list[Any]) -> dict[str, list[mapping.ProposalValue]]:
         """Proposals already in the graph for these decisions (an XCom does not change: no refetch)."""

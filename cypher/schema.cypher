@@ -9,6 +9,8 @@ CREATE CONSTRAINT option_key IF NOT EXISTS FOR (n:Option) REQUIRE n.key IS UNIQU
 CREATE CONSTRAINT actor_key IF NOT EXISTS FOR (n:Actor) REQUIRE n.key IS UNIQUE;
 CREATE CONSTRAINT proposal_key IF NOT EXISTS FOR (n:Proposal) REQUIRE n.key IS UNIQUE;
 CREATE CONSTRAINT sync_state_key IF NOT EXISTS FOR (n:SyncState) REQUIRE n.key IS UNIQUE;
+CREATE CONSTRAINT dag_version_key IF NOT EXISTS FOR (n:DagVersion) REQUIRE n.key IS UNIQUE;
+CREATE CONSTRAINT answer_key IF NOT EXISTS FOR (n:Answer) REQUIRE n.key IS UNIQUE;
 // Filters of precedent search.
 CREATE INDEX decision_point IF NOT EXISTS FOR (n:Decision) ON (n.dag_id, n.task_id);
 CREATE INDEX decision_created IF NOT EXISTS FOR (n:Decision) ON (n.created_at);

@@ -104,7 +104,7 @@ class ListSource:
         self.calls += 1
         raise SourceNotFoundError(f"no try {try_number} of {dag_id}/{run_id}/{task_id}")
 
-    def xcom_value(self, dag_id: str, run_id: str, task_id: str) -> Any:
+    def xcom_value(self, dag_id: str, run_id: str, task_id: str, *, map_index: int = -1) -> Any:
         self.calls += 1
         return {"draft": f"Here is how to fix {run_id}.", "model": "template"}
 

@@ -100,6 +100,12 @@ def decision_point_graph(rows: Rows) -> None:
     assert all(r["point"]["task_id"] == "review_response" for r in rows)
 
 
+def decisions_under_version(rows: Rows) -> None:
+    assert len(rows) == demo.DECISIONS - demo.VERSION_2_FROM
+    assert {r["version"] for r in rows} == {2}
+    assert all(r["task"] == demo.REVIEW_TASK for r in rows)
+
+
 CHECKS: dict[str, Callable[[Rows], None]] = {
     f.__name__: f
     for f in (
@@ -110,6 +116,7 @@ CHECKS: dict[str, Callable[[Rows], None]] = {
         reviewer_history,
         decision_trace,
         decision_point_graph,
+        decisions_under_version,
     )
 }
 

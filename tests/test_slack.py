@@ -458,3 +458,81 @@ def test_slack_serve_command() -> None:
     assert missing.returncode == 1
     [line] = missing.stderr.strip().splitlines()
     assert "SLACK_SIGNING_SECRET" in line and TOKEN not in line
+
+
+EVERY_TYPE = {
+    "reason": {"value": "looks fine", "schema": {"type": "string"}},
+    "score": {"value": 0.5, "schema": {"type": "number"}},
+    "count": {"value": 2, "schema": {"type": "integer"}},
+    "send_now": {"value": True, "schema": {"type": "boolean"}},
+    "priority": {"value": "low", "schema": {"type": "string", "enum": ["low", "high"]}},
+    "level": {"value": 1, "schema": {"type": "integer", "enum": [1, 2, 3]}},
+    "tags": {"value": ["billing"], "schema": {"type": "array", "items": {"enum": ["billing", "urgent"]}}},
+    "emails": {"value": [], "schema": {"type": "array", "items": {"type": "string"}}},
+    "maybe_note": {"value": None, "schema": {"type": ["null", "string"]}},
+    "maybe_flag": {"value": None, "schema": {"type": ["null", "boolean"]}},
+    "maybe_count": {"value": None, "schema": {"type": ["null", "integer"]}},
+}
+
+
+def _submitted(element: dict[str, Any], pick: Any) -> dict[str, Any]:
+    """What Slack sends back for `element` when the reviewer enters or picks `pick`."""
+    kind = element["type"]
+    if kind in ("static_select", "radio_buttons"):
+        chosen = next(o for o in element["options"] if json.loads(o["value"]) == pick)
+        return {"type": kind, "selected_option": chosen}
+    if kind == "multi_static_select":
+        return {
+            "type": kind,
+            "selected_options": [o for o in element["options"] if json.loads(o["value"]) in pick],
+        }
+    return {"type": kind, "value": pick}
+
+
+def test_every_param_type_has_a_prefilled_field_and_reaches_airflow_as_its_json_type() -> None:
+    review = Review(HITLRef("d", "r", "t"), "All the types", None, ["OK"])
+    form = answer_form(review, ["OK"], EVERY_TYPE, "{}")
+    fields = {b["block_id"].removeprefix("param:"): b for b in form["blocks"] if b["type"] == "input"}
+    assert set(fields) == set(EVERY_TYPE)
+    element = {k: b["element"] for k, b in fields.items()}
+    # Defaults are pre-filled, in the form Slack shows them.
+    assert element["reason"]["initial_value"] == "looks fine"
+    assert element["score"]["initial_value"] == "0.5" and element["score"]["is_decimal_allowed"]
+    assert element["count"]["initial_value"] == "2" and not element["count"]["is_decimal_allowed"]
+    assert element["send_now"]["initial_option"]["text"]["text"] == "Yes"
+    assert element["priority"]["initial_option"]["text"]["text"] == "low"
+    assert [o["text"]["text"] for o in element["tags"]["initial_options"]] == ["billing"]
+    assert [fields[k]["optional"] for k in ("maybe_note", "maybe_flag", "maybe_count")] == [True] * 3
+
+    picks = {
+        "reason": "ledger mismatch",
+        "score": "0.25",
+        "count": "7",
+        "send_now": False,  # false must be an answer, not an empty field
+        "priority": "high",
+        "level": 3,
+        "tags": ["billing", "urgent"],
+        "emails": "a@example.com\nb@example.com",
+        "maybe_note": "",
+        "maybe_flag": True,
+        "maybe_count": None,
+    }
+    state = {f"param:{k}": {"value": _submitted(element[k], v)} for k, v in picks.items() if v is not None}
+    _, params_input, errors = read_form(state, EVERY_TYPE, ["OK"])
+    assert errors == {}
+    assert params_input == {
+        "reason": "ledger mismatch",
+        "score": 0.25,
+        "count": 7,
+        "send_now": False,
+        "priority": "high",
+        "level": 3,
+        "tags": ["billing", "urgent"],
+        "emails": ["a@example.com", "b@example.com"],
+        "maybe_note": None,
+        "maybe_flag": True,
+        "maybe_count": None,
+    }
+    # The JSON Airflow receives keeps each type (an integer stays an integer, false stays false).
+    sent = json.loads(json.dumps({"chosen_options": ["OK"], "params_input": params_input}))["params_input"]
+    assert type(sent["count"]) is int and type(sent["score"]) is float and sent["send_now"] is False

@@ -384,7 +384,19 @@ def _label(key: str, spec: Mapping[str, Any]) -> str:
     return plain(str(schema.get("title") or key.replace("_", " ").capitalize()), 2000)
 
 
+def _choice(value: Any, text: str | None = None) -> dict[str, Any]:
+    label = text if text is not None else str(value)
+    return {"text": {"type": "plain_text", "text": plain(label, 75)}, "value": json.dumps(value)[:150]}
+
+
 def _param_element(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The Block Kit element for one HITL param, its default pre-filled.
+
+    enum → static_select; boolean → Yes/No radio buttons (so *No* is an answer a required field
+    accepts); integer/number → number_input; an array of enum items → multi_static_select; other
+    arrays and objects → JSON text; strings → text. A `["null", …]` union is the same element,
+    optional, and an empty field means null.
+    """
     schema = spec.get("schema") or {}
     types = [t for t in _types(schema) if t != "null"]
     default = spec.get("value")
@@ -393,19 +405,16 @@ def _param_element(spec: Mapping[str, Any]) -> dict[str, Any]:
         element: dict[str, Any] = {
             "type": "static_select",
             "action_id": VALUE_ACTION,
-            "options": [
-                {"text": {"type": "plain_text", "text": plain(str(c), 75)}, "value": json.dumps(c)[:150]}
-                for c in choices[:100]
-            ],
+            "options": [_choice(c) for c in choices[:100]],
         }
-        if default in choices:
+        if default in choices[:100]:
             element["initial_option"] = element["options"][choices.index(default)]
         return element
     if types == ["boolean"]:
-        yes = {"text": {"type": "plain_text", "text": "Yes"}, "value": "true"}
-        element = {"type": "checkboxes", "action_id": VALUE_ACTION, "options": [yes]}
-        if default is True:
-            element["initial_options"] = [yes]
+        yes, no = _choice(True, "Yes"), _choice(False, "No")
+        element = {"type": "radio_buttons", "action_id": VALUE_ACTION, "options": [yes, no]}
+        if isinstance(default, bool):
+            element["initial_option"] = yes if default else no
         return element
     if types in (["integer"], ["number"]):
         element = {
@@ -416,11 +425,25 @@ def _param_element(spec: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(default, int | float) and not isinstance(default, bool):
             element["initial_value"] = str(default)
         return element
+    items = schema.get("items")
+    if types == ["array"] and isinstance(items, Mapping) and items.get("enum"):
+        choices = [c for c in items["enum"] if c is not None][:100]
+        element = {
+            "type": "multi_static_select",
+            "action_id": VALUE_ACTION,
+            "options": [_choice(c) for c in choices],
+        }
+        initial = [_choice(c) for c in choices if isinstance(default, list) and c in default]
+        if initial:
+            element["initial_options"] = initial
+        return element
     element = {"type": "plain_text_input", "action_id": VALUE_ACTION, "multiline": True}
     if types in (["object"], ["array"]):
         if default is not None:
             element["initial_value"] = json.dumps(default, indent=2)
         element["placeholder"] = {"type": "plain_text", "text": "JSON"}
+    elif isinstance(default, str) and default:
+        element["initial_value"] = default[:3000]
     if isinstance(schema.get("maxLength"), int):
         element["max_length"] = min(schema["maxLength"], 3000)
     if isinstance(schema.get("minLength"), int) and schema["minLength"] > 0:
@@ -534,11 +557,14 @@ def read_form(
 def _field_value(state: Mapping[str, Any], schema: Mapping[str, Any], default: Any) -> Any:
     kind = state.get("type")
     nullable = "null" in _types(schema)
-    if kind == "static_select":
+    if kind in ("static_select", "radio_buttons"):
         selected = state.get("selected_option")
         return json.loads(selected["value"]) if selected else (None if nullable else default)
-    if kind == "checkboxes" and "boolean" in _types(schema):
+    if kind == "checkboxes" and "boolean" in _types(schema):  # forms sent by earlier versions
         return bool(state.get("selected_options"))
+    if kind == "multi_static_select":
+        picked = [json.loads(o["value"]) for o in state.get("selected_options") or []]
+        return picked if picked or not nullable else None
     raw = state.get("value")
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return None if nullable else default
@@ -554,6 +580,9 @@ def _field_value(state: Mapping[str, Any], schema: Mapping[str, Any], default: A
         try:
             return json.loads(raw)
         except json.JSONDecodeError as exc:
+            items = schema.get("items")
+            if types == ["array"] and isinstance(items, Mapping) and items.get("type") == "string":
+                return [line.strip() for line in raw.splitlines() if line.strip()]  # one per line
             raise ValueError(f"Not valid JSON: {exc.msg} (line {exc.lineno}).") from None
     return raw
 

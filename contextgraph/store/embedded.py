@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -15,6 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import ladybug
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: Ladybug's own lock is all there is
+    fcntl = None  # type: ignore[assignment]
 
 from contextgraph.errors import (
     QueryMemoryError,
@@ -44,6 +51,22 @@ EMBEDDING_DDL = (
     f"CREATE NODE TABLE IF NOT EXISTS {EMBEDDING_TABLE}(key STRING PRIMARY KEY, embedding FLOAT[], "
     "embedding_model STRING, embedded_hash STRING, embedded_content_hash STRING)"
 )
+
+def _missing_columns(store: EmbeddedStore) -> list[str]:
+    """ALTER TABLE … ADD statements for model columns a table of an older file does not have."""
+    wanted: list[tuple[str, dict[str, str]]] = [
+        (t.label, {**NODE_COLUMNS[t], "content_hash": "STRING"}) for t in NODE_TYPES
+    ] + [(t.rel_type, {**EDGE_COLUMNS[t], "content_hash": "STRING"}) for t in EDGE_TYPES]
+    statements = []
+    for table, columns in wanted:
+        have = {row["name"] for row in store._execute(f"CALL table_info('{table}') RETURN name", {})}
+        statements += [
+            f"ALTER TABLE {table} ADD IF NOT EXISTS `{name}` {_TYPES.get(type_, type_)}"
+            for name, type_ in columns.items()
+            if name not in have
+        ]
+    return statements
+
 
 def ddl() -> list[str]:
     """CREATE … TABLE statements for every node and relationship kind."""
@@ -75,13 +98,19 @@ class EmbeddedStore(GraphStore):
         self._db: ladybug.Database | None = None
         self._conn: ladybug.Connection | None = None
         self._lock = threading.Lock()
+        self._file_lock: str | None = None
 
     def _connection(self) -> ladybug.Connection:
-        """Open the database on first use (never in the constructor)."""
+        """Open the database on first use (never in the constructor).
+
+        Raises StoreUnavailableError when another process has the file open in a way that
+        conflicts (any other opener for read-write, a writer for read-only), naming its mode.
+        """
         if self._conn is None:
             try:
                 if not self.read_only:
                     self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._lock_file()
                 self._db = ladybug.Database(str(self.path), read_only=self.read_only)
             except OSError as exc:
                 raise StoreError(
@@ -89,9 +118,56 @@ class EmbeddedStore(GraphStore):
                     "set CONTEXTGRAPH_STORE_PATH to a writable file path"
                 ) from None
             except RuntimeError as exc:
+                self._unlock_file()
                 raise _translate_open(self.path, exc) from None
             self._conn = ladybug.Connection(self._db)
         return self._conn
+
+    def _lock_file(self) -> None:
+        """Take `<store>.lock`: shared for read-only, exclusive for read-write, without waiting.
+
+        Ladybug lets a read-write open through while another process reads the file (and a
+        read-only open while another writes), so contextgraph processes agree through this lock.
+        Stores of one process share it (Ladybug handles opens within a process itself).
+        """
+        if fcntl is None or self._file_lock is not None:
+            return
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        ident = str(lock_path.resolve())
+        with _HELD_LOCK:
+            held = _HELD.get(ident)
+            if held is not None:
+                held[1] += 1
+                self._file_lock = ident
+                return
+            try:
+                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError:
+                if not self.read_only:
+                    raise
+                return  # a read-only place: nobody can write there either
+            try:
+                fcntl.flock(fd, (fcntl.LOCK_SH if self.read_only else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+            except BlockingIOError:
+                mode = "read-only" if _can_share(lock_path) else "read-write"
+                os.close(fd)
+                raise StoreUnavailableError(
+                    f"the store {self.path} is in use by another process (open {mode}): "
+                    "stop that process or wait until it is done, and try again"
+                ) from None
+            _HELD[ident] = [fd, 1]
+            self._file_lock = ident
+
+    def _unlock_file(self) -> None:
+        if self._file_lock is None:
+            return
+        with _HELD_LOCK:
+            held = _HELD[self._file_lock]
+            held[1] -= 1
+            if held[1] == 0:
+                os.close(held[0])  # closing the descriptor releases the lock
+                del _HELD[self._file_lock]
+        self._file_lock = None
 
     def close(self) -> None:
         if self._conn is not None:
@@ -99,9 +175,13 @@ class EmbeddedStore(GraphStore):
         if self._db is not None:
             self._db.close()
         self._conn = self._db = None
+        self._unlock_file()
 
     def ensure_schema(self) -> None:
+        """Create the tables, and add the columns a file made by an earlier version lacks."""
         for statement in ddl():
+            self._execute(statement, {})
+        for statement in _missing_columns(self):
             self._execute(statement, {})
 
     def _read(self, cypher: str, params: Mapping[str, Any]) -> list[Row]:
@@ -288,10 +368,31 @@ def _rollback(conn: ladybug.Connection) -> None:
         conn.execute("ROLLBACK")
 
 
+# Store lock files this process holds: resolved path → [descriptor, number of open stores].
+_HELD: dict[str, list[int]] = {}
+_HELD_LOCK = threading.Lock()
+
+
+def _can_share(lock_path: Path) -> bool:
+    """True when a shared lock on `lock_path` is free: its other holders only read."""
+    assert fcntl is not None
+    fd = os.open(lock_path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
 def _translate_open(path: Path, exc: RuntimeError) -> StoreError:
     text = str(exc)
     if "lock" in text.lower():
+        held_by = re.search(r"held by PID (\d+)", text)
+        who = f", PID {held_by.group(1)}" if held_by else ""
         return StoreUnavailableError(
-            f"the embedded store {path} is open in another process: stop that process and try again"
+            f"the store {path} is in use by another process (open read-write{who}): "
+            "stop that process or wait until it is done, and try again"
         )
     return StoreError(f"cannot open the embedded store {path}: {text}")
