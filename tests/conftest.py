@@ -79,5 +79,28 @@ def store(request: pytest.FixtureRequest) -> GraphStore:
     return request.getfixturevalue(f"{request.param}_store")  # type: ignore[no-any-return]
 
 
+#: Fixtures that start (or connect to) a server; a test whose fixture closure holds one is marked.
+NEO4J_FIXTURES = frozenset({"neo4j_settings", "neo4j_store"})
+AIRFLOW_FIXTURES = frozenset({"airflow", "example_dag"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that needs a server, so ``-m "not neo4j and not airflow"`` is the fast lane.
+
+    A test gets ``neo4j`` when its fixtures include ``neo4j_settings``/``neo4j_store`` or it runs
+    with the ``store`` fixture's ``"neo4j"`` param (its ``"embedded"`` twin stays unmarked and never
+    starts Java); ``airflow`` when its fixtures include ``airflow``/``example_dag``. Modules that
+    start servers by other means carry an explicit ``pytestmark``.
+    """
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params if callspec is not None else {}
+        if names & NEO4J_FIXTURES or params.get("store") == "neo4j":
+            item.add_marker(pytest.mark.neo4j)
+        if names & AIRFLOW_FIXTURES:
+            item.add_marker(pytest.mark.airflow)
+
+
 def pytest_report_header(config: Any) -> str:
     return f"contextgraph tests: NEO4J_URI={os.environ.get('NEO4J_URI') or '(launcher)'}"
