@@ -17,7 +17,7 @@ from typing import Any
 
 import ladybug
 
-from contextgraph.errors import QueryRefusedError, StoreError, StoreUnavailableError
+from contextgraph.errors import QueryRefusedError, StoreConfigError, StoreError, StoreUnavailableError
 from contextgraph.model import EDGE_TYPES, NODE_TYPES, Node
 from contextgraph.queries import load
 from contextgraph.store.base import EDGE_COLUMNS, NODE_COLUMNS, GraphStore, Row, to_plain
@@ -86,7 +86,7 @@ class EmbeddedStore(GraphStore):
                     self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._db = ladybug.Database(str(self.path), read_only=self.read_only)
             except OSError as exc:
-                raise StoreError(
+                raise StoreConfigError(
                     f"cannot create the embedded store at {self.path} ({exc.strerror}): "
                     "set CONTEXTGRAPH_STORE_PATH to a writable file path"
                 ) from None
