@@ -30,11 +30,19 @@ def _docker_answers() -> bool:
         return False
 
 
+def routing_uri(uri: str) -> str:
+    """``bolt://host:port`` as the routing URI ``neo4j://host:port`` (a single server accepts it)."""
+    return "neo4j://" + uri.removeprefix("bolt://") if uri.startswith("bolt://") else uri
+
+
 @pytest.fixture(scope="session")
 def neo4j_settings() -> Iterator[Neo4jSettings]:
     """A real Neo4j: NEO4J_URI if set, else testcontainers if Docker answers, else the launcher.
 
-    Never skipped: when no server can be had, every test that needs one errors.
+    The started servers are reached through a routing URI (``neo4j://``), as a cluster or Aura
+    would be: the driver fetches a routing table once, sends writes to a writer and reads (the
+    store's ``routing_=READ``) to a reader. Never skipped: when no server can be had, every test
+    that needs one errors.
     """
     if os.environ.get("NEO4J_URI"):
         settings = Neo4jSettings()
@@ -45,12 +53,16 @@ def neo4j_settings() -> Iterator[Neo4jSettings]:
         from testcontainers.neo4j import Neo4jContainer
 
         with Neo4jContainer("neo4j:5.26", password="contextgraph-test") as container:
-            yield Neo4jSettings(uri=container.get_connection_url(), password=SecretStr("contextgraph-test"))
+            yield Neo4jSettings(
+                uri=routing_uri(container.get_connection_url()), password=SecretStr("contextgraph-test")
+            )
         return
     server = Neo4jServer()
     server.start()
     try:
-        yield Neo4jSettings(uri=server.uri, username=server.username, password=SecretStr(server.password))
+        yield Neo4jSettings(
+            uri=routing_uri(server.uri), username=server.username, password=SecretStr(server.password)
+        )
     finally:
         server.stop()
 
