@@ -4,8 +4,8 @@ Sixty reviews of the example DAG `ai_support_ticket_system` (fetch_ticket → dr
 review_response (HITL) → act_on_decision) over six weeks: four reviewers (one answering from
 Slack), approvals, overrides of wrong AI drafts, escalations, four reviews that timed out (the
 default, *Escalate to CRE*, was taken) and two still waiting. The records are shaped like those
-the Airflow 3.3 REST API v2 returns and go through the real mapping and `Sync`
-(`ScenarioSource` is the sync's `Source` over in-memory lists), so the demo graph is exactly what
+the Airflow 3.3 REST API v2 returns and go through the real mapping and `Sync` (served by
+`contextgraph.source.memory.MemorySource`), so the demo graph is exactly what
 `contextgraph ingest` would write for the same Airflow. Everything is deterministic: a second
 load writes nothing.
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import random
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,8 +29,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from contextgraph import model as m
-from contextgraph.config import AirflowSettings, Settings, default_store_path
-from contextgraph.errors import SourceNotFoundError
+from contextgraph.config import Settings, default_store_path
+from contextgraph.source.memory import MemorySource
 from contextgraph.store import GraphStore
 from contextgraph.sync import Sync, SyncOptions, SyncReport
 
@@ -513,43 +512,18 @@ def _add_review(
     )
 
 
-class ScenarioSource:
+def scenario_source(records: Scenario) -> MemorySource:
     """The sync's `Source` over the scenario's records: what an Airflow would answer, without HTTP."""
-
-    def __init__(self, records: Scenario) -> None:
-        self.records = records
-        self.calls = 0
-        self.settings = AirflowSettings(url=AIRFLOW_URL)
-        self.server_time: datetime | None = records.server_time
-
-    def _served(self, items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        self.calls += 1
-        yield from copy.deepcopy(items)
-
-    def dags(self) -> Iterator[dict[str, Any]]:
-        return self._served([self.records.dag])
-
-    def tasks(self, dag_id: str) -> list[dict[str, Any]]:
-        self.calls += 1
-        return copy.deepcopy(self.records.tasks) if dag_id == DAG_ID else []
-
-    def dag_runs(self, *, updated_since: datetime | None = None) -> Iterator[dict[str, Any]]:
-        return self._served(self.records.runs)
-
-    def task_instances(self, *, updated_since: datetime | None = None) -> Iterator[dict[str, Any]]:
-        return self._served(self.records.task_instances)
-
-    def hitl_detail_try(
-        self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1
-    ) -> dict[str, Any]:
-        raise SourceNotFoundError("the demo scenario has no retried reviews")
-
-    def hitl_details(self, *, created_since: datetime | None = None) -> Iterator[dict[str, Any]]:
-        return self._served(self.records.hitl_details)
-
-    def xcom_value(self, dag_id: str, run_id: str, task_id: str) -> Any:
-        self.calls += 1
-        return copy.deepcopy(self.records.xcoms.get((dag_id, run_id, task_id)))
+    return MemorySource(
+        dags=[records.dag],
+        tasks={records.dag["dag_id"]: records.tasks},
+        dag_runs=records.runs,
+        task_instances=records.task_instances,
+        hitl_details=records.hitl_details,
+        xcoms=records.xcoms,
+        url=AIRFLOW_URL,
+        server_time=records.server_time,
+    )
 
 
 def informed_by(records: Scenario, per_decision: int = 3) -> list[m.InformedBy]:
@@ -585,7 +559,7 @@ def load(store: GraphStore, decisions: int = DECISIONS) -> LoadReport:
     """Write the scenario into the store (its schema must exist) through the real mapping and sync."""
     records = scenario(decisions)
     options = SyncOptions(proposal_tasks={f"{DAG_ID}.{REVIEW_TASK}": [DRAFT_TASK]})
-    report = Sync(ScenarioSource(records), store, options).run(full=True)
+    report = Sync(scenario_source(records), store, options).run(full=True)
     written = store.write(m.GraphBatch(edges=list(informed_by(records)))).written
     return LoadReport(report, written, len(records.hitl_details))
 

@@ -16,7 +16,7 @@ from contextgraph.cli import cli
 from contextgraph.config import Neo4jSettings
 from contextgraph.store import EmbeddedStore, Neo4jStore
 
-from .test_store import support_batch
+from .builders import support_batch
 
 
 def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
