@@ -125,3 +125,4 @@ def test_cypher_files_ship_in_the_wheel(tmp_path: Path) -> None:
     }
     assert expected and expected <= set(names)
     assert "contextgraph/py.typed" in names
+    assert "contextgraph/demo_scenario.json" in names  # the demo's data, read with importlib.resources
