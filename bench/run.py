@@ -1,6 +1,6 @@
 """contextgraph benchmarks: ingest, precedent queries, sync and fetch, on Neo4j and the embedded store.
 
-    .venv/bin/python -m bench.run [--sizes 1000,10000,100000] [--stores neo4j,embedded] [--no-fetch]
+    .venv/bin/python -m bench.run [--sizes 1000,10000,100000] [--stores neo4j|embedded|both|none] [--no-fetch]
 
 For each store and size (decisions), each step in a subprocess of its own (so peak RSS is per
 step and nothing is shared between them):
@@ -498,9 +498,33 @@ def save(results: dict[str, Any], out: Path, stamp: str) -> None:
         (out / name).write_text(json.dumps(results, indent=2, default=str) + "\n")
 
 
+STORES = ("neo4j", "embedded")
+
+
+def parse_stores(text: str) -> list[str]:
+    """``--stores``: ``neo4j``, ``embedded``, a comma list of them, ``both`` or ``none``.
+
+    Returns the store names in the order given (``both`` is ``neo4j,embedded``); raises
+    ``argparse.ArgumentTypeError`` naming the unknown word and the accepted ones.
+    """
+    stores: list[str] = []
+    for word in (w.strip().lower() for w in text.split(",")):
+        if word in ("", "none"):
+            continue
+        names = list(STORES) if word == "both" else [word]
+        for name in names:
+            if name not in STORES:
+                raise argparse.ArgumentTypeError(
+                    f"unknown store {word!r}: give neo4j, embedded, both or none (comma-separated)"
+                )
+            if name not in stores:
+                stores.append(name)
+    return stores
+
+
 def run(args: argparse.Namespace, stamp: str) -> dict[str, Any]:
     sizes = [int(s) for s in args.sizes.split(",")]
-    stores = [s.strip() for s in args.stores.split(",") if s.strip() not in ("", "none")]
+    stores: list[str] = args.stores
     steps = {s.strip() for s in args.steps.split(",")} | {"ingest"}
     embed = not args.no_embed
     results: dict[str, Any] = {
@@ -594,7 +618,12 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--sizes", default="1000,10000,100000", help="decisions per run, comma-separated")
-    parser.add_argument("--stores", default="neo4j,embedded", help="neo4j, embedded, both or none")
+    parser.add_argument(
+        "--stores",
+        type=parse_stores,
+        default="both",
+        help="neo4j, embedded, both or none (or a comma list, run in that order)",
+    )
     parser.add_argument("--steps", default="ceiling,ingest,queries,sync", help="which steps (ingest always)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--page-size", type=int, default=500, help="records per sync write page")

@@ -4,8 +4,8 @@ Sixty reviews of the example DAG `ai_support_ticket_system` (fetch_ticket → dr
 review_response (HITL) → act_on_decision) over six weeks: four reviewers (one answering from
 Slack), approvals, overrides of wrong AI drafts, escalations, four reviews that timed out (the
 default, *Escalate to CRE*, was taken) and two still waiting. The records are shaped like those
-the Airflow 3.3 REST API v2 returns and go through the real mapping and `Sync`
-(`ScenarioSource` is the sync's `Source` over in-memory lists), so the demo graph is exactly what
+the Airflow 3.3 REST API v2 returns and go through the real mapping and `Sync` (served by
+`contextgraph.source.memory.MemorySource`), so the demo graph is exactly what
 `contextgraph ingest` would write for the same Airflow. Everything is deterministic: a second
 load writes nothing.
 
@@ -17,11 +17,12 @@ consults precedent).
 from __future__ import annotations
 
 import copy
+import json
 import random
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from contextgraph import model as m
-from contextgraph.config import AirflowSettings, Settings, default_store_path
-from contextgraph.errors import SourceNotFoundError
+from contextgraph.config import Settings, default_store_path
+from contextgraph.source.memory import MemorySource
 from contextgraph.store import GraphStore
 from contextgraph.sync import Sync, SyncOptions, SyncReport
 
@@ -57,48 +58,19 @@ TRACE_EXAMPLE = "ai_support_ticket_system|demo__2026-11-08T14:34:00Z|review_resp
 
 CYPHER_EXAMPLE = "'MATCH (d:Decision)-[:CHOSE]->(o:Option) RETURN o.name AS option, count(*) AS n'"
 
+#: The scenario's data (tasks, reviewers, customers, kinds of ticket and how reviewers settled
+#: them), shipped in the package as ``demo_scenario.json``.
+_DATA: dict[str, Any] = json.loads(
+    resources.files("contextgraph").joinpath("demo_scenario.json").read_text(encoding="utf-8")
+)
+
 #: The new ticket `contextgraph demo` asks precedent for.
-NEW_TICKET = {
-    "subject": "Charged twice for the November invoice",
-    "body": "Our card was charged two times for November. Please refund the duplicate charge.",
-}
-
-TASKS: list[dict[str, Any]] = [
-    {
-        "task_id": "fetch_ticket",
-        "operator_name": "@task",
-        "downstream_task_ids": ["act_on_decision", DRAFT_TASK],
-    },
-    {
-        "task_id": DRAFT_TASK,
-        "operator_name": "@task",
-        "downstream_task_ids": ["act_on_decision", REVIEW_TASK],
-    },
-    {"task_id": REVIEW_TASK, "operator_name": "HITLOperator", "downstream_task_ids": ["act_on_decision"]},
-    {"task_id": "act_on_decision", "operator_name": "@task", "downstream_task_ids": []},
-]
-
-REVIEWERS: list[dict[str, str]] = [
-    {"id": "ana", "name": "Ana Ruiz"},
-    {"id": "ben", "name": "Ben Okafor"},
-    {"id": "chen", "name": "Chen Wei"},
-    {"id": "dara", "name": "Dara Kelly"},
-]
-SLACK_BRIDGE = {"id": "slack-bridge", "name": "Slack review bridge"}
-SLACK_REVIEWER = {"user_id": "U07EVELYN", "name": "Evelyn Shaw", "team": "T0SUPPORT"}
-
-CUSTOMERS = [
-    "acme-corp",
-    "globex",
-    "initech",
-    "umbrella",
-    "hooli",
-    "stark-industries",
-    "wayne-enterprises",
-    "soylent",
-    "tyrell",
-    "cyberdyne",
-]
+NEW_TICKET: dict[str, str] = _DATA["new_ticket"]
+TASKS: list[dict[str, Any]] = _DATA["tasks"]
+REVIEWERS: list[dict[str, str]] = _DATA["reviewers"]
+SLACK_BRIDGE: dict[str, str] = _DATA["slack_bridge"]
+SLACK_REVIEWER: dict[str, str] = _DATA["slack_reviewer"]
+CUSTOMERS: list[str] = _DATA["customers"]
 
 
 @dataclass(frozen=True)
@@ -124,233 +96,20 @@ class Kind:
     weight: float = 1.0
 
 
-KINDS: tuple[Kind, ...] = (
+KINDS: tuple[Kind, ...] = tuple(
     Kind(
-        "password_reset",
-        "Cannot reset my password",
-        "The password reset email never arrives. I checked spam. Please help.",
-        "Please check your spam folder and request a new reset link from the sign-in page. "
-        "The link is valid for 30 minutes.",
-        (
-            Outcome(APPROVE, 0.7, ("Draft gives the correct reset steps.", "Standard reset answer; fine.")),
-            Outcome(
-                MANUAL,
-                0.3,
-                (
-                    "Customer already checked spam and the draft repeats it; sent the mail allow-list "
-                    "steps instead.",
-                ),
-                "Please add no-reply@example.com to your mail allow-list, then request a new link.",
-            ),
+        name=k["name"],
+        subject=k["subject"],
+        body=k["body"],
+        draft=k["draft"],
+        outcomes=tuple(
+            Outcome(o["option"], o["weight"], tuple(o["reasons"]), o.get("reply")) for o in k["outcomes"]
         ),
-        weight=1.6,
-    ),
-    Kind(
-        "2fa_lockout",
-        "Locked out after changing phone (2FA)",
-        "I got a new phone and can no longer log in: the authenticator codes are gone.",
-        "You can turn off two-factor authentication under Account settings → Security.",
-        (
-            Outcome(
-                MANUAL,
-                0.8,
-                (
-                    "AI told a locked-out user to use settings they cannot reach; sent the "
-                    "identity-verification recovery steps instead.",
-                    "2FA reset needs identity verification first; the draft skipped it.",
-                ),
-                "To restore access we first verify your identity: reply with the last 4 digits of the "
-                "card on file and we will send a recovery link.",
-            ),
-            Outcome(ESCALATE, 0.2, ("Enterprise account with enforced 2FA: only CRE can reset the factor.",)),
-        ),
-    ),
-    Kind(
-        "double_charge",
-        "Charged twice this month",
-        "My card was charged twice for this month's invoice. I want a refund of one charge.",
-        "We are sorry about this! We have refunded both charges to your card; you will see them "
-        "within 5 business days.",
-        (
-            Outcome(
-                MANUAL,
-                0.75,
-                (
-                    "AI promised to refund both charges; only the duplicate is refundable. Rewrote "
-                    "with the correct amount.",
-                    "Refunds need finance confirmation; the draft promised one outright.",
-                    "Draft refunded the whole invoice; only the duplicate charge gets refunded.",
-                ),
-                "We found the duplicate charge and have asked finance to refund it (one charge); you "
-                "will get a confirmation within 2 business days.",
-            ),
-            Outcome(
-                ESCALATE, 0.25, ("Duplicate charge above $5,000: the finance escalation policy applies.",)
-            ),
-        ),
-        weight=1.4,
-    ),
-    Kind(
-        "invoice_copy",
-        "Need a copy of last month's invoice",
-        "Our accounting team needs a PDF of last month's invoice with our VAT number on it.",
-        "You can download every invoice as a PDF under Billing → Invoices. Add your VAT number under "
-        "Billing → Tax settings and it appears on future invoices.",
-        (
-            Outcome(
-                APPROVE, 0.85, ("Correct self-service path for invoices and VAT.", "Accurate and complete.")
-            ),
-            Outcome(
-                MANUAL,
-                0.15,
-                (
-                    "The VAT number must be on the past invoice too: that needs a re-issue the draft did "
-                    "not offer.",
-                ),
-                "We have re-issued last month's invoice with your VAT number; it is attached.",
-            ),
-        ),
-        weight=1.2,
-    ),
-    Kind(
-        "api_500",
-        "API returns 500 on bulk export",
-        "Since yesterday every bulk export call fails with HTTP 500. Production is blocked.",
-        "Please retry with a smaller page size: bulk exports are limited to 10,000 rows per call.",
-        (
-            Outcome(
-                ESCALATE,
-                0.85,
-                (
-                    "A production outage with 500s is an incident, not a how-to: CRE on-call must look.",
-                    "Customer is blocked in production and the SLA clock runs: escalated to CRE.",
-                    "500 errors are our bug; the draft blamed the customer's page size.",
-                ),
-            ),
-            Outcome(
-                MANUAL,
-                0.15,
-                ("Known incident already on the status page; linked it rather than escalating again.",),
-                "This is a known incident (status.example.com); a fix is rolling out, ETA 2 hours.",
-            ),
-        ),
-        weight=1.3,
-    ),
-    Kind(
-        "slow_dashboards",
-        "Dashboards very slow since the upgrade",
-        "Since the 4.2 upgrade our dashboards take 30 seconds to load.",
-        "Please clear your browser cache and try again; large dashboards can take a moment to load.",
-        (
-            Outcome(
-                ESCALATE, 0.5, ("Regression after an upgrade, several dashboards: CRE to check query plans.",)
-            ),
-            Outcome(
-                MANUAL,
-                0.5,
-                ("Known regression fixed in 4.2.1: told them to upgrade instead of clearing the cache.",),
-                "This is a known regression of 4.2.0, fixed in 4.2.1: please upgrade.",
-            ),
-        ),
-    ),
-    Kind(
-        "gdpr_erasure",
-        "Delete all my personal data (GDPR)",
-        "Under GDPR article 17 I request deletion of all personal data you hold about me.",
-        "We have deleted your account and all associated personal data.",
-        (
-            Outcome(
-                ESCALATE,
-                0.8,
-                (
-                    "Erasure requests go to the privacy team through CRE; the AI must not claim a "
-                    "deletion that has not happened.",
-                    "Legal deadline (one month) applies: escalated to CRE for the privacy workflow.",
-                ),
-            ),
-            Outcome(
-                MANUAL,
-                0.2,
-                ("Requester's email does not match the account owner: asked for verification first.",),
-                "Before we act on an erasure request we need to verify you own the account.",
-            ),
-        ),
-    ),
-    Kind(
-        "cancel_subscription",
-        "Cancel our subscription",
-        "Please cancel our subscription at the end of this billing period.",
-        "We're sorry to see you go. Your subscription ends at the end of the current billing period; "
-        "you keep access until then.",
-        (
-            Outcome(APPROVE, 0.6, ("Correct: end-of-period cancellation, nothing is owed.",)),
-            Outcome(
-                MANUAL,
-                0.4,
-                ("Annual-plan customer: policy is to offer the retention discount before cancelling.",),
-                "Before you go: annual customers can keep their plan at 20% off for the next year.",
-            ),
-        ),
-    ),
-    Kind(
-        "feature_request",
-        "Feature request: dark mode",
-        "We would love a dark mode for the web app; our support team works night shifts.",
-        "Thanks for the suggestion! We have added your vote to the dark mode request and will let you "
-        "know when it ships.",
-        (Outcome(APPROVE, 1.0, ("Polite and accurate; feature requests get the standard answer.",)),),
-    ),
-    Kind(
-        "csv_export",
-        "How do I export my data to CSV?",
-        "I need all of last quarter's records as a CSV file for our auditors.",
-        "Go to Reports → Export, choose CSV and the date range, then click Download.",
-        (
-            Outcome(APPROVE, 0.85, ("Correct steps.", "Matches the docs.")),
-            Outcome(
-                MANUAL,
-                0.15,
-                ("CSV export is not on the Starter plan; the draft did not say so.",),
-                "CSV export is part of the Team plan; we can enable a one-off export for you.",
-            ),
-        ),
-        weight=1.2,
-    ),
-    Kind(
-        "security_report",
-        "Possible security vulnerability on the login page",
-        "Your login form tells whether an email address is registered (account enumeration).",
-        "Thank you for your report! This is expected behaviour of our login page.",
-        (
-            Outcome(
-                ESCALATE,
-                1.0,
-                (
-                    "Security reports always go to CRE/security; never answered by the AI.",
-                    "Possible account enumeration: the security team must triage it.",
-                ),
-            ),
-        ),
-        weight=0.7,
-    ),
-    Kind(
-        "sla_credit",
-        "Requesting SLA credit for last week's outage",
-        "We were down for 3 hours last Tuesday; our contract has a 99.9% uptime SLA.",
-        "We apologise for the outage. We have applied a 10% service credit to your next invoice.",
-        (
-            Outcome(
-                MANUAL,
-                0.5,
-                ("Credits come from the contract's SLA table; the AI made up 10%.",),
-                "Per your contract's SLA table, 3 hours of downtime gives a 5% credit; finance applies it.",
-            ),
-            Outcome(
-                ESCALATE, 0.5, ("Enterprise contract: an SLA credit needs account-manager approval via CRE.",)
-            ),
-        ),
-    ),
+        weight=k.get("weight", 1.0),
+    )
+    for k in _DATA["kinds"]
 )
+assert all(o.option in OPTIONS for k in KINDS for o in k.outcomes), "demo_scenario.json: unknown option"
 
 
 @dataclass
@@ -522,45 +281,18 @@ def _add_review(
     )
 
 
-class ScenarioSource:
+def scenario_source(records: Scenario) -> MemorySource:
     """The sync's `Source` over the scenario's records: what an Airflow would answer, without HTTP."""
-
-    def __init__(self, records: Scenario) -> None:
-        self.records = records
-        self.calls = 0
-        self.settings = AirflowSettings(url=AIRFLOW_URL)
-        self.server_time: datetime | None = records.server_time
-
-    def _served(self, items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        self.calls += 1
-        yield from copy.deepcopy(items)
-
-    def dags(self) -> Iterator[dict[str, Any]]:
-        return self._served([self.records.dag])
-
-    def tasks(self, dag_id: str) -> list[dict[str, Any]]:
-        self.calls += 1
-        return copy.deepcopy(self.records.tasks) if dag_id == DAG_ID else []
-
-    def dag_runs(self, *, updated_since: datetime | None = None) -> Iterator[dict[str, Any]]:
-        return self._served(self.records.runs)
-
-    def task_instances(self, *, updated_since: datetime | None = None) -> Iterator[dict[str, Any]]:
-        return self._served(self.records.task_instances)
-
-    def hitl_detail_try(
-        self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1
-    ) -> dict[str, Any]:
-        raise SourceNotFoundError("the demo scenario has no retried reviews")
-
-    def hitl_details(self, *, created_since: datetime | None = None) -> Iterator[dict[str, Any]]:
-        return self._served(self.records.hitl_details)
-
-    def xcom_value(self, dag_id: str, run_id: str, task_id: str, *, map_index: int = -1) -> Any:
-        self.calls += 1
-        if map_index != -1:
-            return None
-        return copy.deepcopy(self.records.xcoms.get((dag_id, run_id, task_id)))
+    return MemorySource(
+        dags=[records.dag],
+        tasks={records.dag["dag_id"]: records.tasks},
+        dag_runs=records.runs,
+        task_instances=records.task_instances,
+        hitl_details=records.hitl_details,
+        xcoms=records.xcoms,
+        url=AIRFLOW_URL,
+        server_time=records.server_time,
+    )
 
 
 def informed_by(records: Scenario, per_decision: int = 3) -> list[m.InformedBy]:
@@ -596,7 +328,7 @@ def load(store: GraphStore, decisions: int = DECISIONS) -> LoadReport:
     """Write the scenario into the store (its schema must exist) through the real mapping and sync."""
     records = scenario(decisions)
     options = SyncOptions(proposal_tasks={f"{DAG_ID}.{REVIEW_TASK}": [DRAFT_TASK]})
-    report = Sync(ScenarioSource(records), store, options).run(full=True)
+    report = Sync(scenario_source(records), store, options).run(full=True)
     written = store.write(m.GraphBatch(edges=list(informed_by(records)))).written
     return LoadReport(report, written, len(records.hitl_details))
 

@@ -6,6 +6,7 @@
     ├── StoreError                    the graph store failed
     │   ├── StoreUnavailableError     transient: server unreachable, retry later
     │   ├── StoreAuthError            terminal: credentials rejected
+    │   ├── StoreConfigError          terminal: no/malformed NEO4J_URI, unwritable store path
     │   └── QueryRefusedError         an agent's/ad-hoc query did not run, or not to the end
     │       ├── QueryNotAllowedError  the read-only gate refused it before it ran (allow-list)
     │       ├── CypherError           the engine rejected it (syntax, unknown name, dialect):
@@ -16,10 +17,17 @@
     ├── SourceError                   the Airflow API failed
     │   ├── SourceUnavailableError    transient: 5xx/429/timeouts after retries
     │   ├── SourceAuthError           terminal: 401/403
+    │   ├── SourceConfigError         terminal: AIRFLOW_URL/TLS cannot work
     │   └── SourceNotFoundError       terminal: 404
     └── EmbeddingError                the embedding model cannot be loaded or used
 
 Every message says what went wrong and what to do, and never contains a secret.
+
+Each error also says what to do next, as a class (see the block "Transient or terminal" below):
+a ``TransientError`` may pass if the same call is tried again later (a dropped connection, a 5xx
+or 429, a timeout, a server restarting); a ``TerminalError`` will not (rejected credentials, a
+setting that is missing or wrong, something that does not exist). Only transient errors are
+retried: by the Airflow transport, by the Neo4j driver, and by the ingestion DAG's task retries.
 """
 
 from __future__ import annotations
@@ -31,7 +39,52 @@ class ContextGraphError(Exception):
     transient: bool = False
 
 
-class ConfigError(ContextGraphError):
+# --- Transient or terminal: what the caller does next (dlt's way) --------------------------------
+#
+#   TransientError    try again later: connection dropped or refused, HTTP 5xx/429, timeouts
+#     ├── StoreUnavailableError
+#     └── SourceUnavailableError
+#   TerminalError     trying again changes nothing: fix the input or the environment first
+#     ├── ConfigError
+#     │   ├── StoreConfigError
+#     │   └── SourceConfigError
+#     ├── StoreAuthError
+#     ├── SourceAuthError
+#     └── SourceNotFoundError
+#
+# An error that is neither (e.g. a refused query, an invalid record) is about one call's input:
+# the caller reports it and goes on; it is not retried.
+
+
+class TransientError(ContextGraphError):
+    """A failure that may pass: retry with backoff (the same call, later).
+
+    Raised for dropped or refused connections, HTTP 5xx and 429, and timeouts -- after the
+    component's own retries are used up. ``transient`` is ``True``.
+    """
+
+    transient = True
+
+
+class TerminalError(ContextGraphError):
+    """A failure that retrying cannot fix: bad credentials, a bad setting, a missing object.
+
+    The message says what to change. Schedulers should fail at once (the ingestion DAG raises
+    ``AirflowFailException``), never retry. ``transient`` is ``False``.
+    """
+
+    transient = False
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` is worth retrying: a ``TransientError`` (anything else: no)."""
+    return isinstance(exc, TransientError)
+
+
+# --- the tree ------------------------------------------------------------------------------------
+
+
+class ConfigError(TerminalError):
     """A setting is missing or invalid."""
 
 
@@ -49,14 +102,16 @@ class StoreError(ContextGraphError):
     """The graph store failed."""
 
 
-class StoreUnavailableError(StoreError):
+class StoreUnavailableError(StoreError, TransientError):
     """The store cannot be reached; trying again later may work."""
 
-    transient = True
 
-
-class StoreAuthError(StoreError):
+class StoreAuthError(StoreError, TerminalError):
     """The store rejected the credentials."""
+
+
+class StoreConfigError(StoreError, ConfigError):
+    """The store's settings cannot work (no or a malformed NEO4J_URI, an unwritable store path)."""
 
 
 class QueryRefusedError(StoreError):
@@ -98,17 +153,19 @@ class SourceError(ContextGraphError):
     """The Airflow API failed."""
 
 
-class SourceUnavailableError(SourceError):
+class SourceUnavailableError(SourceError, TransientError):
     """Airflow could not be reached or kept failing after retries; try again later."""
 
-    transient = True
 
-
-class SourceAuthError(SourceError):
+class SourceAuthError(SourceError, TerminalError):
     """Airflow rejected the credentials (401) or the permissions (403)."""
 
 
-class SourceNotFoundError(SourceError):
+class SourceConfigError(SourceError, ConfigError):
+    """Airflow's settings cannot work (AIRFLOW_URL not an Airflow API, its TLS certificate refused)."""
+
+
+class SourceNotFoundError(SourceError, TerminalError):
     """Airflow answered 404 for something that was expected to exist."""
 
 

@@ -8,6 +8,10 @@ Credentials come from Airflow Connections — `neo4j_default` (Neo4j; without it
 store at CONTEXTGRAPH_STORE_PATH) and `airflow_api_default` (this Airflow's REST API) — or, when
 those do not exist, from the environment (NEO4J_*, AIRFLOW_*). Trigger with `{"full": true}` to
 re-read everything.
+
+Failures decide their own fate: a terminal one (rejected credentials, a wrong setting) fails the
+task at once with `AirflowFailException` -- retrying a rejected password changes nothing -- while
+a transient one (server unreachable, 5xx, timeouts) is raised as is, so the task's retries apply.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from airflow.sdk import Asset, BaseHook, Param, dag, task
 
 try:  # Airflow 3.2+
     from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable
+    from airflow.sdk.exceptions import AirflowFailException
 except ImportError:  # Airflow 3.1
+    from airflow.exceptions import AirflowFailException  # type: ignore[no-redef]
     from airflow.timetables.assets import AssetOrTimeSchedule  # type: ignore[no-redef]
     from airflow.timetables.trigger import CronTriggerTimetable  # type: ignore[no-redef]
 
@@ -44,10 +50,14 @@ def contextgraph_ingest() -> None:
     @task(retries=3)
     def ingest(params: dict[str, Any] | None = None) -> dict[str, Any]:
         from contextgraph.airflow_connections import settings_from_connections
+        from contextgraph.errors import TerminalError
         from contextgraph.ingest import run_ingest
 
-        settings = settings_from_connections(BaseHook.get_connection)
-        report = run_ingest(settings, full=bool((params or {}).get("full")))
+        try:
+            settings = settings_from_connections(BaseHook.get_connection)
+            report = run_ingest(settings, full=bool((params or {}).get("full")))
+        except TerminalError as exc:  # no retries: the message says what to fix
+            raise AirflowFailException(str(exc)) from None
         summary = report.as_dict()
         for rejected in report.rejected:
             print(f"rejected {rejected.record}: {rejected.field}: {rejected.reason}")

@@ -30,11 +30,19 @@ def _docker_answers() -> bool:
         return False
 
 
+def routing_uri(uri: str) -> str:
+    """``bolt://host:port`` as the routing URI ``neo4j://host:port`` (a single server accepts it)."""
+    return "neo4j://" + uri.removeprefix("bolt://") if uri.startswith("bolt://") else uri
+
+
 @pytest.fixture(scope="session")
 def neo4j_settings() -> Iterator[Neo4jSettings]:
     """A real Neo4j: NEO4J_URI if set, else testcontainers if Docker answers, else the launcher.
 
-    Never skipped: when no server can be had, every test that needs one errors.
+    The started servers are reached through a routing URI (``neo4j://``), as a cluster or Aura
+    would be: the driver fetches a routing table once, sends writes to a writer and reads (the
+    store's ``routing_=READ``) to a reader. Never skipped: when no server can be had, every test
+    that needs one errors.
     """
     if os.environ.get("NEO4J_URI"):
         settings = Neo4jSettings()
@@ -45,12 +53,16 @@ def neo4j_settings() -> Iterator[Neo4jSettings]:
         from testcontainers.neo4j import Neo4jContainer
 
         with Neo4jContainer("neo4j:5.26", password="contextgraph-test") as container:
-            yield Neo4jSettings(uri=container.get_connection_url(), password=SecretStr("contextgraph-test"))
+            yield Neo4jSettings(
+                uri=routing_uri(container.get_connection_url()), password=SecretStr("contextgraph-test")
+            )
         return
     server = Neo4jServer()
     server.start()
     try:
-        yield Neo4jSettings(uri=server.uri, username=server.username, password=SecretStr(server.password))
+        yield Neo4jSettings(
+            uri=routing_uri(server.uri), username=server.username, password=SecretStr(server.password)
+        )
     finally:
         server.stop()
 
@@ -77,6 +89,29 @@ def embedded_store(tmp_path: Path) -> Iterator[EmbeddedStore]:
 def store(request: pytest.FixtureRequest) -> GraphStore:
     """Each test using this runs twice: on a real Neo4j and on the embedded engine."""
     return request.getfixturevalue(f"{request.param}_store")  # type: ignore[no-any-return]
+
+
+#: Fixtures that start (or connect to) a server; a test whose fixture closure holds one is marked.
+NEO4J_FIXTURES = frozenset({"neo4j_settings", "neo4j_store"})
+AIRFLOW_FIXTURES = frozenset({"airflow", "example_dag"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that needs a server, so ``-m "not neo4j and not airflow"`` is the fast lane.
+
+    A test gets ``neo4j`` when its fixtures include ``neo4j_settings``/``neo4j_store`` or it runs
+    with the ``store`` fixture's ``"neo4j"`` param (its ``"embedded"`` twin stays unmarked and never
+    starts Java); ``airflow`` when its fixtures include ``airflow``/``example_dag``. Modules that
+    start servers by other means carry an explicit ``pytestmark``.
+    """
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params if callspec is not None else {}
+        if names & NEO4J_FIXTURES or params.get("store") == "neo4j":
+            item.add_marker(pytest.mark.neo4j)
+        if names & AIRFLOW_FIXTURES:
+            item.add_marker(pytest.mark.airflow)
 
 
 def pytest_report_header(config: Any) -> str:

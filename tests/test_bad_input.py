@@ -7,107 +7,15 @@ thing), served by an in-memory source so that they can be broken on purpose.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from contextgraph import mapping
-from contextgraph.config import AirflowSettings
-from contextgraph.errors import SourceNotFoundError
 from contextgraph.store import GraphStore
 from contextgraph.sync import Sync
 
-DAG = "support"
-TASKS = [
-    {"task_id": "fetch_ticket", "operator_name": "@task", "downstream_task_ids": ["draft_response"]},
-    {"task_id": "draft_response", "operator_name": "@task", "downstream_task_ids": ["review"]},
-    {"task_id": "review", "operator_name": "HITLOperator", "downstream_task_ids": []},
-]
-
-
-def detail(run: str, **changes: Any) -> dict[str, Any]:
-    record = {
-        "task_instance": {
-            "dag_id": DAG,
-            "dag_run_id": run,
-            "task_id": "review",
-            "map_index": -1,
-            "try_number": 1,
-            "state": "success",
-        },
-        "options": ["Approve AI Response", "Respond Manually", "Escalate to CRE"],
-        "subject": f"Ticket {run}",
-        "body": "Customer asks about invoices.",
-        "defaults": ["Escalate to CRE"],
-        "multiple": False,
-        "params": {"reason": {"value": "", "schema": {"type": "string"}}},
-        "assigned_users": [],
-        "created_at": "2026-11-20T10:00:00Z",
-        "responded_at": "2026-11-20T10:05:00Z",
-        "responded_by_user": {"id": "ana", "name": "Ana"},
-        "chosen_options": ["Approve AI Response"],
-        "params_input": {"reason": "Draft is right."},
-        "response_received": True,
-    }
-    record.update(changes)
-    return record
-
-
-class ListSource:
-    """The Source protocol over lists of raw records (no HTTP)."""
-
-    def __init__(self, details: list[Any]) -> None:
-        self.details = details
-        self.calls = 0
-        self.settings = AirflowSettings(url="http://airflow.test")
-        self.server_time: datetime | None = datetime(2026, 11, 21, tzinfo=UTC)
-
-    def _count(self, items: list[Any]) -> Iterator[Any]:
-        self.calls += 1
-        yield from items
-
-    def dags(self) -> Iterator[dict[str, Any]]:
-        return self._count([{"dag_id": DAG, "tags": [{"name": "support"}], "owners": ["cre"]}])
-
-    def tasks(self, dag_id: str) -> list[dict[str, Any]]:
-        self.calls += 1
-        return copy.deepcopy(TASKS)
-
-    def dag_runs(self, *, updated_since: datetime | None = None) -> Iterator[dict[str, Any]]:
-        runs = {
-            d["task_instance"]["dag_run_id"]
-            for d in self.details
-            if isinstance(d, dict) and isinstance(d.get("task_instance"), dict)
-        }
-        return self._count([{"dag_id": DAG, "dag_run_id": r, "state": "success"} for r in sorted(runs)])
-
-    def task_instances(self, *, updated_since: datetime | None = None) -> Iterator[dict[str, Any]]:
-        """Every task of each run that asked, as a real Airflow lists them."""
-        reviews = [
-            d["task_instance"]
-            for d in self.details
-            if isinstance(d, dict) and isinstance(d.get("task_instance"), dict)
-        ]
-        upstream = [
-            {**ti, "task_id": t["task_id"]} for ti in reviews for t in TASKS if t["task_id"] != "review"
-        ]
-        return self._count(upstream + reviews)
-
-    def hitl_details(self, *, created_since: datetime | None = None) -> Iterator[dict[str, Any]]:
-        return self._count(self.details)
-
-    def hitl_detail_try(
-        self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1
-    ) -> dict[str, Any]:
-        self.calls += 1
-        raise SourceNotFoundError(f"no try {try_number} of {dag_id}/{run_id}/{task_id}")
-
-    def xcom_value(self, dag_id: str, run_id: str, task_id: str, *, map_index: int = -1) -> Any:
-        self.calls += 1
-        return {"draft": f"Here is how to fix {run_id}.", "model": "template"}
-
+from .builders import ListSource, detail
 
 SURROGATE = "bad \ud800 half"
 HUGE = "x" * 1_000_000

@@ -12,13 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from contextgraph.config import Neo4jSettings
 
 ROOT = Path(__file__).resolve().parent.parent
-
-pytestmark = pytest.mark.neo4j
 
 
 def test_bench_runs_at_a_tiny_size_on_both_stores(neo4j_settings: Neo4jSettings, tmp_path: Path) -> None:
@@ -36,7 +32,7 @@ def test_bench_runs_at_a_tiny_size_on_both_stores(neo4j_settings: Neo4jSettings,
             "--sizes",
             "200",
             "--stores",
-            "embedded,neo4j",
+            "both",
             "--no-fetch",
             "--no-warmup",
             "--queries",
@@ -66,3 +62,23 @@ def test_bench_runs_at_a_tiny_size_on_both_stores(neo4j_settings: Neo4jSettings,
         assert run["sync"]["idle"]["api_calls"] == 5 and run["sync"]["idle"]["written"] == 0
         assert run["sync"]["new"]["new_decisions"] == 20
     assert len(list(tmp_path.glob("*.json"))) == 2  # <timestamp>.json and latest.json
+
+
+def bench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bench.run", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_stores_accepts_what_its_help_says_and_refuses_the_rest() -> None:
+    """`--stores` takes neo4j, embedded, both, none or a comma list; anything else is a usage error."""
+    help_text = bench("--help").stdout
+    assert "neo4j, embedded, both or none" in help_text
+    shown = str(ROOT / "bench" / "results" / "latest.json")
+    for value in ("neo4j", "embedded", "both", "none", "embedded,neo4j", "Both"):
+        proc = bench("--stores", value, "--show", shown)
+        assert proc.returncode == 0, (value, proc.stderr[-2000:])
+    for value in ("all", "neo4j,sqlite", "neo4j embedded"):
+        proc = bench("--stores", value, "--show", shown)
+        assert proc.returncode == 2, value
+        assert "unknown store" in proc.stderr and "neo4j, embedded, both or none" in proc.stderr

@@ -16,7 +16,7 @@ from contextgraph.cli import cli
 from contextgraph.config import Neo4jSettings
 from contextgraph.store import EmbeddedStore, Neo4jStore
 
-from .test_store import support_batch
+from .builders import support_batch
 
 
 def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -125,3 +125,4 @@ def test_cypher_files_ship_in_the_wheel(tmp_path: Path) -> None:
     }
     assert expected and expected <= set(names)
     assert "contextgraph/py.typed" in names
+    assert "contextgraph/demo_scenario.json" in names  # the demo's data, read with importlib.resources

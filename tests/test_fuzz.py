@@ -21,7 +21,7 @@ from contextgraph.errors import InvalidRecordError
 from contextgraph.store import EmbeddedStore
 from contextgraph.sync import Sync
 
-from .test_bad_input import ListSource, detail
+from .builders import ListSource, detail
 
 FUZZ_EXAMPLES = 300
 

@@ -66,6 +66,31 @@ def connections(airflow: AirflowClient, neo4j_settings: Neo4jSettings) -> Iterat
         airflow.request("DELETE", f"/api/v2/connections/{conn_id}")
 
 
+def test_a_rejected_password_fails_the_ingest_at_once_without_retries(
+    airflow: AirflowClient, example_dag: str, connections: None
+) -> None:
+    """A terminal error (the API's password is refused) fails the task on its first try: the
+    task's ``retries=3`` are for transient errors only."""
+    user, _ = airflow.credentials
+    put_connection(
+        airflow,
+        {
+            "connection_id": "airflow_api_default",
+            "conn_type": "http",
+            "host": airflow.url,
+            "login": user,
+            "password": "not-the-password-4e1b",
+        },
+    )
+    airflow.wait_for_dag(INGEST)
+    airflow.unpause(INGEST)
+    run_id = airflow.trigger(INGEST, run_id=f"manual_badpw_{uuid.uuid4().hex[:6]}")
+    run = airflow.wait_for_run(INGEST, run_id, timeout=240)
+    [task] = [ti for ti in airflow.task_instances(INGEST, run_id) if ti["task_id"] == "ingest"]
+    assert run["state"] == "failed"
+    assert (task["state"], task["try_number"]) == ("failed", 1)
+
+
 def ingest_runs(airflow: AirflowClient) -> list[dict[str, Any]]:
     response = airflow.request("GET", f"/api/v2/dags/{INGEST}/dagRuns", params={"limit": 100})
     return list(response.json()["dag_runs"])

@@ -30,7 +30,7 @@ from contextgraph.source import AirflowSource
 from contextgraph.store import GraphStore, Neo4jStore
 from contextgraph.sync import Sync
 from tests.airflow_server import AirflowClient
-from tests.test_bad_input import detail
+from tests.builders import detail
 from tests.test_ingest_dag import put_connection
 
 DAG_FILE = Path(__file__).resolve().parent.parent / "dags" / "ai_support_ticket_system.py"

@@ -23,8 +23,11 @@ from contextgraph.errors import StoreUnavailableError
 from contextgraph.store import GraphStore, Neo4jStore
 from contextgraph.sync import Sync, SyncOptions
 
+from .builders import ListSource, detail
 from .neo4j_server import Neo4jServer
-from .test_bad_input import ListSource, detail
+
+#: The test starts (and kills) a Neo4j server of its own, outside the ``neo4j_settings`` fixture.
+pytestmark = pytest.mark.neo4j
 
 DECISIONS = 10_000
 CHOICES = ["Approve AI Response", "Respond Manually", "Escalate to CRE"]

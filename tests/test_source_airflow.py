@@ -24,6 +24,8 @@ from contextgraph.errors import (
     SourceError,
     SourceNotFoundError,
     SourceUnavailableError,
+    TerminalError,
+    TransientError,
 )
 from contextgraph.source import HITL_WAITING_STATES, AirflowSource, hitl_is_waiting
 
@@ -239,6 +241,7 @@ def test_wrong_password_names_the_settings_and_hides_the_password(
     assert secret not in repr(raised.value)
     assert secret not in caplog.text
     assert not raised.value.transient
+    assert isinstance(raised.value, TerminalError)  # retrying a rejected password changes nothing
 
 
 @pytest.mark.airflow
@@ -326,12 +329,28 @@ def test_gives_up_after_max_retries_without_leaking_secrets(
     ):
         list(source.dags())
     assert raised.value.transient
+    assert isinstance(raised.value, TransientError)
     assert "3 attempts" in str(raised.value)
     assert proxy.count("GET", "/api/v2/dags") == 3
     token = proxy.authorizations[-1].removeprefix("Bearer ")
     for secret in (airflow.password, token):
         assert secret not in str(raised.value)
     assert token not in caplog.text
+
+
+@pytest.mark.airflow
+def test_a_dropped_connection_is_transient(airflow: AirflowClient, proxy: FaultProxy) -> None:
+    """A connection closed without an answer is retried, then reported as transient."""
+    proxy.add("drop", path="/api/v2/dags", times=1000)
+    with (
+        _fast(_login_settings(airflow, proxy.url, max_retries=1)) as source,
+        pytest.raises(TransientError) as raised,
+    ):
+        list(source.dags())
+    assert isinstance(raised.value, SourceUnavailableError)
+    assert proxy.injected["drop"] >= 1
+    assert source.calls == 1 + 2  # token, then the first try and one retry
+    assert "2 attempts" in str(raised.value)
 
 
 @pytest.mark.airflow
@@ -366,5 +385,6 @@ def test_an_unreachable_server_is_unavailable_after_retries() -> None:
     with _fast(settings) as source, pytest.raises(SourceUnavailableError) as raised:
         list(source.dags())
     assert source.calls == 3
+    assert isinstance(raised.value, TransientError)
     assert f"127.0.0.1:{port}" in str(raised.value)
     assert "tok-abc-123" not in str(raised.value)

@@ -10,52 +10,7 @@ from contextgraph import model as m
 from contextgraph.errors import InvalidRecordError
 from contextgraph.store import GraphStore
 
-
-def support_batch(runs: int = 3) -> m.GraphBatch:
-    """A small decision trace: one DAG, its tasks, runs, instances and decisions."""
-    batch = m.GraphBatch()
-    dag = m.Dag(dag_id="ai_support_ticket_system", tags=["support"], owners=["cre"])
-    tasks = [m.Task(dag_id=dag.dag_id, task_id=t) for t in ("fetch_ticket", "draft_response")]
-    review = m.Task(dag_id=dag.dag_id, task_id="review_response", is_decision_point=True)
-    batch.add(dag, *tasks, review, *(m.HasTask.between(dag, t) for t in [*tasks, review]))
-    batch.add(m.Feeds.between(tasks[0], tasks[1]), m.Feeds.between(tasks[1], review))
-    options = [m.Option(dag_id=dag.dag_id, task_id=review.task_id, name=n) for n in ("Approve", "Escalate")]
-    batch.add(*options)
-    reviewer = m.Actor(kind="airflow_user", actor_id="admin", name="Admin")
-    batch.add(reviewer)
-    for i in range(runs):
-        run = m.DagRun(dag_id=dag.dag_id, run_id=f"manual__{i}", state="success", conf={"ticket": i})
-        ti = m.TaskInstance(dag_id=dag.dag_id, run_id=run.run_id, task_id=review.task_id, try_number=1)
-        decision = m.Decision(
-            dag_id=dag.dag_id,
-            run_id=run.run_id,
-            task_id=review.task_id,
-            subject=f"Ticket {i}",
-            offered=["Approve", "Escalate"],
-            chosen_options=["Approve"],
-            params_input={"reason": "ok ✓"},
-            reason="ok ✓",
-            response_received=True,
-            responded_by="admin",
-            created_at=datetime(2026, 1, 1, 12, i, tzinfo=UTC),
-        )
-        proposal = m.Proposal(dag_id=dag.dag_id, run_id=run.run_id, task_id="draft_response", text="Draft")
-        batch.add(
-            run,
-            ti,
-            decision,
-            proposal,
-            m.HasRun.between(dag, run),
-            m.HasInstance.between(run, ti),
-            m.OfTask.between(ti, review),
-            m.Asked.between(ti, decision),
-            m.AtPoint.between(decision, review),
-            m.DecidedBy.between(decision, reviewer),
-            m.Chose.between(decision, options[0]),
-            m.Reviewed.between(decision, proposal, verdict="approved"),
-            *(m.Offered.between(decision, o) for o in options),
-        )
-    return batch
+from .builders import support_batch
 
 
 def test_writing_the_same_batch_twice_changes_nothing(store: GraphStore) -> None:

@@ -54,6 +54,7 @@ from pydantic import ValidationError
 from contextgraph.config import AirflowSettings, public_url
 from contextgraph.errors import (
     SourceAuthError,
+    SourceConfigError,
     SourceError,
     SourceNotFoundError,
     SourceUnavailableError,
@@ -455,7 +456,7 @@ class AirflowSource:
             # Timeouts, refused/reset connections, broken responses.
             raise _Transient(f"{type(exc).__name__}: {exc}") from None
         except ApiException as exc:  # the client wraps TLS errors this way
-            raise SourceError(
+            raise SourceConfigError(
                 self._redact(
                     f"{what}: cannot talk to Airflow at {public_url(self._url)} ({exc.reason}); "
                     "check AIRFLOW_URL and its TLS certificate"
@@ -533,7 +534,7 @@ class _NeedsFreshToken(Exception):
 def _items(body: Any, key: str, what: str) -> list[dict[str, Any]]:
     items = body.get(key) if isinstance(body, dict) else None
     if not isinstance(items, list):
-        raise SourceError(
+        raise SourceConfigError(
             f"{what}: Airflow's answer has no {key!r} list; is AIRFLOW_URL an Airflow 3.1+ API server?"
         )
     return items

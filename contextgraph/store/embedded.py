@@ -28,6 +28,7 @@ from contextgraph.errors import (
     QueryNotAllowedError,
     QueryRefusedError,
     QueryTimeoutError,
+    StoreConfigError,
     StoreError,
     StoreUnavailableError,
 )
@@ -113,7 +114,7 @@ class EmbeddedStore(GraphStore):
                 self._lock_file()
                 self._db = ladybug.Database(str(self.path), read_only=self.read_only)
             except OSError as exc:
-                raise StoreError(
+                raise StoreConfigError(
                     f"cannot create the embedded store at {self.path} ({exc.strerror}): "
                     "set CONTEXTGRAPH_STORE_PATH to a writable file path"
                 ) from None

@@ -18,6 +18,7 @@ from neo4j.exceptions import (
     ServiceUnavailable,
     SessionExpired,
 )
+from neo4j.exceptions import TransientError as Neo4jTransientError
 
 from contextgraph.config import Neo4jSettings, public_url
 from contextgraph.errors import (
@@ -25,6 +26,7 @@ from contextgraph.errors import (
     QueryMemoryError,
     QueryTimeoutError,
     StoreAuthError,
+    StoreConfigError,
     StoreError,
     StoreUnavailableError,
 )
@@ -62,7 +64,7 @@ class Neo4jStore(GraphStore):
     def connect(cls, settings: Neo4jSettings, *, batch_size: int = 1000) -> Neo4jStore:
         """A store with a driver of its own (no network until the first query)."""
         if not settings.uri:
-            raise StoreError("NEO4J_URI is not set: give the Bolt URI of your Neo4j server")
+            raise StoreConfigError("NEO4J_URI is not set: give the Bolt URI of your Neo4j server")
         auth = (settings.username, settings.password.get_secret_value())
         try:
             driver = GraphDatabase.driver(
@@ -72,7 +74,9 @@ class Neo4jStore(GraphStore):
                 max_transaction_retry_time=settings.max_retry_seconds,
             )
         except (ConfigurationError, ValueError) as exc:
-            raise StoreError(f"NEO4J_URI {public_url(settings.uri)!r} is not a Neo4j URI: {exc}") from None
+            raise StoreConfigError(
+                f"NEO4J_URI {public_url(settings.uri)!r} is not a Neo4j URI: {exc}"
+            ) from None
         return cls(
             driver,
             database=settings.database,
@@ -244,6 +248,10 @@ class Neo4jStore(GraphStore):
         if isinstance(exc, ServiceUnavailable | SessionExpired):
             return StoreUnavailableError(
                 f"{self._where} is unreachable ({type(exc).__name__}): start it, or fix NEO4J_URI"
+            )
+        if isinstance(exc, Neo4jTransientError):  # still failing after the driver's own retries
+            return StoreUnavailableError(
+                f"{self._where} kept failing with a transient error ({exc.code}); try again later"
             )
         if isinstance(exc, ClientError) and exc.code and "Security" in exc.code:
             return StoreAuthError(f"{self._where} refused access: {exc.message}")

@@ -1,0 +1,126 @@
+"""Builders of test data, shared by the test modules (no test module imports another).
+
+* ``detail(run, **changes)``: one HITL detail record as Airflow 3.3's REST API v2 returns it.
+* ``ListSource(details)``: the sync's ``Source`` over such records (no HTTP), with the DAG, runs
+  and task instances a real Airflow would list for them.
+* ``support_batch(runs)``: a small decision trace as a ``GraphBatch`` (one DAG, runs, decisions).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from contextgraph import model as m
+from contextgraph.source.memory import MemorySource
+
+DAG = "support"
+TASKS = [
+    {"task_id": "fetch_ticket", "operator_name": "@task", "downstream_task_ids": ["draft_response"]},
+    {"task_id": "draft_response", "operator_name": "@task", "downstream_task_ids": ["review"]},
+    {"task_id": "review", "operator_name": "HITLOperator", "downstream_task_ids": []},
+]
+
+
+def detail(run: str, **changes: Any) -> dict[str, Any]:
+    record = {
+        "task_instance": {
+            "dag_id": DAG,
+            "dag_run_id": run,
+            "task_id": "review",
+            "map_index": -1,
+            "try_number": 1,
+            "state": "success",
+        },
+        "options": ["Approve AI Response", "Respond Manually", "Escalate to CRE"],
+        "subject": f"Ticket {run}",
+        "body": "Customer asks about invoices.",
+        "defaults": ["Escalate to CRE"],
+        "multiple": False,
+        "params": {"reason": {"value": "", "schema": {"type": "string"}}},
+        "assigned_users": [],
+        "created_at": "2026-11-20T10:00:00Z",
+        "responded_at": "2026-11-20T10:05:00Z",
+        "responded_by_user": {"id": "ana", "name": "Ana"},
+        "chosen_options": ["Approve AI Response"],
+        "params_input": {"reason": "Draft is right."},
+        "response_received": True,
+    }
+    record.update(changes)
+    return record
+
+
+class ListSource(MemorySource):
+    """The Source protocol over a list of raw HITL detail records (no HTTP), with the DAG, its
+    runs and task instances a real Airflow would list for them, and a draft XCom per run."""
+
+    def __init__(self, details: list[Any]) -> None:
+        tis = [
+            d["task_instance"]
+            for d in details
+            if isinstance(d, dict) and isinstance(d.get("task_instance"), dict)
+        ]
+        runs = sorted({ti["dag_run_id"] for ti in tis if isinstance(ti.get("dag_run_id"), str)})
+        upstream = [t["task_id"] for t in TASKS if t["task_id"] != "review"]
+        super().__init__(
+            dags=[{"dag_id": DAG, "tags": [{"name": "support"}], "owners": ["cre"]}],
+            tasks={DAG: TASKS},
+            dag_runs=[{"dag_id": DAG, "dag_run_id": r, "state": "success"} for r in runs],
+            # Every task of each run that asked, as a real Airflow lists them.
+            task_instances=[{**ti, "task_id": t} for ti in tis for t in upstream] + tis,
+            hitl_details=details,
+            xcoms={
+                (DAG, r, t): {"draft": f"Here is how to fix {r}.", "model": "template"}
+                for r in runs
+                for t in upstream
+            },
+            url="http://airflow.test",
+            server_time=datetime(2026, 11, 21, tzinfo=UTC),
+        )
+
+
+def support_batch(runs: int = 3) -> m.GraphBatch:
+    """A small decision trace: one DAG, its tasks, runs, instances and decisions."""
+    batch = m.GraphBatch()
+    dag = m.Dag(dag_id="ai_support_ticket_system", tags=["support"], owners=["cre"])
+    tasks = [m.Task(dag_id=dag.dag_id, task_id=t) for t in ("fetch_ticket", "draft_response")]
+    review = m.Task(dag_id=dag.dag_id, task_id="review_response", is_decision_point=True)
+    batch.add(dag, *tasks, review, *(m.HasTask.between(dag, t) for t in [*tasks, review]))
+    batch.add(m.Feeds.between(tasks[0], tasks[1]), m.Feeds.between(tasks[1], review))
+    options = [m.Option(dag_id=dag.dag_id, task_id=review.task_id, name=n) for n in ("Approve", "Escalate")]
+    batch.add(*options)
+    reviewer = m.Actor(kind="airflow_user", actor_id="admin", name="Admin")
+    batch.add(reviewer)
+    for i in range(runs):
+        run = m.DagRun(dag_id=dag.dag_id, run_id=f"manual__{i}", state="success", conf={"ticket": i})
+        ti = m.TaskInstance(dag_id=dag.dag_id, run_id=run.run_id, task_id=review.task_id, try_number=1)
+        decision = m.Decision(
+            dag_id=dag.dag_id,
+            run_id=run.run_id,
+            task_id=review.task_id,
+            subject=f"Ticket {i}",
+            offered=["Approve", "Escalate"],
+            chosen_options=["Approve"],
+            params_input={"reason": "ok ✓"},
+            reason="ok ✓",
+            response_received=True,
+            responded_by="admin",
+            created_at=datetime(2026, 1, 1, 12, i, tzinfo=UTC),
+        )
+        proposal = m.Proposal(dag_id=dag.dag_id, run_id=run.run_id, task_id="draft_response", text="Draft")
+        batch.add(
+            run,
+            ti,
+            decision,
+            proposal,
+            m.HasRun.between(dag, run),
+            m.HasInstance.between(run, ti),
+            m.OfTask.between(ti, review),
+            m.Asked.between(ti, decision),
+            m.AtPoint.between(decision, review),
+            m.DecidedBy.between(decision, reviewer),
+            m.Chose.between(decision, options[0]),
+            m.Reviewed.between(decision, proposal, verdict="approved"),
+            *(m.Offered.between(decision, o) for o in options),
+        )
+    return batch
