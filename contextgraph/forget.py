@@ -196,6 +196,7 @@ def forget(store: GraphStore, plan: ForgetPlan) -> ForgetReport:
         if store.dialect == "embedded":
             store._write(load("embedding_delete", "embedded"), {"keys": plan.decisions})
         _delete(store, "Decision", plan.decisions)
+        _delete(store, "Answer", plan.decisions)  # the reviewer's own answers, keyed like their decision
         try:  # their usefulness scores (contextgraph.usefulness), where any were stored
             _delete(store, "PrecedentUsefulness", plan.decisions)
         except QueryRefusedError:
@@ -325,7 +326,9 @@ class Screen:
         actors: set[str] = set()
         nodes: list[m.Node] = []
         for node in batch.nodes:
-            if isinstance(node, m.Decision | m.Proposal) and self._forgotten(node.label, node.key):
+            # An Answer is keyed like its decision and forgotten with it.
+            kind = "Decision" if isinstance(node, m.Answer) else node.label
+            if isinstance(node, m.Decision | m.Proposal | m.Answer) and self._forgotten(kind, node.key):
                 gone.add(node.key)
                 self.skipped += 1
                 continue

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from stdnum import iban, luhn
 
 from contextgraph import demo
+from contextgraph.source.memory import MemorySource
 
 
 @dataclass
@@ -113,31 +114,15 @@ def other_dag_scenario(n: int = 20) -> demo.Scenario:
     return out
 
 
-class TwoDagSource(demo.ScenarioSource):
+def TwoDagSource(first: demo.Scenario, second: demo.Scenario) -> MemorySource:
     """The demo's source serving two scenarios (two DAGs)."""
-
-    def __init__(self, first: demo.Scenario, second: demo.Scenario) -> None:
-        super().__init__(first)
-        self.second = second
-
-    def dags(self):  # type: ignore[no-untyped-def]
-        return self._served([self.records.dag, self.second.dag])
-
-    def tasks(self, dag_id: str) -> list[dict[str, object]]:
-        self.calls += 1
-        return list(self.records.tasks) if dag_id in (demo.DAG_ID, OTHER_DAG) else []
-
-    def dag_runs(self, **kwargs: object):  # type: ignore[no-untyped-def]
-        return self._served(self.records.runs + self.second.runs)
-
-    def task_instances(self, **kwargs: object):  # type: ignore[no-untyped-def]
-        return self._served(self.records.task_instances + self.second.task_instances)
-
-    def hitl_details(self, **kwargs: object):  # type: ignore[no-untyped-def]
-        return self._served(self.records.hitl_details + self.second.hitl_details)
-
-    def xcom_value(self, dag_id: str, run_id: str, task_id: str) -> object:
-        self.calls += 1
-        wanted = (dag_id, run_id, task_id)
-        found = self.records.xcoms.get(wanted, self.second.xcoms.get(wanted))
-        return dict(found) if isinstance(found, dict) else found
+    return MemorySource(
+        dags=[first.dag, second.dag],
+        tasks={first.dag["dag_id"]: first.tasks, second.dag["dag_id"]: second.tasks},
+        dag_runs=first.runs + second.runs,
+        task_instances=first.task_instances + second.task_instances,
+        hitl_details=first.hitl_details + second.hitl_details,
+        xcoms={**second.xcoms, **first.xcoms},
+        url=demo.AIRFLOW_URL,
+        server_time=first.server_time,
+    )

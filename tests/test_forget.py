@@ -53,7 +53,7 @@ def embedder() -> Model2VecEmbedder:
 
 def _load(store: GraphStore, embedder: Model2VecEmbedder) -> demo.Scenario:
     records, _ = planted_scenario(40)
-    Sync(demo.ScenarioSource(records), store, OPTIONS).run(full=True)
+    Sync(demo.scenario_source(records), store, OPTIONS).run(full=True)
     store.write(m.GraphBatch(edges=list(demo.informed_by(records))))
     embed_pending(store, embedder)
     usefulness.refresh(store)  # stored scores keyed by decision: must go with the decisions
@@ -116,7 +116,7 @@ def test_forget_customer_and_actor_leave_nothing_and_stay_forgotten(
 
     assert_gone()
     # The next sync reads everything again from Airflow: nothing comes back.
-    again = Sync(demo.ScenarioSource(records), store, OPTIONS).run(full=True)
+    again = Sync(demo.scenario_source(records), store, OPTIONS).run(full=True)
     assert again.forgotten_skipped >= len(customer_keys)
     assert again.as_dict()["forgotten_skipped"] == again.forgotten_skipped
     embed_pending(store, embedder)

@@ -42,7 +42,7 @@ def test_redaction_corpus_leaves_no_planted_value(
     monkeypatch.setenv("CONTEXTGRAPH_REDACT", "true")
     monkeypatch.setenv("CONTEXTGRAPH_REDACT_PATTERNS", json.dumps({"customer_ref": r"CUST-\d{6}"}))
     records.hitl_details[0]["body"] += " Account CUST-123456."
-    report = Sync(demo.ScenarioSource(records), store, OPTIONS).run(full=True)
+    report = Sync(demo.scenario_source(records), store, OPTIONS).run(full=True)
     assert report.fetched["HITL details"] == 50 and not report.rejected
     embedder = Model2VecEmbedder(os.environ.get("CONTEXTGRAPH_EMBEDDING_MODEL") or str(SHARED_MODEL))
     assert embed_pending(store, embedder).embedded == 50
@@ -85,7 +85,7 @@ def test_redaction_off_by_default(embedded_store: EmbeddedStore, monkeypatch: py
     monkeypatch.delenv("CONTEXTGRAPH_REDACT", raising=False)
     monkeypatch.delenv("CONTEXTGRAPH_REDACT_PATTERNS", raising=False)
     records, planted = planted_scenario(5)
-    Sync(demo.ScenarioSource(records), embedded_store, OPTIONS).run(full=True)
+    Sync(demo.scenario_source(records), embedded_store, OPTIONS).run(full=True)
     stored = _everything(embedded_store)
     assert all(v in stored for v in planted.all_personal())
 
