@@ -283,6 +283,7 @@ def embed_pending(
             progress(len(rows))
         if len(pending) < batch_size:
             break
+    store.refresh_indexes()  # the embedded store's BM25 and vector index beside its file
     report.seconds = time.perf_counter() - started
     log.info("embedded %d decisions (%d unchanged) with %s", report.embedded, report.unchanged, report.model)
     return report

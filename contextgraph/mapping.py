@@ -10,7 +10,7 @@ import functools
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -345,7 +345,12 @@ def map_decision(
             "timed_out": timed_out,
             "upstream_task_ids": upstream or [],
             "search_text": search_text(
-                record.get("subject"), record.get("body"), proposal_texts, chosen, reason
+                record.get("subject"),
+                record.get("body"),
+                proposal_texts,
+                chosen,
+                reason,
+                _answers(params_input, reason),
             ),
         },
         name,
@@ -432,6 +437,15 @@ def _reason(params_input: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _answers(params_input: Mapping[str, Any], reason: str | None) -> list[str]:
+    """The reviewer's other text entries (e.g. their own reply), the reason and Slack identity aside."""
+    return [
+        v.strip()
+        for k, v in params_input.items()
+        if k != SLACK_IDENTITY_KEY and isinstance(v, str) and v.strip() and v.strip() != reason
+    ]
+
+
 def _user_id(user: Any) -> str | None:
     if isinstance(user, dict):
         ident = user.get("id") or user.get("name")
@@ -482,7 +496,34 @@ def proposal_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str) if value is not None else ""
 
 
-def search_text(subject: Any, body: Any, proposals: list[str], chosen: list[str], reason: str | None) -> str:
-    """What precedent search matches: the question, the AI's proposal, the choice and the reason."""
-    parts = [subject, body, *proposals, " / ".join(chosen), reason]
-    return "\n".join(str(p) for p in parts if isinstance(p, str) and p.strip())
+PRECEDENTS_START = "<!-- contextgraph:precedents -->"
+PRECEDENTS_END = "<!-- /contextgraph:precedents -->"
+"""The marked precedent section of a HITL body: what the reviewer was shown about *other* decisions
+(earlier precedents, lessons and their reasons). Everything from a start marker to the next end
+marker (or to the end of the body, without one) is left out of the decision's search text, so a
+decision is never found for the words of the precedents it quoted. HTML comments: invisible where
+Airflow and Slack render the body as markdown."""
+_PRECEDENT_SECTION = re.compile(
+    re.escape(PRECEDENTS_START) + r".*?(?:" + re.escape(PRECEDENTS_END) + r"|\Z)", re.DOTALL
+)
+
+
+def strip_precedents(text: str) -> str:
+    """`text` without its marked precedent sections (see PRECEDENTS_START)."""
+    if PRECEDENTS_START not in text:
+        return text
+    return _PRECEDENT_SECTION.sub("", text).strip()
+
+
+def search_text(
+    subject: Any,
+    body: Any,
+    proposals: list[str],
+    chosen: list[str],
+    reason: str | None,
+    answers: Sequence[str] = (),
+) -> str:
+    """What precedent search matches: the case (the question, the body without its marked precedent
+    section, the AI's proposal) and its outcome (the choice, the reason, the reviewer's own answers)."""
+    parts = [subject, body, *proposals, " / ".join(chosen), reason, *answers]
+    return "\n".join(strip_precedents(str(p)) for p in parts if isinstance(p, str) and p.strip())

@@ -1,0 +1,261 @@
+"""The one ranking of precedents, the same for every store.
+
+Each store answers only from its own indexes (`GraphStore.vector_candidates`, `text_candidates`,
+`decision_vectors`); this module fuses their lists, optionally reranks, and diversifies:
+
+    1. candidates   vector: the `POOL` answered decisions nearest the query's embedding (cosine)
+                    text:   the `POOL` best by BM25 over the query's content words
+    2. fusion       reciprocal-rank fusion, for each candidate d
+                        score(d) = Σ_s  W[s] / (RRF_K + rank_s(d))        s ∈ {vector, text}
+                               + W["point"] / (RRF_K + 1)   if d was decided at the query's point
+                               + W["neighbours"] / (RRF_K + rank_n(d))
+                    where rank_n ranks the candidates by cosine to the centroid of the
+                    `NEIGHBOURS` best fused candidates (the case's neighbourhood: a candidate whose
+                    kind the other top candidates share rises, a stray lexical match sinks).
+    3. reranking    an optional `Reranker` reorders the top `RERANK_TOP` (none by default).
+    4. diversity    maximal marginal relevance over the fused order:
+                        pick argmax  LAMBDA * relevance(d) - (1 - LAMBDA) * max_{s picked} cos(d, s)
+                    with relevance the fused score scaled to 0..1, so five near-identical
+                    decisions do not fill the list.
+
+Every constant here was chosen on the dev split of `bench/precedents` (see README, "Precedent
+search"); `signals` switches signals off for the evaluation's ablation table.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from contextgraph.embeddings import Embedder
+from contextgraph.errors import EmbeddingError
+from contextgraph.store.base import CandidateFilter, GraphStore
+from contextgraph.words import query_terms
+
+log = logging.getLogger(__name__)
+
+SIGNALS: tuple[str, ...] = ("vector", "text", "point", "neighbours")
+"""The signals the fusion can use; `find_similar_decisions(signals=...)` picks a subset."""
+
+RRF_K = 60.0
+WEIGHTS: dict[str, float] = {"vector": 1.0, "text": 1.0, "point": 0.5, "neighbours": 1.0}
+POOL = 50
+"""How many candidates each index is asked for (at least 5 x k)."""
+NEIGHBOURS = 5
+"""How many of the best fused candidates make the neighbourhood centroid."""
+LAMBDA = 0.85
+"""MMR's trade-off between relevance (1.0) and novelty (0.0)."""
+RERANK_TOP = 20
+
+
+@dataclass
+class Ranked:
+    """One candidate and why it is where it is (ranks are 1-based, None when absent)."""
+
+    key: str
+    score: float = 0.0
+    vector_rank: int | None = None
+    vector_score: float | None = None
+    text_rank: int | None = None
+    text_score: float | None = None
+    neighbour_rank: int | None = None
+    same_point: bool = False
+    vector: Any = field(default=None, repr=False)
+
+
+@runtime_checkable
+class Reranker(Protocol):
+    """Reorders the best candidates for a query (e.g. a cross-encoder or an LLM judge).
+
+    `rerank(query, candidates)` gets (key, text) pairs best first and returns the keys in the new
+    order (keys it leaves out keep their fused order after the returned ones).
+    """
+
+    def rerank(self, query: str, candidates: Sequence[tuple[str, str]]) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class Query:
+    """A precedent search as the ranking needs it."""
+
+    text: str
+    words: list[str]
+    vector: Any  # numpy float32 (dimensions,) or None
+    model: str
+    point: tuple[str, str] | None
+    filters: CandidateFilter
+    signals: frozenset[str]
+
+
+def prepare(
+    embedder: Embedder | None,
+    text: str,
+    *,
+    point: tuple[str, str] | None,
+    filters: CandidateFilter,
+    signals: Collection[str] | None,
+) -> Query:
+    """Tokenise and embed the query once; unknown signal names are a ValueError."""
+    chosen = frozenset(SIGNALS if signals is None else signals)
+    unknown = chosen - set(SIGNALS)
+    if unknown:
+        raise ValueError(f"unknown signals {sorted(unknown)}; known: {', '.join(SIGNALS)}")
+    if embedder is None:
+        chosen -= {"vector", "neighbours"}
+    vector = None
+    if embedder is not None and chosen & {"vector", "neighbours"}:
+        vector = np.asarray(embedder.embed([text])[0], dtype=np.float32)
+    return Query(
+        text=text,
+        words=query_terms(text),
+        vector=vector,
+        model=embedder.name if embedder is not None else "",
+        point=point,
+        filters=filters,
+        signals=chosen,
+    )
+
+
+def rank(
+    store: GraphStore,
+    query: Query,
+    k: int,
+    *,
+    diversify: bool = True,
+    reranker: Reranker | None = None,
+    texts: dict[str, str] | None = None,
+) -> list[Ranked]:
+    """The `k` best candidates for the query, best first (see the module's formula)."""
+    pool = max(POOL, 5 * k)
+    found: dict[str, Ranked] = {}
+    if query.vector is not None and "vector" in query.signals:
+        hits = store.vector_candidates(query.vector.tolist(), query.model, pool, query.filters)
+        if not hits:
+            _explain_no_vectors(store, query)
+        for i, (key, score) in enumerate(hits, start=1):
+            found.setdefault(key, Ranked(key)).__dict__.update(vector_rank=i, vector_score=score)
+    if "text" in query.signals and query.words:
+        for i, (key, score) in enumerate(store.text_candidates(query.words, pool, query.filters), start=1):
+            found.setdefault(key, Ranked(key)).__dict__.update(text_rank=i, text_score=score)
+    if not found:
+        return []
+    for r in found.values():
+        r.same_point = query.point is not None and point_of(r.key) == query.point
+        r.score = _fused(r, query.signals)
+    ordered = sorted(found.values(), key=lambda r: (-r.score, r.key))
+    need_vectors = query.vector is not None and ("neighbours" in query.signals or diversify)
+    if need_vectors:
+        vectors = store.decision_vectors([r.key for r in ordered], query.model)
+        for r in ordered:
+            r.vector = vectors.get(r.key)
+    if "neighbours" in query.signals and query.vector is not None:
+        _neighbours(ordered, query.signals)
+        ordered.sort(key=lambda r: (-r.score, r.key))
+    if reranker is not None and texts is not None:
+        ordered = _rerank(reranker, query.text, ordered, texts)
+    if diversify and need_vectors:
+        return mmr(ordered, k)
+    return ordered[:k]
+
+
+def _fused(r: Ranked, signals: frozenset[str]) -> float:
+    score = 0.0
+    if "vector" in signals and r.vector_rank is not None:
+        score += WEIGHTS["vector"] / (RRF_K + r.vector_rank)
+    if "text" in signals and r.text_rank is not None:
+        score += WEIGHTS["text"] / (RRF_K + r.text_rank)
+    if "point" in signals and r.same_point:
+        score += WEIGHTS["point"] / (RRF_K + 1)
+    return score
+
+
+def _neighbours(ordered: list[Ranked], signals: frozenset[str]) -> None:
+    """Add the neighbourhood signal: rank by cosine to the centroid of the best few candidates."""
+    with_vectors = [r for r in ordered if r.vector is not None]
+    if len(with_vectors) < 2:
+        return
+    top = with_vectors[:NEIGHBOURS]
+    centroid = np.mean(np.stack([r.vector for r in top]), axis=0)
+    norm = float(np.linalg.norm(centroid))
+    if norm == 0:
+        return
+    centroid /= norm
+    sims = np.stack([r.vector for r in with_vectors]) @ centroid
+    for i, index in enumerate(np.argsort(-sims, kind="stable"), start=1):
+        r = with_vectors[int(index)]
+        r.neighbour_rank = i
+        r.score += WEIGHTS["neighbours"] / (RRF_K + i)
+
+
+def mmr(ordered: Sequence[Ranked], k: int, lam: float = LAMBDA) -> list[Ranked]:
+    """Maximal marginal relevance: `k` of the candidates (best first), each next one the most
+    relevant after subtracting its similarity to those already picked (see the module's formula)."""
+    if not ordered:
+        return []
+    hi, lo = ordered[0].score, ordered[-1].score
+    span = (hi - lo) or 1.0
+    left = list(ordered)
+    picked: list[Ranked] = []
+    while left and len(picked) < k:
+        best_i, best = 0, -np.inf
+        for i, r in enumerate(left):
+            relevance = (r.score - lo) / span
+            redundancy = 0.0
+            if r.vector is not None:
+                sims = [float(r.vector @ p.vector) for p in picked if p.vector is not None]
+                redundancy = max(sims, default=0.0)
+            value = lam * relevance - (1 - lam) * redundancy
+            if value > best:
+                best_i, best = i, value
+        picked.append(left.pop(best_i))
+    return picked
+
+
+def _rerank(reranker: Reranker, text: str, ordered: list[Ranked], texts: dict[str, str]) -> list[Ranked]:
+    head = ordered[:RERANK_TOP]
+    order = reranker.rerank(text, [(r.key, texts.get(r.key, "")) for r in head])
+    by_key = {r.key: r for r in head}
+    moved = [by_key[key] for key in dict.fromkeys(order) if key in by_key]
+    rest = [r for r in head if r.key not in set(order)]
+    return moved + rest + ordered[RERANK_TOP:]
+
+
+def _explain_no_vectors(store: GraphStore, query: Query) -> None:
+    """No vector candidates: an error if the store's embeddings come from another model."""
+    models = store.embedding_models()
+    if models and query.model not in models:
+        stored = max(models, key=lambda name: models[name])
+        raise EmbeddingError(
+            f"the store's decisions were embedded with {stored!r}, the configured model is {query.model!r}: "
+            f"run `contextgraph embed` to re-embed them, or set CONTEXTGRAPH_EMBEDDING_MODEL to {stored!r}'s model"
+        )
+
+
+def point_of(key: str) -> tuple[str, str]:
+    """(dag_id, task_id) of a decision key."""
+    parts = split_key(key)
+    return parts[0], parts[2]
+
+
+def split_key(key: str) -> list[str]:
+    """The parts of a natural key (the inverse of model.make_key)."""
+    from contextgraph import model as m
+
+    parts, current, escaped = [], [], False
+    for char in key:
+        if escaped:
+            current.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == m.KEY_SEPARATOR:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return parts
