@@ -515,6 +515,14 @@ def strip_precedents(text: str) -> str:
     return _PRECEDENT_SECTION.sub("", text).strip()
 
 
+def situation_text(subject: Any, body: Any, proposals: Iterable[Any]) -> str:
+    """What precedent search matches a new case against: the situation of a decision -- what was
+    asked (subject), the request as shown (the body without its marked precedent section) and the
+    AI proposals it judged -- not its outcome (choice and reason), which is shown, not matched."""
+    parts = [subject, body, *sorted(p for p in proposals if isinstance(p, str))]
+    return "\n".join(strip_precedents(p).strip() for p in parts if isinstance(p, str) and p.strip())
+
+
 def search_text(
     subject: Any,
     body: Any,

@@ -8,10 +8,6 @@ Each store answers only from its own indexes (`GraphStore.vector_candidates`, `t
     2. fusion       reciprocal-rank fusion, for each candidate d
                         score(d) = Σ_s  W[s] / (RRF_K + rank_s(d))        s ∈ {vector, text}
                                + W["point"] / (RRF_K + 1)   if d was decided at the query's point
-                               + W["neighbours"] / (RRF_K + rank_n(d))
-                    where rank_n ranks the candidates by cosine to the centroid of the
-                    `NEIGHBOURS` best fused candidates (the case's neighbourhood: a candidate whose
-                    kind the other top candidates share rises, a stray lexical match sinks).
     3. reranking    an optional `Reranker` reorders the top `RERANK_TOP` (none by default).
     4. diversity    maximal marginal relevance over the fused order:
                         pick argmax  LAMBDA * relevance(d) - (1 - LAMBDA) * max_{s picked} cos(d, s)
@@ -38,15 +34,13 @@ from contextgraph.words import query_terms
 
 log = logging.getLogger(__name__)
 
-SIGNALS: tuple[str, ...] = ("vector", "text", "point", "neighbours")
+SIGNALS: tuple[str, ...] = ("vector", "text", "point")
 """The signals the fusion can use; `find_similar_decisions(signals=...)` picks a subset."""
 
 RRF_K = 60.0
-WEIGHTS: dict[str, float] = {"vector": 1.0, "text": 1.0, "point": 0.5, "neighbours": 1.0}
+WEIGHTS: dict[str, float] = {"vector": 1.0, "text": 1.0, "point": 1.0}
 POOL = 50
 """How many candidates each index is asked for (at least 5 x k)."""
-NEIGHBOURS = 5
-"""How many of the best fused candidates make the neighbourhood centroid."""
 LAMBDA = 0.85
 """MMR's trade-off between relevance (1.0) and novelty (0.0)."""
 RERANK_TOP = 20
@@ -62,7 +56,6 @@ class Ranked:
     vector_score: float | None = None
     text_rank: int | None = None
     text_score: float | None = None
-    neighbour_rank: int | None = None
     same_point: bool = False
     vector: Any = field(default=None, repr=False)
 
@@ -105,9 +98,9 @@ def prepare(
     if unknown:
         raise ValueError(f"unknown signals {sorted(unknown)}; known: {', '.join(SIGNALS)}")
     if embedder is None:
-        chosen -= {"vector", "neighbours"}
+        chosen -= {"vector"}
     vector = None
-    if embedder is not None and chosen & {"vector", "neighbours"}:
+    if embedder is not None and "vector" in chosen:
         vector = np.asarray(embedder.embed([text])[0], dtype=np.float32)
     return Query(
         text=text,
@@ -147,14 +140,11 @@ def rank(
         r.same_point = query.point is not None and point_of(r.key) == query.point
         r.score = _fused(r, query.signals)
     ordered = sorted(found.values(), key=lambda r: (-r.score, r.key))
-    need_vectors = query.vector is not None and ("neighbours" in query.signals or diversify)
+    need_vectors = query.vector is not None and diversify
     if need_vectors:
         vectors = store.decision_vectors([r.key for r in ordered], query.model)
         for r in ordered:
             r.vector = vectors.get(r.key)
-    if "neighbours" in query.signals and query.vector is not None:
-        _neighbours(ordered, query.signals)
-        ordered.sort(key=lambda r: (-r.score, r.key))
     if reranker is not None and texts is not None:
         ordered = _rerank(reranker, query.text, ordered, texts)
     if diversify and need_vectors:
@@ -173,46 +163,29 @@ def _fused(r: Ranked, signals: frozenset[str]) -> float:
     return score
 
 
-def _neighbours(ordered: list[Ranked], signals: frozenset[str]) -> None:
-    """Add the neighbourhood signal: rank by cosine to the centroid of the best few candidates."""
-    with_vectors = [r for r in ordered if r.vector is not None]
-    if len(with_vectors) < 2:
-        return
-    top = with_vectors[:NEIGHBOURS]
-    centroid = np.mean(np.stack([r.vector for r in top]), axis=0)
-    norm = float(np.linalg.norm(centroid))
-    if norm == 0:
-        return
-    centroid /= norm
-    sims = np.stack([r.vector for r in with_vectors]) @ centroid
-    for i, index in enumerate(np.argsort(-sims, kind="stable"), start=1):
-        r = with_vectors[int(index)]
-        r.neighbour_rank = i
-        r.score += WEIGHTS["neighbours"] / (RRF_K + i)
-
-
 def mmr(ordered: Sequence[Ranked], k: int, lam: float = LAMBDA) -> list[Ranked]:
     """Maximal marginal relevance: `k` of the candidates (best first), each next one the most
-    relevant after subtracting its similarity to those already picked (see the module's formula)."""
+    relevant after subtracting its similarity to those already picked (see the module's formula).
+    Candidates without a vector count as unlike every other."""
     if not ordered:
         return []
-    hi, lo = ordered[0].score, ordered[-1].score
-    span = (hi - lo) or 1.0
-    left = list(ordered)
-    picked: list[Ranked] = []
-    while left and len(picked) < k:
-        best_i, best = 0, -np.inf
-        for i, r in enumerate(left):
-            relevance = (r.score - lo) / span
-            redundancy = 0.0
-            if r.vector is not None:
-                sims = [float(r.vector @ p.vector) for p in picked if p.vector is not None]
-                redundancy = max(sims, default=0.0)
-            value = lam * relevance - (1 - lam) * redundancy
-            if value > best:
-                best_i, best = i, value
-        picked.append(left.pop(best_i))
-    return picked
+    head = list(ordered[: max(4 * k, 20)])
+    scores = np.array([r.score for r in head])
+    span = float(scores.max() - scores.min()) or 1.0
+    relevance = (scores - scores.min()) / span
+    width = next((len(r.vector) for r in head if r.vector is not None), 0)
+    matrix = np.stack([r.vector if r.vector is not None else np.zeros(width, np.float32) for r in head])
+    similar = matrix @ matrix.T if width else np.zeros((len(head), len(head)))
+    redundancy = np.zeros(len(head))
+    left = np.ones(len(head), dtype=bool)
+    picked: list[int] = []
+    while left.any() and len(picked) < k:
+        value = np.where(left, lam * relevance - (1 - lam) * redundancy, -np.inf)
+        i = int(np.argmax(value))
+        picked.append(i)
+        left[i] = False
+        redundancy = np.maximum(redundancy, similar[i])
+    return [head[i] for i in picked]
 
 
 def _rerank(reranker: Reranker, text: str, ordered: list[Ranked], texts: dict[str, str]) -> list[Ranked]:
@@ -245,6 +218,8 @@ def split_key(key: str) -> list[str]:
     """The parts of a natural key (the inverse of model.make_key)."""
     from contextgraph import model as m
 
+    if "\\" not in key:
+        return key.split(m.KEY_SEPARATOR)
     parts, current, escaped = [], [], False
     for char in key:
         if escaped:

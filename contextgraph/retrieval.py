@@ -61,7 +61,6 @@ class Signals(BaseModel):
     vector_score: float | None = None
     text_rank: int | None = None
     text_score: float | None = None
-    neighbour_rank: int | None = None
     same_point: bool = False
 
 
@@ -189,7 +188,6 @@ def _precedent(d: Row, hit: ranking.Ranked, airflow_url: str | None) -> Preceden
             vector_score=hit.vector_score,
             text_rank=hit.text_rank,
             text_score=hit.text_score,
-            neighbour_rank=hit.neighbour_rank,
             same_point=hit.same_point,
         ),
     )

@@ -224,11 +224,15 @@ class GraphStore(ABC):
         details: dict[str, Row] = {}
         if not keys:
             return details
-        for row in self._read(load("precedent_details", self.dialect), {"keys": list(keys)}):
-            folded = details.setdefault(row["key"], dict(row))
-            for name in ("proposal", "verdict", "actor_name", "actor_id"):
-                if folded.get(name) is None and row.get(name) is not None:
-                    folded[name] = row[name]
+        params = {"keys": list(keys)}
+        for row in self._read(load("precedent_details", self.dialect), params):
+            details[row["key"]] = {**row, "proposal": None, "verdict": None, "actor_name": None, "actor_id": None}
+        for name in ("precedent_proposals", "precedent_reviewers"):
+            for row in self._read(load(name, self.dialect), params):
+                folded = details.get(row["key"])
+                for field_name, value in row.items():
+                    if folded is not None and folded.get(field_name) is None:
+                        folded[field_name] = value
         return details
 
     def refresh_indexes(self, *, force: bool = False) -> None:

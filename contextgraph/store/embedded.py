@@ -188,6 +188,8 @@ class EmbeddedStore(GraphStore):
         index that exists is only rebuilt when answered decisions were written since it was built."""
         import numpy as np
 
+        from contextgraph.embeddings import decision_text
+
         if not force and self.index.exists() and not self._index_stale:
             return
         table = self._arrow(load("index_rows", self.dialect))
@@ -206,8 +208,10 @@ class EmbeddedStore(GraphStore):
             for t in columns["answered_at"]
         ]
         texts = [
-            t or "\n".join(p for p in (s, r) if p)
-            for t, s, r in zip(columns["text"], columns["subject"], columns["reason"], strict=True)
+            decision_text({"subject": s, "body": b, "proposals": p, "text": t})
+            for s, b, p, t in zip(
+                columns["subject"], columns["body"], columns["proposals"], columns["text"], strict=True
+            )
         ]
         self.index.build(
             IndexRows(

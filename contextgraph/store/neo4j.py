@@ -89,7 +89,7 @@ class Neo4jStore(GraphStore):
 
     def ensure_schema(self, dimensions: int = DEFAULT_DIMENSIONS) -> None:
         words = self._read("SHOW INDEXES YIELD name, properties WHERE name = 'decision_text' RETURN properties", {})
-        if words and list(words[0]["properties"] or []) != ["search_text"]:
+        if words and list(words[0]["properties"] or []) != ["situation_text"]:
             log.info("the full-text index decision_text indexes %s: recreating it", words[0]["properties"])
             self._write("DROP INDEX decision_text IF EXISTS", {})
         for statement in statements(load("schema")):
@@ -132,6 +132,7 @@ class Neo4jStore(GraphStore):
                 "vector": r.vector.tolist(),
                 "text_hash": r.text_hash,
                 "content_hash": r.content_hash,
+                "text": r.text,
             }
             for r in rows
             if r.vector is not None
