@@ -1,73 +1,389 @@
-"""How well does precedent search rank the right past decision? hit@1, hit@3 and MRR per signal.
+"""How well does precedent search rank the past decisions an agent should see? On cases nobody tuned for.
 
-    .venv/bin/python -m bench.eval_precedents [--store neo4j|embedded|both] [--json]
+    python -m bench.eval_precedents [--store neo4j|embedded|both] [--split dev|test|both]
+                                    [--json] [--smoke] [--corpus DIR]
 
-Writes `bench.cases.CASES` (47 answered decisions, 11 kinds of cases, two decision points) into a
-fresh store, embeds them with CONTEXTGRAPH_EMBEDDING_MODEL (default: the shared model folder),
-then asks each of `bench.cases.QUERIES` (new cases whose right precedents are known) with
-vector-only, text-only and hybrid ranking. Neo4j: NEO4J_URI if set (its database is wiped!),
-else a throw-away server from the tests' launcher. The embedded store lives in a temp folder.
+The corpus (`bench/precedents/`, see its README) is loaded and validated by `bench.corpus`, turned
+into the records Airflow's REST API v2 returns, and ingested the user's way (Source → Sync →
+store → embed_pending) into a fresh store: Neo4j (NEO4J_URI if set — its database is wiped! —
+else a throw-away server from the tests' launcher) and/or the embedded store in a temp folder.
+Embedder: CONTEXTGRAPH_EMBEDDING_MODEL (default: the shared model folder).
+
+Each new case of the split asks `contextgraph.retrieval.find_similar_decisions(query,
+point=(dag_id, task_id))`, as the agent tools do. Printed per split and store:
+
+* hit@1, hit@3 (a result with relevance >= 1 at rank <= k), MRR (first relevant result), nDCG@5
+  (graded gains 2^grade - 1 over the ideal order of all graded decisions), ms/query, for hybrid
+  and each single signal (mode="vector", mode="text");
+* ablation: hybrid with each signal removed, if `contextgraph.retrieval` exposes `SIGNALS` and
+  `find_similar_decisions` takes `signals=` (else a note);
+* two same-run baselines with no graph, over subject + request + proposal + reason: plain cosine
+  with the same embedder (numpy), plain BM25 (`bm25s`, English stop words, no stemmer);
+* hit@1 per kind of case (kinds live only here: the ranking never sees them nor any corpus id);
+* lesson coverage, if `contextgraph.retrieval` exposes `find_lessons`: share of cases whose top
+  lesson's exemplars include a grade-2 precedent, and whether every lesson's option shares add up;
+* the seed check: does "Feature request: more granular cost attribution" find the dark-mode
+  "check the roadmap first" decision first?
+
+Figures also go to bench/results/precedents-latest.json. `--smoke` runs the old 27 cases of
+`bench/cases.py` instead (a quick dev set; the ranking's weights were chosen on them).
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
+import math
 import os
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from bench.cases import CASES, QUERIES, build_batch
+from bench.corpus import CORPUS_DIR, Corpus, Ingested, NewCase, PastDecision, ingest, load_corpus
+from contextgraph import retrieval
 from contextgraph.embeddings import Embedder, Model2VecEmbedder, embed_pending
 from contextgraph.retrieval import Mode, find_similar_decisions
 from contextgraph.store import EmbeddedStore, GraphStore, Neo4jStore
 
-SHARED_MODEL = Path(__file__).resolve().parent.parent.parent / "shared" / "models" / "m2v-minilm-l6-256"
-MODES: tuple[Mode, ...] = ("vector", "text", "hybrid")
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_MODEL = ROOT.parent / "shared" / "models" / "m2v-minilm-l6-256"
+RESULTS = ROOT / "bench" / "results" / "precedents-latest.json"
+MODES: tuple[Mode, ...] = ("hybrid", "vector", "text")
+STORES = ("neo4j", "embedded")
+SPLITS = ("dev", "test")
+K = 10
+"""Results asked per query (hit@3, MRR and nDCG@5 look at these)."""
+SEED_QUERY = "Feature request: more granular cost attribution"
+SEED_REASON = "check the roadmap first"
+
+Ranker = Callable[[str, tuple[str, str]], list[str]]
+"""(query, (dag_id, task_id)) -> corpus ids of past decisions, best first."""
+
+
+# --- metrics -------------------------------------------------------------------------------------
 
 
 @dataclass
 class Metrics:
+    """Ranking quality over a set of queries; rates in 0..1, time in ms per query."""
+
     queries: int
     hit_at_1: float
     hit_at_3: float
     mrr: float
+    ndcg_at_5: float
     ms_per_query: float
 
 
-def load_cases(store: GraphStore, embedder: Embedder) -> dict[str, str]:
-    """Write the cases and embed them; returns case id -> decision key."""
-    batch, keys = build_batch(CASES)
-    store.write(batch)
-    embed_pending(store, embedder)
-    return keys
+def ndcg(ranked: Sequence[str], grades: dict[str, int], k: int = 5) -> float:
+    """nDCG@k with gains 2^grade - 1 and log2 discounts; 0.0 when nothing is relevant."""
+    gain = sum((2 ** grades.get(r, 0) - 1) / math.log2(i + 2) for i, r in enumerate(ranked[:k]))
+    ideal = sorted(grades.values(), reverse=True)[:k]
+    best = sum((2**g - 1) / math.log2(i + 2) for i, g in enumerate(ideal))
+    return gain / best if best else 0.0
 
 
-def evaluate(store: GraphStore, embedder: Embedder, keys: dict[str, str], mode: Mode, k: int = 10) -> Metrics:
-    hits1 = hits3 = 0
-    reciprocal = 0.0
-    started = time.perf_counter()
-    for query in QUERIES:
-        found = find_similar_decisions(store, embedder, query.text, k=k, point=query.point, mode=mode)
-        wanted = {keys[case_id] for case_id in query.relevant}
-        rank = next((i for i, p in enumerate(found, start=1) if p.key in wanted), None)
-        if rank is not None:
-            hits1 += rank == 1
-            hits3 += rank <= 3
-            reciprocal += 1.0 / rank
-    n = len(QUERIES)
-    elapsed = (time.perf_counter() - started) * 1000 / n
-    return Metrics(n, round(hits1 / n, 3), round(hits3 / n, 3), round(reciprocal / n, 3), round(elapsed, 1))
+def first_relevant(ranked: Sequence[str], grades: dict[str, int]) -> int | None:
+    """1-based rank of the first result with grade >= 1, or None."""
+    return next((i for i, r in enumerate(ranked, start=1) if grades.get(r, 0) >= 1), None)
 
 
-def evaluate_all(store: GraphStore, embedder: Embedder) -> dict[str, Metrics]:
-    keys = load_cases(store, embedder)
-    return {mode: evaluate(store, embedder, keys, mode) for mode in MODES}
+def metrics(rankings: Sequence[Sequence[str]], grades: Sequence[dict[str, int]], ms: float) -> Metrics:
+    """Metrics of ranked corpus ids (one list per query) against each query's grades."""
+    n = len(rankings)
+    ranks = [first_relevant(r, g) for r, g in zip(rankings, grades, strict=True)]
+    return Metrics(
+        n,
+        round(sum(r == 1 for r in ranks) / n, 3) if n else 0.0,
+        round(sum(r is not None and r <= 3 for r in ranks) / n, 3) if n else 0.0,
+        round(sum(1 / r for r in ranks if r) / n, 3) if n else 0.0,
+        round(sum(ndcg(r, g) for r, g in zip(rankings, grades, strict=True)) / n, 3) if n else 0.0,
+        round(ms / n, 1) if n else 0.0,
+    )
+
+
+@dataclass
+class Run:
+    """One ranking over one split: its metrics and each case's ranked corpus ids."""
+
+    metrics: Metrics
+    ranked: dict[str, list[str]]
+
+
+def run_ranker(rank: Ranker, cases: Sequence[NewCase], corpus: Corpus) -> Run:
+    ranked: dict[str, list[str]] = {}
+    began = time.perf_counter()
+    for case in cases:
+        ranked[case.id] = rank(case.query, (case.dag_id, case.task_id))
+    ms = (time.perf_counter() - began) * 1000
+    rankings = [ranked[c.id] for c in cases]
+    return Run(metrics(rankings, [corpus.grades(c) for c in cases], ms), ranked)
+
+
+# --- the rankings --------------------------------------------------------------------------------
+
+
+def decision_ids(store: GraphStore, ingested: Ingested) -> dict[str, str]:
+    """Decision key -> corpus id, read from the store (whatever the keys are made of)."""
+    rows = store.query("MATCH (d:Decision) RETURN d.key AS key, d.dag_id AS dag_id, d.run_id AS run_id", {})
+    return {
+        r["key"]: ingested.ids[(r["dag_id"], r["run_id"])]
+        for r in rows
+        if (r["dag_id"], r["run_id"]) in ingested.ids
+    }
+
+
+def signals_supported() -> tuple[str, ...]:
+    """The ranking's signal names, if it lets a caller choose them (`SIGNALS` + `signals=`)."""
+    names = getattr(retrieval, "SIGNALS", None)
+    if names is None or "signals" not in inspect.signature(find_similar_decisions).parameters:
+        return ()
+    return tuple(names)
+
+
+def graph_ranker(
+    store: GraphStore,
+    embedder: Embedder,
+    ids: dict[str, str],
+    mode: Mode,
+    signals: Sequence[str] | None = None,
+) -> Ranker:
+    """contextgraph's precedent search, as the agent tools call it (a preference for the point)."""
+    extra: dict[str, Any] = {} if signals is None else {"signals": tuple(signals)}
+
+    def rank(query: str, point: tuple[str, str]) -> list[str]:
+        found = find_similar_decisions(store, embedder, query, point=point, k=K, mode=mode, **extra)
+        return [ids.get(p.key, f"?{p.key}") for p in found]
+
+    return rank
+
+
+class CosineBaseline:
+    """Plain cosine over subject + request + proposal + reason with the same embedder; no graph."""
+
+    def __init__(self, past: Sequence[PastDecision], embedder: Embedder) -> None:
+        self.ids = [p.id for p in past]
+        self.embedder = embedder
+        self.matrix = _normalised(
+            np.asarray(embedder.embed([p.index_text() for p in past]), dtype=np.float32)
+        )
+
+    def __call__(self, query: str, point: tuple[str, str]) -> list[str]:
+        vector = _normalised(np.asarray(self.embedder.embed([query]), dtype=np.float32))[0]
+        scores = self.matrix @ vector
+        return [self.ids[i] for i in np.argsort(-scores, kind="stable")[:K]]
+
+
+def _normalised(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms == 0, 1, norms)
+
+
+class BM25Baseline:
+    """Plain BM25 (`bm25s`, English stop words, no stemmer) over the same text; no graph."""
+
+    def __init__(self, past: Sequence[PastDecision]) -> None:
+        import bm25s
+
+        self.bm25s = bm25s
+        self.ids = [p.id for p in past]
+        self.index = bm25s.BM25()
+        tokens = bm25s.tokenize([p.index_text() for p in past], stopwords="en", show_progress=False)
+        self.index.index(tokens, show_progress=False)
+
+    def __call__(self, query: str, point: tuple[str, str]) -> list[str]:
+        words = self.bm25s.tokenize([query], stopwords="en", return_ids=False, show_progress=False)[0]
+        if not words:
+            return []
+        scores = self.index.get_scores(words)
+        return [self.ids[i] for i in np.argsort(-scores, kind="stable")[:K] if scores[i] > 0]
+
+
+# --- lessons and the seed ------------------------------------------------------------------------
+
+
+def lessons_supported() -> Callable[..., Any] | None:
+    return getattr(retrieval, "find_lessons", None)
+
+
+def _call_lessons(
+    find: Callable[..., Any], store: GraphStore, embedder: Embedder, case: NewCase
+) -> list[Any]:
+    wanted = inspect.signature(find).parameters
+    kwargs: dict[str, Any] = {}
+    if "point" in wanted:
+        kwargs["point"] = (case.dag_id, case.task_id)
+    return list(find(store, embedder, case.query, **kwargs))
+
+
+def _field(item: Any, *names: str) -> Any:
+    for name in names:
+        value = item.get(name) if isinstance(item, dict) else getattr(item, name, None)
+        if value is not None:
+            return value
+    return None
+
+
+def _shares_add_up(lesson: Any) -> bool | None:
+    """Do the lesson's option shares add up (counts to its count, fractions to 1)? None: unreadable."""
+    shares = _field(lesson, "shares", "option_shares", "options")
+    if isinstance(shares, dict):
+        values = list(shares.values())
+    elif isinstance(shares, list):
+        values = [_field(s, "count", "n", "share", "fraction") for s in shares]
+    else:
+        return None
+    if not values or not all(isinstance(v, int | float) for v in values):
+        return None
+    total = sum(values)
+    count = _field(lesson, "count", "size", "n")
+    if all(isinstance(v, int) for v in values) and isinstance(count, int):
+        return bool(total == count)
+    return abs(total - 1.0) < 1e-6 or (isinstance(count, int | float) and abs(total - count) < 1e-6)
+
+
+def lesson_coverage(
+    store: GraphStore, embedder: Embedder, ids: dict[str, str], cases: Sequence[NewCase], corpus: Corpus
+) -> dict[str, Any]:
+    """Share of cases whose top lesson's exemplars include a grade-2 precedent; shares adding up."""
+    find = lessons_supported()
+    if find is None:
+        return {"available": False, "note": "n/a: contextgraph.retrieval has no find_lessons"}
+    covered = add_up = lessons_seen = unreadable = 0
+    began = time.perf_counter()
+    for case in cases:
+        lessons = _call_lessons(find, store, embedder, case)
+        grades = corpus.grades(case)
+        for lesson in lessons:
+            ok = _shares_add_up(lesson)
+            lessons_seen += 1
+            add_up += ok is True
+            unreadable += ok is None
+        if lessons:
+            exemplars = _field(lessons[0], "exemplars", "examples") or []
+            keys = [_field(e, "key") for e in exemplars]
+            if any(grades.get(ids.get(k or "", ""), 0) == 2 for k in keys):
+                covered += 1
+    n = len(cases)
+    return {
+        "available": True,
+        "coverage": round(covered / n, 3) if n else 0.0,
+        "lessons": lessons_seen,
+        "shares_add_up": add_up,
+        "shares_unreadable": unreadable,
+        "ms_per_query": round((time.perf_counter() - began) * 1000 / n, 1) if n else 0.0,
+    }
+
+
+def seed_target(corpus: Corpus) -> str | None:
+    """The dark-mode decision whose reason is "check the roadmap first"."""
+    for past in corpus.past:
+        reason = (past.reason or "").lower()
+        if reason.startswith(SEED_REASON) and "dark mode" in (past.request + past.subject).lower():
+            return past.id
+    return None
+
+
+def seed_check(store: GraphStore, embedder: Embedder, ids: dict[str, str], corpus: Corpus) -> bool | None:
+    """Is the dark-mode roadmap decision the first hybrid result for the seed query? None: not in corpus."""
+    target = seed_target(corpus)
+    case = next((c for c in corpus.cases if c.query.strip().lower() == SEED_QUERY.lower()), None)
+    if target is None or case is None:
+        return None
+    ranked = graph_ranker(store, embedder, ids, "hybrid")(case.query, (case.dag_id, case.task_id))
+    return bool(ranked) and ranked[0] == target
+
+
+# --- one store -----------------------------------------------------------------------------------
+
+
+@dataclass
+class SplitResult:
+    """Everything measured on one split of one store."""
+
+    modes: dict[str, Metrics]
+    ablation: dict[str, Metrics] = field(default_factory=dict)
+    ablation_note: str = ""
+    per_kind_hit_at_1: dict[str, float] = field(default_factory=dict)
+    lessons: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StoreResult:
+    ingest_seconds: float
+    decisions: int
+    seed_first: bool | None
+    splits: dict[str, SplitResult]
+
+
+def per_kind(run: Run, cases: Sequence[NewCase], corpus: Corpus) -> dict[str, float]:
+    """hit@1 per kind of case."""
+    hits: dict[str, list[bool]] = defaultdict(list)
+    for case in cases:
+        ranked = run.ranked[case.id]
+        hits[case.kind].append(bool(ranked) and corpus.grades(case).get(ranked[0], 0) >= 1)
+    return {kind: round(sum(v) / len(v), 3) for kind, v in sorted(hits.items())}
+
+
+def evaluate_store(
+    store: GraphStore, embedder: Embedder, corpus: Corpus, splits: Sequence[str], *, lessons: bool = True
+) -> StoreResult:
+    """Ingest the corpus into an empty store (schema applied) and measure every ranking on `splits`."""
+    ingested = ingest(store, embedder, corpus)
+    ids = decision_ids(store, ingested)
+    signals = signals_supported()
+    results: dict[str, SplitResult] = {}
+    for split in splits:
+        cases = corpus.split(split)
+        runs = {mode: run_ranker(graph_ranker(store, embedder, ids, mode), cases, corpus) for mode in MODES}
+        result = SplitResult({mode: r.metrics for mode, r in runs.items()})
+        result.per_kind_hit_at_1 = per_kind(runs["hybrid"], cases, corpus)
+        if signals:
+            for removed in signals:
+                kept = [s for s in signals if s != removed]
+                rank = graph_ranker(store, embedder, ids, "hybrid", signals=kept)
+                result.ablation[f"-{removed}"] = run_ranker(rank, cases, corpus).metrics
+        else:
+            result.ablation_note = (
+                "n/a: the ranking exposes no SIGNALS / signals= (contextgraph.retrieval); no ablation"
+            )
+        if lessons:
+            result.lessons = lesson_coverage(store, embedder, ids, cases, corpus)
+        results[split] = result
+    return StoreResult(
+        round(ingested.seconds, 2), len(ids), seed_check(store, embedder, ids, corpus), results
+    )
+
+
+def baselines(corpus: Corpus, embedder: Embedder, splits: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The no-graph baselines per split: metrics and hit@1 per kind."""
+    rankers: dict[str, Ranker] = {
+        "cosine": CosineBaseline(corpus.past, embedder),
+        "bm25": BM25Baseline(corpus.past),
+    }
+    found: dict[str, dict[str, Any]] = {}
+    for split in splits:
+        cases = corpus.split(split)
+        found[split] = {}
+        for name, rank in rankers.items():
+            run = run_ranker(rank, cases, corpus)
+            found[split][name] = {"metrics": run.metrics, "per_kind_hit_at_1": per_kind(run, cases, corpus)}
+    return found
+
+
+# --- stores --------------------------------------------------------------------------------------
 
 
 def default_embedder() -> Embedder:
@@ -76,6 +392,7 @@ def default_embedder() -> Embedder:
 
 @contextmanager
 def neo4j_store() -> Iterator[Neo4jStore]:
+    """A wiped Neo4j with the schema: NEO4J_URI's server if set, else a throw-away one."""
     from contextgraph.config import Neo4jSettings
 
     if os.environ.get("NEO4J_URI"):
@@ -103,6 +420,7 @@ def neo4j_store() -> Iterator[Neo4jStore]:
 
 @contextmanager
 def embedded_store() -> Iterator[EmbeddedStore]:
+    """An empty embedded store with the schema, in a temp folder removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="contextgraph-eval-") as folder:
         store = EmbeddedStore(Path(folder) / "graph.lbdb")
         store.ensure_schema()
@@ -112,28 +430,165 @@ def embedded_store() -> Iterator[EmbeddedStore]:
             store.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", choices=["neo4j", "embedded", "both"], default="both")
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-    args = parser.parse_args(argv)
-    embedder = default_embedder()
+OPENERS: dict[str, Callable[[], Any]] = {"neo4j": neo4j_store, "embedded": embedded_store}
+
+
+# --- the smoke set (bench/cases.py) --------------------------------------------------------------
+
+
+def load_cases(store: GraphStore, embedder: Embedder) -> dict[str, str]:
+    """Write the smoke cases and embed them; returns case id -> decision key."""
+    batch, keys = build_batch(CASES)
+    store.write(batch)
+    embed_pending(store, embedder)
+    return keys
+
+
+def evaluate_all(store: GraphStore, embedder: Embedder) -> dict[str, Metrics]:
+    """The smoke set (bench/cases.py, 27 queries) on an empty store: metrics per mode."""
+    keys = load_cases(store, embedder)
+    by_key = {key: case_id for case_id, key in keys.items()}
+    found: dict[str, Metrics] = {}
+    for mode in MODES:
+        rankings, grades = [], []
+        began = time.perf_counter()
+        for query in QUERIES:
+            results = find_similar_decisions(store, embedder, query.text, k=K, point=query.point, mode=mode)
+            rankings.append([by_key.get(p.key, p.key) for p in results])
+            grades.append(dict.fromkeys(query.relevant, 1))
+        found[mode] = metrics(rankings, grades, (time.perf_counter() - began) * 1000)
+    return found
+
+
+# --- output --------------------------------------------------------------------------------------
+
+HEADER = f"{'ranking':<34} {'hit@1':>6} {'hit@3':>6} {'MRR':>6} {'nDCG@5':>7} {'ms/q':>7}"
+
+
+def _row(name: str, m: Metrics) -> str:
+    return (
+        f"{name:<34} {m.hit_at_1:>6.3f} {m.hit_at_3:>6.3f} {m.mrr:>6.3f} {m.ndcg_at_5:>7.3f} "
+        f"{m.ms_per_query:>7.1f}"
+    )
+
+
+def _yes(value: bool | None) -> str:
+    return "n/a" if value is None else ("yes" if value else "no")
+
+
+def print_report(
+    report: dict[str, Any], stores: dict[str, StoreResult], base: dict[str, dict[str, Any]]
+) -> None:
+    print(f"{report['corpus']}; model {report['model']}")
+    for split in report["splits"]:
+        n = next(iter(base[split].values()))["metrics"].queries
+        print(f"\n== {split} split ({n} cases) ==")
+        print(HEADER)
+        for store_name, result in stores.items():
+            for mode, m in result.splits[split].modes.items():
+                print(_row(f"{store_name} {mode}", m))
+        for name, b in base[split].items():
+            print(_row(f"baseline {name} (no graph)", b["metrics"]))
+        print("\nablation: hybrid with one signal removed")
+        for store_name, result in stores.items():
+            r = result.splits[split]
+            if r.ablation_note:
+                print(f"  {store_name}: {r.ablation_note}")
+            for name, m in r.ablation.items():
+                print(_row(f"{store_name} hybrid {name}", m))
+        kinds = sorted({k for b in base[split].values() for k in b["per_kind_hit_at_1"]})
+        columns = [*(f"{s} hybrid" for s in stores), *base[split]]
+        print("\nhit@1 per kind of case: " + " | ".join(columns))
+        for kind in kinds:
+            values = [result.splits[split].per_kind_hit_at_1.get(kind) for result in stores.values()]
+            values += [b["per_kind_hit_at_1"].get(kind) for b in base[split].values()]
+            print(f"  {kind:<32} " + " ".join(f"{v:>6.2f}" if v is not None else "     -" for v in values))
+        for store_name, result in stores.items():
+            lessons = result.splits[split].lessons
+            if not lessons.get("available"):
+                print(f"lesson coverage ({store_name}): {lessons.get('note', 'n/a')}")
+            else:
+                print(
+                    f"lesson coverage ({store_name}): {lessons['coverage']:.3f} of cases; option shares add "
+                    f"up in {lessons['shares_add_up']} of {lessons['lessons']} lessons"
+                    + (
+                        f" ({lessons['shares_unreadable']} unreadable)"
+                        if lessons["shares_unreadable"]
+                        else ""
+                    )
+                )
+    print()
+    for store_name, result in stores.items():
+        print(
+            f"seed case first ({store_name}): {_yes(result.seed_first)}  "
+            f"[ingest of {result.decisions} decisions: {result.ingest_seconds:.1f} s]"
+        )
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        )
+    except OSError:
+        return None
+    return out.stdout.strip() or None
+
+
+def run_smoke(store_names: Sequence[str], embedder: Embedder, as_json: bool) -> int:
     results: dict[str, dict[str, Metrics]] = {}
-    for name, opener in (("neo4j", neo4j_store), ("embedded", embedded_store)):
-        if args.store in (name, "both"):
-            with opener() as store:
-                results[name] = evaluate_all(store, embedder)
-    if args.json:
+    for name in store_names:
+        with OPENERS[name]() as store:
+            results[name] = evaluate_all(store, embedder)
+    if as_json:
         print(json.dumps({s: {m: asdict(v) for m, v in r.items()} for s, r in results.items()}, indent=2))
         return 0
-    print(f"{len(QUERIES)} queries over {len(CASES)} past decisions, model {embedder.name}")
-    print(f"{'store':<10} {'ranking':<8} {'hit@1':>6} {'hit@3':>6} {'MRR':>6} {'ms/query':>9}")
+    print(f"smoke set: {len(QUERIES)} queries over {len(CASES)} past decisions, model {embedder.name}")
+    print(HEADER)
     for store_name, by_mode in results.items():
-        for mode, metric in by_mode.items():
-            print(
-                f"{store_name:<10} {mode:<8} {metric.hit_at_1:>6.3f} {metric.hit_at_3:>6.3f} "
-                f"{metric.mrr:>6.3f} {metric.ms_per_query:>9.1f}"
-            )
+        for mode, m in by_mode.items():
+            print(_row(f"{store_name} {mode}", m))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--store", choices=["neo4j", "embedded", "both"], default="both")
+    parser.add_argument("--split", choices=["dev", "test", "both"], default="both")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--smoke", action="store_true", help="the old 27 cases of bench/cases.py instead")
+    parser.add_argument("--corpus", type=Path, default=CORPUS_DIR, help="folder of the corpus files")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="where the JSON results go")
+    args = parser.parse_args(argv)
+    store_names = [s for s in STORES if args.store in (s, "both")]
+    splits = [s for s in SPLITS if args.split in (s, "both")]
+    embedder = default_embedder()
+    if args.smoke:
+        return run_smoke(store_names, embedder, args.json)
+    corpus = load_corpus(args.corpus)
+    stores: dict[str, StoreResult] = {}
+    for name in store_names:
+        with OPENERS[name]() as store:
+            stores[name] = evaluate_store(store, embedder, corpus, splits)
+    base = baselines(corpus, embedder, splits)
+    report: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": _git_commit(),
+        "corpus": corpus.summary(),
+        "model": embedder.name,
+        "splits": splits,
+        "signals": list(signals_supported()),
+        "stores": {name: asdict(result) for name, result in stores.items()},
+        "baselines": {
+            s: {n: {**b, "metrics": asdict(b["metrics"])} for n, b in v.items()} for s, v in base.items()
+        },
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_report(report, stores, base)
     return 0
 
 

@@ -1,0 +1,715 @@
+"""The precedent evaluation corpus (`bench/precedents/*.json`): load, validate, turn into Airflow records.
+
+    corpus = load_corpus()                      # validated past decisions and new cases
+    records = airflow_records(corpus)           # what Airflow's REST API v2 would return for them
+    ingested = ingest(store, embedder, corpus)  # the user's path: Source -> Sync -> store -> embed
+
+`load_corpus` reads every `past_*.json` and `cases_*.json` of the folder (schema:
+`bench/precedents/README.md`) and raises `CorpusError` listing every problem as
+`file: id: field: reason` (unknown decision point, a chosen option that was not offered, a
+relevant id that names no past decision, a duplicate id, …).
+
+`airflow_records` turns each past decision into the records an Airflow 3.3 server returns for one
+DAG run of the decision point's DAG: the DAG (`GET /api/v2/dags`), its tasks with their
+downstream ids (`…/tasks`: e.g. fetch_ticket → draft_response → review_response →
+act_on_decision), the DAG run, its task instances, the HITL detail
+(`GET /api/v2/dags/~/dagRuns/~/hitlDetails`: `task_instance`, subject, a body as the reviewer saw
+it, options, chosen_options, params, params_input, responded_by_user …) and the proposal as the
+XCom `return_value` of the task upstream of the decision point. `CorpusSource` serves them to
+`contextgraph.sync.Sync` as `contextgraph.source.AirflowSource` would; nothing of the corpus's
+ids or kinds reaches the graph: `Ingested.ids` maps (dag_id, run_id) back to corpus ids.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from contextgraph.config import AirflowSettings
+from contextgraph.embeddings import Embedder, EmbedReport, embed_pending
+from contextgraph.errors import SourceNotFoundError
+from contextgraph.store import GraphStore
+from contextgraph.sync import Sync, SyncReport
+
+CORPUS_DIR = Path(__file__).resolve().parent / "precedents"
+AIRFLOW_URL = "http://airflow.precedents.bench"
+LLM = "gpt-4o-mini"
+RUN_LEAD = timedelta(minutes=2)
+"""A run starts this long before its decision point asks."""
+
+Operator = Literal["HITLOperator", "ApprovalOperator", "HITLBranchOperator", "HITLEntryOperator"]
+
+
+class CorpusError(ValueError):
+    """The corpus files are invalid; `problems` lists each as `file: id: field: reason`."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        shown = "\n  ".join(problems[:40])
+        more = f"\n  … and {len(problems) - 40} more" if len(problems) > 40 else ""
+        super().__init__(f"{len(problems)} problem(s) in the precedent corpus:\n  {shown}{more}")
+
+
+# --- decision points -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Point:
+    """One decision point of the corpus: its DAG's tasks, the operator, its options and params."""
+
+    dag_id: str
+    task_id: str
+    operator: Operator
+    options: tuple[str, ...]
+    params: dict[str, str]
+    """param name -> description, as the operator declares them (the reason param first)."""
+    before: tuple[str, str]
+    """The two tasks upstream of the point: (fetch the input, the AI's proposal)."""
+    after: tuple[str, ...]
+    """Tasks downstream of the point (a branch operator's options are these task ids)."""
+    defaults: tuple[str, ...]
+    request_label: str
+    proposal_label: str
+    description: str
+    schedule: str | None = None
+    owners: tuple[str, ...] = ("ops",)
+
+    @property
+    def tasks(self) -> list[tuple[str, str, list[str]]]:
+        """(task_id, operator_name, downstream_task_ids) in run order."""
+        fetch, draft = self.before
+        return [
+            (fetch, "@task", [draft]),
+            (draft, "@task", [self.task_id]),
+            (self.task_id, self.operator, list(self.after)),
+            *((t, "@task", []) for t in self.after),
+        ]
+
+
+POINTS: dict[tuple[str, str], Point] = {
+    (p.dag_id, p.task_id): p
+    for p in (
+        Point(
+            "ai_support_ticket_system",
+            "review_response",
+            "HITLOperator",
+            ("Approve AI Response", "Respond Manually", "Escalate to CRE"),
+            {
+                "reason": "Why you chose this option (kept as precedent for future decisions).",
+                "manual_response": "Your reply to the customer, if you chose to respond manually.",
+            },
+            ("fetch_ticket", "draft_response"),
+            ("act_on_decision",),
+            ("Escalate to CRE",),
+            "Ticket",
+            "AI draft",
+            "AI drafts support replies; a human reviews each one (HITL).",
+            owners=("support",),
+        ),
+        Point(
+            "refund_approvals",
+            "approve_refund",
+            "ApprovalOperator",
+            ("Approve", "Reject"),
+            {"comments": "Why you approve or reject this refund."},
+            ("fetch_refund_request", "assess_refund"),
+            ("issue_refund",),
+            ("Reject",),
+            "Refund request",
+            "AI assessment",
+            "Refund requests above the self-service limit, assessed by AI and approved by finance.",
+            owners=("finance",),
+        ),
+        Point(
+            "finance_monthly_report",
+            "review_report",
+            "HITLOperator",
+            ("Publish", "Request Changes"),
+            {"feedback": "What must change before publishing (or why it can go out as is)."},
+            ("collect_ledgers", "draft_report"),
+            ("publish_report",),
+            ("Request Changes",),
+            "Report",
+            "AI draft",
+            "Monthly finance report drafted by AI from the ledgers; controlling reviews it.",
+            schedule="@monthly",
+            owners=("finance",),
+        ),
+        Point(
+            "ticket_triage",
+            "route_ticket",
+            "HITLBranchOperator",
+            ("billing_queue", "tech_support", "security_team", "account_management"),
+            {"rationale": "Why this queue."},
+            ("fetch_ticket", "classify_ticket"),
+            ("billing_queue", "tech_support", "security_team", "account_management"),
+            ("tech_support",),
+            "Ticket",
+            "AI routing suggestion",
+            "Incoming tickets classified by AI; a human confirms the queue.",
+        ),
+        Point(
+            "vendor_onboarding",
+            "enter_vendor_terms",
+            "HITLEntryOperator",
+            ("OK",),
+            {
+                "payment_terms": "Payment terms to record for this vendor.",
+                "risk_tier": "Risk tier (low / medium / high).",
+                "note": "Anything procurement should know about these terms.",
+            },
+            ("fetch_vendor_application", "extract_terms"),
+            ("create_vendor_record",),
+            ("OK",),
+            "Vendor application",
+            "AI-extracted terms",
+            "New vendors: AI extracts the terms from the application, procurement enters them.",
+        ),
+    )
+}
+
+
+# --- the files -----------------------------------------------------------------------------------
+
+
+class PastDecision(BaseModel):
+    """One answered HITL detail of the corpus (`past_<area>.json`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1)
+    kind: str = Field(min_length=1)
+    dag_id: str
+    task_id: str
+    operator: Operator
+    subject: str = Field(min_length=1)
+    request: str = Field(min_length=1)
+    proposal: str | None
+    options: list[str] = Field(min_length=1)
+    chosen: list[str] = Field(min_length=1)
+    params_input: dict[str, Any]
+    reviewer: str | None
+    created_at: datetime
+    responded_at: datetime
+
+    @field_validator("created_at", "responded_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("needs a time zone (e.g. a trailing Z)")
+        return value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PastDecision:
+        point = POINTS.get((self.dag_id, self.task_id))
+        if point is None:
+            raise ValueError(f"unknown decision point {self.dag_id}/{self.task_id}")
+        if self.operator != point.operator:
+            raise ValueError(f"operator {self.operator} but {self.task_id} is a {point.operator}")
+        if list(self.options) != list(point.options):
+            raise ValueError(f"options {self.options} differ from the point's {list(point.options)}")
+        unknown = [c for c in self.chosen if c not in self.options]
+        if unknown:
+            raise ValueError(f"chosen {unknown[0]!r} is not among the options")
+        extra = sorted(set(self.params_input) - set(point.params))
+        if extra:
+            raise ValueError(f"params_input {extra} not declared by the point (it has {list(point.params)})")
+        if self.responded_at < self.created_at:
+            raise ValueError("responded_at is before created_at")
+        return self
+
+    @property
+    def point(self) -> Point:
+        return POINTS[(self.dag_id, self.task_id)]
+
+    @property
+    def reason(self) -> str | None:
+        """The reviewer's reason: the point's own reason param."""
+        value = self.params_input.get(next(iter(self.point.params)))
+        return value if isinstance(value, str) and value.strip() else None
+
+    def index_text(self) -> str:
+        """subject + request + proposal + reason: what the no-graph baselines search."""
+        parts = (self.subject, self.request, self.proposal, self.reason)
+        return "\n".join(p for p in parts if p)
+
+
+class NewCase(BaseModel):
+    """One new case with graded relevance (`cases_<area>.json`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1)
+    split: Literal["dev", "test"]
+    kind: str = Field(min_length=1)
+    dag_id: str
+    task_id: str
+    query: str = Field(min_length=1)
+    relevant: dict[str, Literal[1, 2]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _known_point(self) -> NewCase:
+        if (self.dag_id, self.task_id) not in POINTS:
+            raise ValueError(f"unknown decision point {self.dag_id}/{self.task_id}")
+        if not self.query.strip():
+            raise ValueError("query is blank")
+        return self
+
+
+@dataclass
+class Corpus:
+    """The validated corpus; `grades(case)` is its relevance (implied 1 for the rest of its kind)."""
+
+    past: list[PastDecision]
+    cases: list[NewCase]
+    files: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.by_id = {p.id: p for p in self.past}
+
+    def grades(self, case: NewCase) -> dict[str, int]:
+        """past id -> relevance grade (2 or 1) for the case; every past decision of its kind is >= 1."""
+        found = {p.id: 1 for p in self.past if p.kind == case.kind}
+        found.update(case.relevant)
+        return found
+
+    def split(self, name: str) -> list[NewCase]:
+        return [c for c in self.cases if c.split == name]
+
+    def summary(self) -> str:
+        kinds = {p.kind for p in self.past}
+        points = {(p.dag_id, p.task_id) for p in self.past}
+        splits = Counter(c.split for c in self.cases)
+        return (
+            f"{len(self.past)} past decisions of {len(kinds)} kinds at {len(points)} decision points, "
+            f"{len(self.cases)} new cases ({splits['dev']} dev, {splits['test']} test)"
+        )
+
+
+def load_corpus(folder: Path | str = CORPUS_DIR) -> Corpus:
+    """Read and validate every `past_*.json` and `cases_*.json` in `folder`.
+
+    Raises `CorpusError` listing every problem as `file: id: field: reason` (all files are read
+    first, so one run shows them all), or when the folder has no past decisions or no cases.
+    """
+    folder = Path(folder)
+    problems: list[str] = []
+    past: list[PastDecision] = []
+    cases: list[NewCase] = []
+    files = sorted(folder.glob("past_*.json")) + sorted(folder.glob("cases_*.json"))
+    seen: dict[str, str] = {}
+    """"past:<id>" or "case:<id>" -> the file it was first read from."""
+    for path in files:
+        is_past = path.name.startswith("past_")
+        model: type[PastDecision] | type[NewCase] = PastDecision if is_past else NewCase
+        try:
+            items = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            problems.append(f"{path.name}: (file): (json): {exc}")
+            continue
+        if not isinstance(items, list):
+            problems.append(f"{path.name}: (file): (top level): expected a JSON list")
+            continue
+        for n, item in enumerate(items):
+            ident = item.get("id") if isinstance(item, dict) else None
+            name = f"{path.name}: {ident or f'item {n}'}"
+            try:
+                parsed = model.model_validate(item)
+            except ValidationError as exc:
+                for error in exc.errors():
+                    loc = ".".join(str(x) for x in error["loc"]) or "(record)"
+                    problems.append(f"{name}: {loc}: {error['msg']}")
+                continue
+            slot = f"{'past' if is_past else 'case'}:{parsed.id}"
+            if slot in seen:
+                problems.append(f"{name}: id: duplicate (also in {seen[slot]})")
+                continue
+            seen[slot] = path.name
+            if isinstance(parsed, PastDecision):
+                past.append(parsed)
+            else:
+                cases.append(parsed)
+    known = {p.id for p in past}
+    kinds = {p.kind for p in past}
+    for case in cases:
+        name = f"{seen[f'case:{case.id}']}: {case.id}"
+        for past_id in case.relevant:
+            if past_id not in known:
+                problems.append(f"{name}: relevant.{past_id}: names no past decision")
+        if case.kind not in kinds:
+            problems.append(f"{name}: kind: no past decision of kind {case.kind!r}")
+    if not past or not cases:
+        problems.append(f"{folder}: (folder): no past_*.json decisions or no cases_*.json cases")
+    if problems:
+        raise CorpusError(problems)
+    return Corpus(past, cases, [p.name for p in files])
+
+
+# --- Airflow records -----------------------------------------------------------------------------
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
+
+
+@dataclass
+class Records:
+    """What an Airflow 3.3 REST API v2 returns for the corpus's past decisions."""
+
+    dags: list[dict[str, Any]] = field(default_factory=list)
+    tasks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    task_instances: list[dict[str, Any]] = field(default_factory=list)
+    hitl_details: list[dict[str, Any]] = field(default_factory=list)
+    xcoms: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    """(dag_id, run_id, task_id) -> the XCom entry (`GET …/xcomEntries/return_value`)."""
+    ids: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(dag_id, run_id) -> corpus id of the past decision that run asked."""
+    server_time: datetime | None = None
+
+
+def airflow_records(corpus: Corpus) -> Records:
+    """The DAGs, tasks, runs, task instances, HITL details and XComs of every past decision."""
+    records = Records()
+    for where in sorted({(p.dag_id, p.task_id) for p in corpus.past}):
+        point = POINTS[where]
+        records.dags.append(_dag(point))
+        records.tasks[point.dag_id] = _tasks(point)
+    for past in sorted(corpus.past, key=lambda p: (p.created_at, p.id)):
+        _add_run(records, past)
+    latest = max(p.responded_at for p in corpus.past)
+    records.server_time = latest + timedelta(hours=1)
+    return records
+
+
+def _dag_version(point: Point) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{AIRFLOW_URL}/{point.dag_id}")),
+        "version_number": 1,
+        "dag_id": point.dag_id,
+        "bundle_name": "dags-folder",
+        "bundle_version": None,
+        "created_at": "2026-01-05T08:00:00Z",
+        "dag_display_name": point.dag_id,
+        "bundle_url": None,
+    }
+
+
+def _dag(point: Point) -> dict[str, Any]:
+    tags = ("hitl", point.owners[0])
+    return {
+        "dag_id": point.dag_id,
+        "dag_display_name": point.dag_id,
+        "is_paused": False,
+        "is_stale": False,
+        "last_parsed_time": "2026-01-05T08:00:00Z",
+        "last_parse_duration": 0.38,
+        "last_expired": None,
+        "bundle_name": "dags-folder",
+        "bundle_version": None,
+        "relative_fileloc": f"{point.dag_id}.py",
+        "fileloc": f"/opt/airflow/dags/{point.dag_id}.py",
+        "description": point.description,
+        "timetable_summary": point.schedule,
+        "timetable_description": "Never, external triggers only" if point.schedule is None else "Monthly",
+        "timetable_partitioned": False,
+        "timetable_periodic": point.schedule is not None,
+        "tags": [{"name": t, "dag_id": point.dag_id, "dag_display_name": point.dag_id} for t in tags],
+        "max_active_tasks": 16,
+        "max_active_runs": 16,
+        "max_consecutive_failed_dag_runs": 0,
+        "has_task_concurrency_limits": False,
+        "has_import_errors": False,
+        "next_dagrun_logical_date": None,
+        "next_dagrun_data_interval_start": None,
+        "next_dagrun_data_interval_end": None,
+        "next_dagrun_run_after": None,
+        "allowed_run_types": None,
+        "owners": list(point.owners),
+    }
+
+
+def _tasks(point: Point) -> list[dict[str, Any]]:
+    found = []
+    for task_id, operator, downstream in point.tasks:
+        hitl = task_id == point.task_id
+        found.append(
+            {
+                "task_id": task_id,
+                "task_display_name": task_id,
+                "owner": point.owners[0],
+                "start_date": None,
+                "end_date": None,
+                "trigger_rule": "all_success",
+                "depends_on_past": False,
+                "wait_for_downstream": False,
+                "retries": 0.0,
+                "queue": "default",
+                "pool": "default_pool",
+                "pool_slots": 1.0,
+                "execution_timeout": None,
+                "retry_delay": {"__type": "TimeDelta", "days": 0, "seconds": 300, "microseconds": 0},
+                "retry_exponential_backoff": 0.0,
+                "priority_weight": 1.0,
+                "weight_rule": "downstream",
+                "ui_color": "#10b981" if hitl else "#ffefeb",
+                "ui_fgcolor": "#000",
+                "template_fields": ["subject", "body", "params"] if hitl else ["templates_dict", "op_args"],
+                "downstream_task_ids": downstream,
+                "doc_md": None,
+                "operator_name": operator,
+                "params": {},
+                "class_ref": {
+                    "module_path": "airflow.providers.standard.operators.hitl"
+                    if hitl
+                    else "airflow.providers.standard.decorators.python",
+                    "class_name": operator if hitl else "_PythonDecoratedOperator",
+                },
+                "is_mapped": False,
+            }
+        )
+    return found
+
+
+def _run_id(records: Records, past: PastDecision) -> str:
+    prefix = "scheduled" if past.point.schedule else "manual"
+    start = past.created_at - RUN_LEAD
+    run_id = f"{prefix}__{start.isoformat()}"
+    while (past.dag_id, run_id) in records.ids:  # two decisions asked in the same second
+        start += timedelta(seconds=1)
+        run_id = f"{prefix}__{start.isoformat()}"
+    return run_id
+
+
+def body_of(past: PastDecision) -> str:
+    """The HITL body the reviewer saw: the request and the AI's proposal (the example DAG's style)."""
+    point = past.point
+    body = f"**{point.request_label}:**\n\n{past.request}"
+    if past.proposal:
+        body += f"\n\n**{point.proposal_label}** ({LLM}):\n\n{past.proposal}"
+    return body
+
+
+def _add_run(records: Records, past: PastDecision) -> None:
+    point = past.point
+    run_id = _run_id(records, past)
+    records.ids[(past.dag_id, run_id)] = past.id
+    created, responded = past.created_at, past.responded_at
+    start = created - RUN_LEAD
+    end = responded + timedelta(seconds=30)
+    version = _dag_version(point)
+    scheduled = point.schedule is not None
+    records.runs.append(
+        {
+            "dag_run_id": run_id,
+            "dag_id": past.dag_id,
+            "logical_date": _iso(start) if scheduled else None,
+            "queued_at": _iso(start - timedelta(seconds=2)),
+            "start_date": _iso(start),
+            "end_date": _iso(end),
+            "duration": (end - start).total_seconds(),
+            "data_interval_start": _iso(start) if scheduled else None,
+            "data_interval_end": _iso(start) if scheduled else None,
+            "run_after": _iso(start),
+            "last_scheduling_decision": _iso(end),
+            "run_type": "scheduled" if scheduled else "manual",
+            "state": "success",
+            "triggered_by": "timetable" if scheduled else "rest_api",
+            "triggering_user_name": None if scheduled else "admin",
+            "conf": {},
+            "note": None,
+            "dag_versions": [dict(version)],
+            "bundle_version": None,
+            "dag_display_name": past.dag_id,
+            "partition_key": None,
+            "partition_date": None,
+        }
+    )
+    fetch, draft = point.before
+    times: dict[str, tuple[datetime | None, datetime | None, str | None]] = {
+        fetch: (start + timedelta(seconds=5), start + timedelta(seconds=9), "success"),
+        draft: (start + timedelta(seconds=10), created - timedelta(seconds=4), "success"),
+        point.task_id: (created - timedelta(seconds=1), responded + timedelta(seconds=2), "success"),
+    }
+    skipped = _skipped(point, past.chosen)
+    for task_id in point.after:
+        if task_id in skipped:
+            times[task_id] = (None, None, "skipped")
+        else:
+            times[task_id] = (responded + timedelta(seconds=8), responded + timedelta(seconds=20), "success")
+    review_ti: dict[str, Any] = {}
+    for k, (task_id, operator, _) in enumerate(point.tasks):
+        began, ended, state = times[task_id]
+        ti = {
+            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{AIRFLOW_URL}/{past.dag_id}/{run_id}/{task_id}")),
+            "task_id": task_id,
+            "dag_id": past.dag_id,
+            "dag_run_id": run_id,
+            "map_index": -1,
+            "logical_date": _iso(start) if scheduled else None,
+            "run_after": _iso(start),
+            "start_date": _iso(began),
+            "end_date": _iso(ended),
+            "duration": (ended - began).total_seconds() if began and ended else None,
+            "state": state,
+            "try_number": 1 if began else 0,
+            "max_tries": 0,
+            "task_display_name": task_id,
+            "dag_display_name": past.dag_id,
+            "hostname": "airflow-worker-0" if began else None,
+            "unixname": "airflow",
+            "pool": "default_pool",
+            "pool_slots": 1,
+            "queue": "default",
+            "priority_weight": len(point.tasks) - k,
+            "operator": operator
+            if operator.startswith("HITL") or operator == "ApprovalOperator"
+            else ("_PythonDecoratedOperator"),
+            "operator_name": operator,
+            "queued_dttm": _iso(began - timedelta(seconds=1)) if began else None,
+            "scheduled_dttm": _iso(began - timedelta(seconds=2)) if began else None,
+            "pid": 4100 + k if began else None,
+            "executor": None,
+            "executor_config": "{}",
+            "note": None,
+            "rendered_map_index": None,
+            "rendered_fields": {},
+            "trigger": None,
+            "queued_by_job": None,
+            "dag_version": dict(version),
+        }
+        records.task_instances.append(ti)
+        if task_id == point.task_id:
+            review_ti = ti
+    records.xcoms[(past.dag_id, run_id, fetch)] = _xcom(past, run_id, fetch, {"request": past.request})
+    if past.proposal is not None:
+        value = {"draft": past.proposal, "model": LLM}
+        records.xcoms[(past.dag_id, run_id, draft)] = _xcom(past, run_id, draft, value)
+    params_input: dict[str, Any] = {name: None for name in point.params}
+    params_input.update(past.params_input)
+    records.hitl_details.append(
+        {
+            "task_instance": copy.deepcopy(review_ti),
+            "options": list(past.options),
+            "subject": past.subject,
+            "body": body_of(past),
+            "defaults": list(point.defaults),
+            "multiple": len(past.chosen) > 1,
+            "params": {
+                name: {
+                    "value": None,
+                    "description": text,
+                    "schema": {"type": ["null", "string"]},
+                    "source": "task",
+                }
+                for name, text in point.params.items()
+            },
+            "assigned_users": [],
+            "created_at": _iso(created),
+            "responded_by_user": {"id": past.reviewer, "name": past.reviewer} if past.reviewer else None,
+            "responded_at": _iso(responded),
+            "chosen_options": list(past.chosen),
+            "params_input": params_input,
+            "response_received": True,
+        }
+    )
+
+
+def _skipped(point: Point, chosen: list[str]) -> set[str]:
+    """Downstream tasks a choice skips: the branches not taken, or everything after a rejection."""
+    if point.operator == "HITLBranchOperator":
+        return set(point.after) - set(chosen)
+    if point.operator == "ApprovalOperator" and "Reject" in chosen:
+        return set(point.after)
+    return set()
+
+
+def _xcom(past: PastDecision, run_id: str, task_id: str, value: Any) -> dict[str, Any]:
+    return {
+        "key": "return_value",
+        "timestamp": _iso(past.created_at - timedelta(seconds=4)),
+        "logical_date": None,
+        "map_index": -1,
+        "task_id": task_id,
+        "dag_id": past.dag_id,
+        "run_id": run_id,
+        "dag_display_name": past.dag_id,
+        "task_display_name": task_id,
+        "run_after": _iso(past.created_at - RUN_LEAD),
+        "value": value,
+    }
+
+
+class CorpusSource:
+    """The sync's `Source` over `Records`: what an Airflow would answer, without HTTP."""
+
+    def __init__(self, records: Records) -> None:
+        self.records = records
+        self.calls = 0
+        self.settings = AirflowSettings(url=AIRFLOW_URL)
+        self.server_time: datetime | None = records.server_time
+
+    def _served(self, items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        self.calls += 1
+        yield from copy.deepcopy(items)
+
+    def dags(self) -> Iterator[dict[str, Any]]:
+        return self._served(self.records.dags)
+
+    def tasks(self, dag_id: str) -> list[dict[str, Any]]:
+        self.calls += 1
+        return copy.deepcopy(self.records.tasks.get(dag_id, []))
+
+    def dag_runs(self, *, updated_since: datetime | None = None) -> Iterator[dict[str, Any]]:
+        return self._served(self.records.runs)
+
+    def task_instances(self, *, updated_since: datetime | None = None) -> Iterator[dict[str, Any]]:
+        return self._served(self.records.task_instances)
+
+    def hitl_details(self, *, created_since: datetime | None = None) -> Iterator[dict[str, Any]]:
+        return self._served(self.records.hitl_details)
+
+    def hitl_detail_try(
+        self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1
+    ) -> dict[str, Any]:
+        raise SourceNotFoundError("the corpus has no retried decisions")
+
+    def xcom_value(self, dag_id: str, run_id: str, task_id: str) -> Any:
+        self.calls += 1
+        entry = self.records.xcoms.get((dag_id, run_id, task_id))
+        return copy.deepcopy(entry["value"]) if entry else None
+
+
+@dataclass
+class Ingested:
+    """What `ingest` wrote; `ids` maps a decision's (dag_id, run_id) back to its corpus id."""
+
+    ids: dict[tuple[str, str], str]
+    sync: SyncReport
+    embedded: EmbedReport
+    seconds: float
+
+
+def ingest(store: GraphStore, embedder: Embedder, corpus: Corpus) -> Ingested:
+    """Sync the corpus's records into `store` (schema must exist) and embed the decisions.
+
+    Raises `CorpusError` when the sync rejected any record (the message names it and why).
+    """
+    import time
+
+    began = time.perf_counter()
+    records = airflow_records(corpus)
+    report = Sync(CorpusSource(records), store).run(full=True)
+    if report.rejected:
+        raise CorpusError([f"{r.record}: {r.field}: {r.reason}" for r in report.rejected])
+    embedded = embed_pending(store, embedder)
+    return Ingested(records.ids, report, embedded, time.perf_counter() - began)
