@@ -23,6 +23,7 @@ from contextgraph import model as m
 from contextgraph import ranking
 from contextgraph.embeddings import Embedder
 from contextgraph.errors import ConfigError, ContextGraphError
+from contextgraph.lessons import Lesson, find_lessons, lessons_prompt
 from contextgraph.queries import load
 from contextgraph.ranking import SIGNALS, Reranker
 from contextgraph.store.base import CandidateFilter, GraphStore, Row
@@ -31,11 +32,14 @@ from contextgraph.words import lucene_query, query_terms
 __all__ = [
     "SIGNALS",
     "DecisionTrace",
+    "Lesson",
     "Precedent",
     "QueryTextError",
     "Reranker",
+    "find_lessons",
     "find_similar_decisions",
     "get_decision_trace",
+    "lessons_prompt",
     "lucene_query",
     "read_cypher",
     "record_precedents",
