@@ -5,9 +5,15 @@ Each store answers only from its own indexes (`GraphStore.vector_candidates`, `t
 
     1. candidates   vector: the `POOL` answered decisions nearest the query's embedding (cosine)
                     text:   the `POOL` best by BM25 over the query's content words
-    2. fusion       reciprocal-rank fusion, for each candidate d
-                        score(d) = Σ_s  W[s] / (RRF_K + rank_s(d))        s ∈ {vector, text}
-                               + W["point"] / (RRF_K + 1)   if d was decided at the query's point
+    2. fusion       relative-score fusion, for each candidate d
+                        score(d) = W["vector"] * (cos(d) - cos_min) / (cos_max - cos_min)
+                                 + W["text"]   * bm25(d) / bm25_max
+                                 + W["point"]  if d was decided at the query's decision point
+                    over each list's candidates (a candidate missing from a list gets 0 there), so a
+                    signal that is sure of its best match (a clear BM25 margin) counts more than one
+                    whose scores are all alike. W = vector 0.75, text 1.0, point 1.0.
+                    (`FUSION = "rrf"`: reciprocal-rank fusion, W[s] / (RRF_K + rank_s(d)), scored
+                    lower on dev: it ignores the margins.)
     3. reranking    an optional `Reranker` reorders the top `RERANK_TOP` (none by default).
     4. diversity    maximal marginal relevance over the fused order:
                         pick argmax  LAMBDA * relevance(d) - (1 - LAMBDA) * max_{s picked} cos(d, s)
@@ -37,8 +43,10 @@ log = logging.getLogger(__name__)
 SIGNALS: tuple[str, ...] = ("vector", "text", "point")
 """The signals the fusion can use; `find_similar_decisions(signals=...)` picks a subset."""
 
+FUSION = "relative"
+"""How the lists combine: "relative" (the formula above) or "rrf"."""
 RRF_K = 60.0
-WEIGHTS: dict[str, float] = {"vector": 1.0, "text": 1.0, "point": 1.0}
+WEIGHTS: dict[str, float] = {"vector": 0.75, "text": 1.0, "point": 1.0}
 POOL = 50
 """How many candidates each index is asked for (at least 5 x k)."""
 LAMBDA = 0.85
@@ -136,9 +144,16 @@ def rank(
             found.setdefault(key, Ranked(key)).__dict__.update(text_rank=i, text_score=score)
     if not found:
         return []
+    v_scores = [r.vector_score for r in found.values() if r.vector_score is not None]
+    t_scores = [r.text_score for r in found.values() if r.text_score is not None]
+    v_hi, v_lo = (max(v_scores), min(v_scores)) if v_scores else (0.0, 0.0)
+    t_hi = max(t_scores) if t_scores else 0.0
     for r in found.values():
         r.same_point = query.point is not None and point_of(r.key) == query.point
-        r.score = _fused(r, query.signals)
+        if FUSION == "relative":
+            r.score = _relative(r, query.signals, v_hi, v_lo, t_hi)
+        else:
+            r.score = _fused(r, query.signals)
     ordered = sorted(found.values(), key=lambda r: (-r.score, r.key))
     need_vectors = query.vector is not None and diversify
     if need_vectors:
@@ -150,6 +165,17 @@ def rank(
     if diversify and need_vectors:
         return mmr(ordered, k)
     return ordered[:k]
+
+
+def _relative(r: Ranked, signals: frozenset[str], v_hi: float, v_lo: float, t_hi: float) -> float:
+    score = 0.0
+    if "vector" in signals and r.vector_score is not None:
+        score += WEIGHTS["vector"] * ((r.vector_score - v_lo) / (v_hi - v_lo) if v_hi > v_lo else 1.0)
+    if "text" in signals and r.text_score is not None and t_hi > 0:
+        score += WEIGHTS["text"] * r.text_score / t_hi
+    if "point" in signals and r.same_point:
+        score += WEIGHTS["point"]
+    return score
 
 
 def _fused(r: Ranked, signals: frozenset[str]) -> float:
@@ -203,8 +229,9 @@ def _explain_no_vectors(store: GraphStore, query: Query) -> None:
     if models and query.model not in models:
         stored = max(models, key=lambda name: models[name])
         raise EmbeddingError(
-            f"the store's decisions were embedded with {stored!r}, the configured model is {query.model!r}: "
-            f"run `contextgraph embed` to re-embed them, or set CONTEXTGRAPH_EMBEDDING_MODEL to {stored!r}'s model"
+            f"the store's decisions were embedded with {stored!r}, the configured model is "
+            f"{query.model!r}: run `contextgraph embed` to re-embed them with it, or configure "
+            f"{stored!r} again (CONTEXTGRAPH_EMBEDDING_MODEL)"
         )
 
 

@@ -165,7 +165,9 @@ def find_similar_decisions(
     texts: dict[str, str] | None = None
     if reranker is not None:
         texts = {}
-    ranked = ranking.rank(store, query, k, diversify=diversify and mode == "hybrid", reranker=reranker, texts=texts)
+    ranked = ranking.rank(
+        store, query, k, diversify=diversify and mode == "hybrid", reranker=reranker, texts=texts
+    )
     details = store.decision_details([r.key for r in ranked])
     return [_precedent(details[r.key], r, airflow_url) for r in ranked if r.key in details]
 

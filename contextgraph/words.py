@@ -62,7 +62,7 @@ def lucene_escape(text: str) -> str:
     return _LUCENE_SPECIAL.sub(r"\\\1", text)
 
 
-def lucene_query(words: Sequence[str], field: str | None = "search_text") -> str:
+def lucene_query(words: Sequence[str], field: str | None = None) -> str:
     """Any of the words in the field (Neo4j's english analyzer stems them as it stemmed the index)."""
     if not words:
         return NO_WORDS

@@ -205,7 +205,9 @@ class GraphStore(ABC):
         have another width than `vector`."""
 
     @abstractmethod
-    def text_candidates(self, words: Sequence[str], k: int, filters: CandidateFilter) -> list[tuple[str, float]]:
+    def text_candidates(
+        self, words: Sequence[str], k: int, filters: CandidateFilter
+    ) -> list[tuple[str, float]]:
         """The `k` answered decisions with the highest BM25 score for `words` (unstemmed content words
         from `contextgraph.words.query_terms`), best first, as (key, score > 0)."""
 
@@ -226,7 +228,8 @@ class GraphStore(ABC):
             return details
         params = {"keys": list(keys)}
         for row in self._read(load("precedent_details", self.dialect), params):
-            details[row["key"]] = {**row, "proposal": None, "verdict": None, "actor_name": None, "actor_id": None}
+            empty = {"proposal": None, "verdict": None, "actor_name": None, "actor_id": None}
+            details[row["key"]] = {**row, **empty}
         for name in ("precedent_proposals", "precedent_reviewers"):
             for row in self._read(load(name, self.dialect), params):
                 folded = details.get(row["key"])
@@ -235,9 +238,11 @@ class GraphStore(ABC):
                         folded[field_name] = value
         return details
 
-    def refresh_indexes(self, *, force: bool = False) -> None:
-        """Bring search indexes kept outside the engine up to date (a no-op where the engine keeps
-        them, as Neo4j does); `force` rebuilds them even when they look current."""
+    def refresh_indexes(self, *, force: bool = False) -> dict[str, Any]:
+        """Bring search indexes kept outside the engine up to date; `force` rebuilds them even when
+        they look current. Returns what they hold (model, dimensions, decisions), {} where the engine
+        keeps its indexes itself (Neo4j)."""
+        return {}
 
     @abstractmethod
     def read_only_query(

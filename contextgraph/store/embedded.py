@@ -17,10 +17,9 @@ from typing import Any
 
 import ladybug
 
-from contextgraph.errors import QueryRefusedError, StoreError, StoreUnavailableError
+from contextgraph.errors import EmbeddingError, QueryRefusedError, StoreError, StoreUnavailableError
 from contextgraph.model import EDGE_TYPES, NODE_TYPES, Node
 from contextgraph.queries import load
-from contextgraph.errors import EmbeddingError
 from contextgraph.store.base import EDGE_COLUMNS, NODE_COLUMNS, CandidateFilter, GraphStore, Row, to_plain
 from contextgraph.store.sidecar import IndexRows, SidecarIndex
 
@@ -182,7 +181,7 @@ class EmbeddedStore(GraphStore):
             self._write(load("embedding_mark", self.dialect), {"rows": marks})
         return len(with_vectors)
 
-    def refresh_indexes(self, *, force: bool = False) -> None:
+    def refresh_indexes(self, *, force: bool = False) -> dict[str, Any]:
         """Rebuild the BM25 and vector index beside the store file (`<store>.index/`) from the
         answered decisions and their embeddings (of the most common model). Without `force`, an
         index that exists is only rebuilt when answered decisions were written since it was built."""
@@ -191,14 +190,15 @@ class EmbeddedStore(GraphStore):
         from contextgraph.embeddings import decision_text
 
         if not force and self.index.exists() and not self._index_stale:
-            return
+            return self.index.info()
         table = self._arrow(load("index_rows", self.dialect))
         columns = table.to_pydict()
         models = [m for m in columns["model"] if m]
         model = max(set(models), key=models.count) if models else None
         vectors = None
         if model is not None:
-            width = next(len(v) for v, m in zip(columns["embedding"], columns["model"], strict=True) if m == model)
+            pairs = list(zip(columns["embedding"], columns["model"], strict=True))
+            width = next(len(v) for v, m in pairs if m == model and v is not None)
             vectors = np.zeros((len(columns["key"]), width), dtype=np.float32)
             for i, (v, m) in enumerate(zip(columns["embedding"], columns["model"], strict=True)):
                 if m == model and v is not None and len(v) == width:
@@ -227,6 +227,7 @@ class EmbeddedStore(GraphStore):
         )
         self._index_stale = False
         log.info("rebuilt the search index %s (%d decisions)", self.index.folder, len(columns["key"]))
+        return self.index.info()
 
     _index_stale = False
 
@@ -246,7 +247,9 @@ class EmbeddedStore(GraphStore):
             )
         return self.index.vector_candidates(vector, model, k, filters)
 
-    def text_candidates(self, words: Sequence[str], k: int, filters: CandidateFilter) -> list[tuple[str, float]]:
+    def text_candidates(
+        self, words: Sequence[str], k: int, filters: CandidateFilter
+    ) -> list[tuple[str, float]]:
         self._ready_index()
         return self.index.text_candidates(words, k, filters)
 

@@ -20,11 +20,16 @@ from neo4j.exceptions import (
 )
 
 from contextgraph.config import Neo4jSettings, public_url
-from contextgraph.errors import QueryRefusedError, StoreAuthError, StoreError, StoreUnavailableError
+from contextgraph.errors import (
+    EmbeddingError,
+    QueryRefusedError,
+    StoreAuthError,
+    StoreError,
+    StoreUnavailableError,
+)
 from contextgraph.queries import load, statements
-from contextgraph.words import lucene_query
-from contextgraph.errors import EmbeddingError
 from contextgraph.store.base import CandidateFilter, GraphStore, Row, to_plain
+from contextgraph.words import lucene_query
 
 READ_QUERY_TYPES = frozenset({"r"})
 
@@ -88,7 +93,9 @@ class Neo4jStore(GraphStore):
             raise self._translate(exc) from None
 
     def ensure_schema(self, dimensions: int = DEFAULT_DIMENSIONS) -> None:
-        words = self._read("SHOW INDEXES YIELD name, properties WHERE name = 'decision_text' RETURN properties", {})
+        words = self._read(
+            "SHOW INDEXES YIELD name, properties WHERE name = 'decision_text' RETURN properties", {}
+        )
         if words and list(words[0]["properties"] or []) != ["situation_text"]:
             log.info("the full-text index decision_text indexes %s: recreating it", words[0]["properties"])
             self._write("DROP INDEX decision_text IF EXISTS", {})
@@ -167,7 +174,8 @@ class Neo4jStore(GraphStore):
                 dims = self._read(
                     "SHOW INDEXES YIELD name, options WHERE name = 'decision_embedding' RETURN options", {}
                 )
-                width = ((dims[0]["options"] or {}).get("indexConfig") or {}).get("vector.dimensions") if dims else None
+                config = ((dims[0]["options"] or {}).get("indexConfig") or {}) if dims else {}
+                width = config.get("vector.dimensions")
                 raise EmbeddingError(
                     f"the store's vector index has {width} dimensions, the model {model!r} makes "
                     f"{len(vector)}: run `contextgraph embed` to re-embed with it"
@@ -176,7 +184,9 @@ class Neo4jStore(GraphStore):
         # the index scores cosine c as (1 + c) / 2
         return [(r["key"], 2.0 * float(r["score"]) - 1.0) for r in rows]
 
-    def text_candidates(self, words: Sequence[str], k: int, filters: CandidateFilter) -> list[tuple[str, float]]:
+    def text_candidates(
+        self, words: Sequence[str], k: int, filters: CandidateFilter
+    ) -> list[tuple[str, float]]:
         """From the full-text index `decision_text` (Lucene BM25, english analyzer)."""
         if not words:
             return []
@@ -195,7 +205,8 @@ class Neo4jStore(GraphStore):
 
     def embedding_models(self) -> dict[str, int]:
         rows = self._read(
-            "MATCH (d:Decision) WHERE d.embedding_model IS NOT NULL RETURN d.embedding_model AS model, count(d) AS n",
+            "MATCH (d:Decision) WHERE d.embedding_model IS NOT NULL "
+            "RETURN d.embedding_model AS model, count(d) AS n",
             {},
         )
         return {r["model"]: int(r["n"]) for r in rows}
