@@ -17,7 +17,8 @@ Each store answers only from its own indexes (`GraphStore.vector_candidates`, `t
     3. reranking    an optional `Reranker` reorders the top `RERANK_TOP` (none by default).
     4. diversity    maximal marginal relevance over the fused order:
                         pick argmax  LAMBDA * relevance(d) - (1 - LAMBDA) * max_{s picked} cos(d, s)
-                    with relevance the fused score scaled to 0..1, so five near-identical
+                    with relevance the fused score scaled to 0..1 (LAMBDA 0.85), and a near-copy
+                    (cosine >= DUPLICATE to one picked) after all others, so five near-identical
                     decisions do not fill the list.
 
 Every constant here was chosen on the dev split of `bench/precedents` (see README, "Precedent
@@ -51,6 +52,9 @@ POOL = 50
 """How many candidates each index is asked for (at least 5 x k)."""
 LAMBDA = 0.85
 """MMR's trade-off between relevance (1.0) and novelty (0.0)."""
+DUPLICATE = 0.97
+"""A candidate at least this similar (cosine) to one already picked is a near-copy: it comes after
+every candidate that is not (five copies of one decision teach one thing)."""
 RERANK_TOP = 20
 
 
@@ -206,7 +210,8 @@ def mmr(ordered: Sequence[Ranked], k: int, lam: float = LAMBDA) -> list[Ranked]:
     left = np.ones(len(head), dtype=bool)
     picked: list[int] = []
     while left.any() and len(picked) < k:
-        value = np.where(left, lam * relevance - (1 - lam) * redundancy, -np.inf)
+        value = lam * relevance - (1 - lam) * redundancy - (redundancy >= DUPLICATE)
+        value = np.where(left, value, -np.inf)
         i = int(np.argmax(value))
         picked.append(i)
         left[i] = False

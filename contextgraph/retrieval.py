@@ -111,9 +111,10 @@ def check_query(text: str) -> str:
             f"the query text has {len(text):,} characters, at most {MAX_QUERY_CHARS:,} are searched: "
             "pass the case's subject and request, not a whole document"
         )
-    if not query_terms(text) and not any(ch.isalnum() for ch in text):
+    if not query_terms(text):
         raise QueryTextError(
-            "the query text has no words (only symbols, emoji or punctuation): describe the case in words"
+            "the query text has no words to search with (only stop words, numbers, symbols or emoji): "
+            "describe the case in words"
         )
     return text
 
