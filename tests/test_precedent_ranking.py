@@ -188,7 +188,7 @@ def test_another_embedding_model_says_what_to_run(store: GraphStore, embedder: M
     with pytest.raises(EmbeddingError, match="contextgraph embed") as other_model:
         find_similar_decisions(store, HashingEmbedder(), "customer charged twice")
     assert embedder.name in str(other_model.value)
-    with pytest.raises(EmbeddingError, match="dimensions.*contextgraph embed"):
+    with pytest.raises(EmbeddingError, match=r"dimensions.*contextgraph embed"):
         find_similar_decisions(store, _OtherWidth(embedder.name, 64), "customer charged twice")
 
 
