@@ -28,7 +28,7 @@ search"); `signals` switches signals off for the evaluation's ablation table.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -132,7 +132,7 @@ def rank(
     *,
     diversify: bool = True,
     reranker: Reranker | None = None,
-    texts: dict[str, str] | None = None,
+    describe: Callable[[list[str]], dict[str, str]] | None = None,
 ) -> list[Ranked]:
     """The `k` best candidates for the query, best first (see the module's formula)."""
     pool = max(POOL, 5 * k)
@@ -164,8 +164,9 @@ def rank(
         vectors = store.decision_vectors([r.key for r in ordered], query.model)
         for r in ordered:
             r.vector = vectors.get(r.key)
-    if reranker is not None and texts is not None:
-        ordered = _rerank(reranker, query.text, ordered, texts)
+    if reranker is not None:
+        keys = [r.key for r in ordered[:RERANK_TOP]]
+        ordered = _rerank(reranker, query.text, ordered, describe(keys) if describe else {})
     if diversify and need_vectors:
         return mmr(ordered, k)
     return ordered[:k]
@@ -225,6 +226,9 @@ def _rerank(reranker: Reranker, text: str, ordered: list[Ranked], texts: dict[st
     by_key = {r.key: r for r in head}
     moved = [by_key[key] for key in dict.fromkeys(order) if key in by_key]
     rest = [r for r in head if r.key not in set(order)]
+    scores = sorted((r.score for r in head), reverse=True)
+    for r, score in zip(moved + rest, scores, strict=True):  # the new order keeps the fused scale
+        r.score = score
     return moved + rest + ordered[RERANK_TOP:]
 
 

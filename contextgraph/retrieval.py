@@ -162,12 +162,18 @@ def find_similar_decisions(
         dag_id=dag_id, task_id=task_id, chosen=chosen, since=_utc(since), exclude=frozenset(exclude)
     )
     query = ranking.prepare(embedder, text, point=point, filters=filters, signals=signals)
-    details: dict[str, Row] = {}
-    texts: dict[str, str] | None = None
-    if reranker is not None:
-        texts = {}
+
+    def describe(keys: list[str]) -> dict[str, str]:
+        """What a reranker reads of each candidate: subject, the AI proposal, choice and reason."""
+        out = {}
+        for key, d in store.decision_details(keys).items():
+            chosen = " / ".join(d.get("chosen_options") or [])
+            parts = [d.get("subject"), d.get("proposal"), chosen, d.get("reason")]
+            out[key] = "\n".join(p for p in parts if isinstance(p, str) and p)
+        return out
+
     ranked = ranking.rank(
-        store, query, k, diversify=diversify and mode == "hybrid", reranker=reranker, texts=texts
+        store, query, k, diversify=diversify and mode == "hybrid", reranker=reranker, describe=describe
     )
     details = store.decision_details([r.key for r in ranked])
     return [_precedent(details[r.key], r, airflow_url) for r in ranked if r.key in details]

@@ -244,3 +244,28 @@ def test_the_embedded_index_persists_follows_ingest_and_rebuilds(
     )
     assert result.exit_code == 0, result.output
     assert later_keys["later"] in result.output
+
+
+class _Reverse:
+    """A reranker that puts the fused order upside down (and records what it was shown)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    def rerank(self, query: str, candidates: list[tuple[str, str]]) -> list[str]:
+        self.seen = list(candidates)
+        return [key for key, _ in reversed(candidates)]
+
+
+def test_a_reranker_reorders_the_best_candidates(
+    embedded_store: EmbeddedStore, embedder: Model2VecEmbedder
+) -> None:
+    _write(embedded_store, embedder, c.CASES)
+    fused = find_similar_decisions(embedded_store, embedder, c.SEED_QUERY, k=20, diversify=False)
+    reverse = _Reverse()
+    reranked = find_similar_decisions(
+        embedded_store, embedder, c.SEED_QUERY, k=20, diversify=False, reranker=reverse
+    )
+    assert [p.key for p in reranked] == [p.key for p in reversed(fused)]
+    assert [p.score for p in reranked] == sorted((p.score for p in reranked), reverse=True)
+    assert any("check the roadmap first" in text for _, text in reverse.seen)
