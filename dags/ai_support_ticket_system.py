@@ -4,7 +4,12 @@ fetch_ticket -> draft_response -> review_response (HITLOperator) -> act_on_decis
                                                                     (outlet: contextgraph://decisions)
 
 The ``fetch_ticket`` and ``draft_response`` return values stay in XCom: contextgraph's ingest reads
-the ``draft_response`` XCom as the "AI proposal" that the human judged.
+the ``draft_response`` XCom as the "AI proposal" that the human judged. ``draft_response`` consults
+contextgraph first (lessons and precedents of similar decisions) and keeps the case itself in its
+own field (``case``); the reviewer sees the lessons and precedents under the draft, between
+``<!-- contextgraph:precedents -->`` and ``<!-- /contextgraph:precedents -->``: the ingest leaves
+that section out of this decision's search index, so a decision is never found for the words of
+the precedents it quoted.
 
 What HITLOperator does (apache-airflow-providers-standard 1.21 on Airflow 3.3.2; read from
 ``airflow/providers/standard/operators/hitl.py`` and the scheduler, then checked on a real server):
