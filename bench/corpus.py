@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from contextgraph.config import AirflowSettings
 from contextgraph.embeddings import Embedder, EmbedReport, embed_pending
@@ -208,24 +208,23 @@ class PastDecision(BaseModel):
             raise ValueError("needs a time zone (e.g. a trailing Z)")
         return value.astimezone(UTC)
 
-    @model_validator(mode="after")
-    def _consistent(self) -> PastDecision:
+    def problems(self) -> list[tuple[str, str]]:
+        """(field, reason) of each way the decision contradicts its decision point (POINTS)."""
         point = POINTS.get((self.dag_id, self.task_id))
         if point is None:
-            raise ValueError(f"unknown decision point {self.dag_id}/{self.task_id}")
+            return [("task_id", f"unknown decision point {self.dag_id}/{self.task_id}")]
+        found = []
         if self.operator != point.operator:
-            raise ValueError(f"operator {self.operator} but {self.task_id} is a {point.operator}")
+            found.append(("operator", f"{self.operator}, but {self.task_id} is a {point.operator}"))
         if list(self.options) != list(point.options):
-            raise ValueError(f"options {self.options} differ from the point's {list(point.options)}")
-        unknown = [c for c in self.chosen if c not in self.options]
-        if unknown:
-            raise ValueError(f"chosen {unknown[0]!r} is not among the options")
+            found.append(("options", f"{self.options} differ from the point's {list(point.options)}"))
+        found += [("chosen", f"{c!r} is not among the options") for c in self.chosen if c not in self.options]
         extra = sorted(set(self.params_input) - set(point.params))
         if extra:
-            raise ValueError(f"params_input {extra} not declared by the point (it has {list(point.params)})")
+            found.append(("params_input", f"{extra} not declared by the point ({list(point.params)})"))
         if self.responded_at < self.created_at:
-            raise ValueError("responded_at is before created_at")
-        return self
+            found.append(("responded_at", "before created_at"))
+        return found
 
     @property
     def point(self) -> Point:
@@ -256,13 +255,14 @@ class NewCase(BaseModel):
     query: str = Field(min_length=1)
     relevant: dict[str, Literal[1, 2]] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _known_point(self) -> NewCase:
+    def problems(self) -> list[tuple[str, str]]:
+        """(field, reason) of each way the case is unusable."""
+        found = []
         if (self.dag_id, self.task_id) not in POINTS:
-            raise ValueError(f"unknown decision point {self.dag_id}/{self.task_id}")
+            found.append(("task_id", f"unknown decision point {self.dag_id}/{self.task_id}"))
         if not self.query.strip():
-            raise ValueError("query is blank")
-        return self
+            found.append(("query", "blank"))
+        return found
 
 
 @dataclass
@@ -328,6 +328,10 @@ def load_corpus(folder: Path | str = CORPUS_DIR) -> Corpus:
                 for error in exc.errors():
                     loc = ".".join(str(x) for x in error["loc"]) or "(record)"
                     problems.append(f"{name}: {loc}: {error['msg']}")
+                continue
+            wrong = parsed.problems()
+            if wrong:
+                problems += [f"{name}: {where}: {reason}" for where, reason in wrong]
                 continue
             slot = f"{'past' if is_past else 'case'}:{parsed.id}"
             if slot in seen:

@@ -20,7 +20,7 @@ point=(dag_id, task_id))`, as the agent tools do. Printed per split and store:
 * two same-run baselines with no graph, over subject + request + proposal + reason: plain cosine
   with the same embedder (numpy), plain BM25 (`bm25s`, English stop words, no stemmer);
 * hit@1 per kind of case (kinds live only here: the ranking never sees them nor any corpus id);
-* lesson coverage, if `contextgraph.retrieval` exposes `find_lessons`: share of cases whose top
+* lesson coverage, if contextgraph has `find_lessons` (in `retrieval` or `lessons`): share of cases whose top
   lesson's exemplars include a grade-2 precedent, and whether every lesson's option shares add up;
 * the seed check: does "Feature request: more granular cost attribution" find the dark-mode
   "check the roadmap first" decision first?
@@ -32,6 +32,7 @@ Figures also go to bench/results/precedents-latest.json. `--smoke` runs the old 
 from __future__ import annotations
 
 import argparse
+import importlib
 import inspect
 import json
 import math
@@ -54,6 +55,7 @@ from bench.cases import CASES, QUERIES, build_batch
 from bench.corpus import CORPUS_DIR, Corpus, Ingested, NewCase, PastDecision, ingest, load_corpus
 from contextgraph import retrieval
 from contextgraph.embeddings import Embedder, Model2VecEmbedder, embed_pending
+from contextgraph.errors import ContextGraphError
 from contextgraph.retrieval import Mode, find_similar_decisions
 from contextgraph.store import EmbeddedStore, GraphStore, Neo4jStore
 
@@ -123,7 +125,10 @@ class Run:
 
 
 def run_ranker(rank: Ranker, cases: Sequence[NewCase], corpus: Corpus) -> Run:
+    """Rank every case; the time counts from after one untimed warm-up query (caches, query plans)."""
     ranked: dict[str, list[str]] = {}
+    if cases:
+        rank(cases[0].query, (cases[0].dag_id, cases[0].task_id))
     began = time.perf_counter()
     for case in cases:
         ranked[case.id] = rank(case.query, (case.dag_id, case.task_id))
@@ -215,7 +220,15 @@ class BM25Baseline:
 
 
 def lessons_supported() -> Callable[..., Any] | None:
-    return getattr(retrieval, "find_lessons", None)
+    """`find_lessons` of contextgraph.retrieval (or contextgraph.lessons), if the library has it."""
+    found = getattr(retrieval, "find_lessons", None)
+    if found is None:
+        try:
+            lessons = importlib.import_module("contextgraph.lessons")
+        except ImportError:
+            return None
+        found = getattr(lessons, "find_lessons", None)
+    return found if callable(found) else None
 
 
 def _call_lessons(
@@ -260,11 +273,16 @@ def lesson_coverage(
     """Share of cases whose top lesson's exemplars include a grade-2 precedent; shares adding up."""
     find = lessons_supported()
     if find is None:
-        return {"available": False, "note": "n/a: contextgraph.retrieval has no find_lessons"}
+        return {"available": False, "note": "n/a: contextgraph has no find_lessons"}
     covered = add_up = lessons_seen = unreadable = 0
+    failed: list[str] = []
     began = time.perf_counter()
     for case in cases:
-        lessons = _call_lessons(find, store, embedder, case)
+        try:
+            lessons = _call_lessons(find, store, embedder, case)
+        except ContextGraphError as exc:
+            failed.append(f"{case.id}: {exc}")
+            continue
         grades = corpus.grades(case)
         for lesson in lessons:
             ok = _shares_add_up(lesson)
@@ -283,6 +301,7 @@ def lesson_coverage(
         "lessons": lessons_seen,
         "shares_add_up": add_up,
         "shares_unreadable": unreadable,
+        "failed": failed,
         "ms_per_query": round((time.perf_counter() - began) * 1000 / n, 1) if n else 0.0,
     }
 
@@ -338,19 +357,44 @@ def per_kind(run: Run, cases: Sequence[NewCase], corpus: Corpus) -> dict[str, fl
 
 
 def evaluate_store(
-    store: GraphStore, embedder: Embedder, corpus: Corpus, splits: Sequence[str], *, lessons: bool = True
+    store: GraphStore,
+    embedder: Embedder,
+    corpus: Corpus,
+    splits: Sequence[str],
+    *,
+    ablation: bool = True,
+    lessons: bool = True,
 ) -> StoreResult:
-    """Ingest the corpus into an empty store (schema applied) and measure every ranking on `splits`."""
+    """Ingest the corpus into an empty store (schema applied) and measure every ranking on `splits`
+    (the ablation table and lesson coverage only when asked and when the ranking offers them)."""
     ingested = ingest(store, embedder, corpus)
     ids = decision_ids(store, ingested)
-    signals = signals_supported()
+    result = measure(store, embedder, corpus, ids, splits, ablation=ablation, lessons=lessons)
+    result.ingest_seconds = round(ingested.seconds, 2)
+    return result
+
+
+def measure(
+    store: GraphStore,
+    embedder: Embedder,
+    corpus: Corpus,
+    ids: dict[str, str],
+    splits: Sequence[str],
+    *,
+    ablation: bool = True,
+    lessons: bool = True,
+) -> StoreResult:
+    """Measure every ranking on `splits` of a store the corpus is in; `ids`: decision key -> corpus id."""
+    signals = signals_supported() if ablation else ()
     results: dict[str, SplitResult] = {}
     for split in splits:
         cases = corpus.split(split)
         runs = {mode: run_ranker(graph_ranker(store, embedder, ids, mode), cases, corpus) for mode in MODES}
         result = SplitResult({mode: r.metrics for mode, r in runs.items()})
         result.per_kind_hit_at_1 = per_kind(runs["hybrid"], cases, corpus)
-        if signals:
+        if not ablation:
+            result.ablation_note = "not measured"
+        elif signals:
             for removed in signals:
                 kept = [s for s in signals if s != removed]
                 rank = graph_ranker(store, embedder, ids, "hybrid", signals=kept)
@@ -362,9 +406,7 @@ def evaluate_store(
         if lessons:
             result.lessons = lesson_coverage(store, embedder, ids, cases, corpus)
         results[split] = result
-    return StoreResult(
-        round(ingested.seconds, 2), len(ids), seed_check(store, embedder, ids, corpus), results
-    )
+    return StoreResult(0.0, len(ids), seed_check(store, embedder, ids, corpus), results)
 
 
 def baselines(corpus: Corpus, embedder: Embedder, splits: Sequence[str]) -> dict[str, dict[str, Any]]:
