@@ -8,6 +8,7 @@ Connection `neo4j_default` (created over the REST API).
 from __future__ import annotations
 
 import importlib.util
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from contextgraph import mapping
 from contextgraph import model as m
 from contextgraph.agent_tools import ContextGraphDeps
 from contextgraph.config import AirflowSettings, Neo4jSettings
+from contextgraph.embeddings import Model2VecEmbedder, embed_pending
 from contextgraph.mapping import PRECEDENTS_END, PRECEDENTS_START
 from contextgraph.retrieval import get_decision_trace
 from contextgraph.source import AirflowSource
@@ -33,6 +35,8 @@ from contextgraph.sync import Sync
 from tests.airflow_server import AirflowClient
 from tests.test_bad_input import detail
 from tests.test_ingest_dag import put_connection
+
+from .conftest import SHARED_MODEL
 
 DAG_FILE = Path(__file__).resolve().parent.parent / "dags" / "ai_support_ticket_system.py"
 TASK = "review_response"
@@ -48,6 +52,10 @@ def _seed(store: GraphStore) -> dict[str, str]:
     unrelated = [x for x in c.CASES if x.kind != "feature_request" and x.id != "rep-feature-asks"]
     batch, keys = c.build_batch([c.SEED, *unrelated])
     store.write(batch)
+    # As `contextgraph ingest` does: the embedding pass also writes the situation text that the
+    # word index covers (Neo4j's decision_text full-text index is on situation_text).
+    model = os.environ.get("CONTEXTGRAPH_EMBEDDING_MODEL") or str(SHARED_MODEL)
+    embed_pending(store, Model2VecEmbedder(model))
     return keys
 
 
