@@ -5,6 +5,7 @@
     agent.run_sync("Draft a reply to: ...", deps=deps)
 
     find_similar_decisions   earlier human decisions like a case, best first, with choice and reason
+    find_lessons             what those decisions teach: option shares, reason, exceptions (compact)
     get_decision_trace       one decision in context: upstream tasks, AI proposal, choice, reason
     read_cypher              a read-only Cypher query (refused if it could write; timeout, row cap)
     record_precedents        INFORMED_BY edges: these precedents informed that decision (writes)
@@ -30,10 +31,12 @@ from pydantic import BaseModel, Field
 
 from contextgraph.config import Settings
 from contextgraph.embeddings import Embedder, embedder_from_settings
-from contextgraph.errors import ContextGraphError, QueryRefusedError, StoreUnavailableError
+from contextgraph.errors import ContextGraphError, EmbeddingError, QueryRefusedError, StoreUnavailableError
 from contextgraph.retrieval import (
     DecisionTrace,
+    Lesson,
     Precedent,
+    find_lessons,
     find_similar_decisions,
     get_decision_trace,
     jsonable,
@@ -120,17 +123,50 @@ def record_shown(store: GraphStore, decision_key: str, precedents: Sequence[Prec
     return record_precedents(store, decision_key, precedents, recorded_at=rows[0]["at"] if rows else None)
 
 
-def precedent_notes(precedents: Sequence[Precedent], *, limit: int = 3) -> str:
-    """Markdown for a reviewer: how earlier cases like this were decided, and why."""
-    if not precedents:
+def precedent_notes(
+    precedents: Sequence[Precedent], *, limit: int = 3, lessons: Sequence[Lesson] = ()
+) -> str:
+    """Markdown for a reviewer: what similar cases teach (lessons) and how the closest were decided,
+    inside the marked precedent section (`mapping.PRECEDENTS_START` … `PRECEDENTS_END`) that the
+    ingest leaves out of this decision's search index. Empty when there is nothing to show."""
+    from contextgraph.mapping import PRECEDENTS_END, PRECEDENTS_START
+
+    if not precedents and not lessons:
         return ""
-    lines = ["**How similar cases were decided before:**", ""]
-    for rank, p in enumerate(precedents[:limit], start=1):
-        chosen = " / ".join(p.chosen_options) or "(nothing chosen)"
-        why = f" because “{p.reason}”" if p.reason else ""
-        who = f" ({p.reviewer})" if p.reviewer else ""
-        lines.append(f"{rank}. {p.subject or p.key}: **{chosen}**{why}{who}")
+    lines = [PRECEDENTS_START, ""]
+    if lessons:
+        lines += ["**What similar cases teach:**", ""]
+        for lesson in lessons:
+            shares = ", ".join(f"{n} {option}" for option, n in lesson.shares.items())
+            lines.append(f"- **{lesson.decided}** ({shares} of {lesson.count}): “{lesson.reason}”")
+            for ex in lesson.exceptions[:1]:
+                why = f": “{ex.reason}”" if ex.reason else ""
+                lines.append(f"  - except {ex.subject or ex.key}: {' / '.join(ex.chosen_options)}{why}")
+        lines.append("")
+    if precedents:
+        lines += ["**How similar cases were decided before:**", ""]
+        for rank, p in enumerate(precedents[:limit], start=1):
+            chosen = " / ".join(p.chosen_options) or "(nothing chosen)"
+            why = f" because “{p.reason}”" if p.reason else ""
+            who = f" ({p.reviewer})" if p.reviewer else ""
+            lines.append(f"{rank}. {p.subject or p.key}: **{chosen}**{why}{who}")
+        lines.append("")
+    lines.append(PRECEDENTS_END)
     return "\n".join(lines)
+
+
+def compact_lesson(lesson: Lesson) -> dict[str, Any]:
+    """A lesson as a small JSON value (for an XCom or a log line)."""
+    return {
+        "decided": lesson.decided,
+        "reason": lesson.reason,
+        "shares": lesson.shares,
+        "count": lesson.count,
+        "exemplars": [e.key for e in lesson.exemplars],
+        "exceptions": [
+            {"key": e.key, "chosen_options": e.chosen_options, "reason": e.reason} for e in lesson.exceptions
+        ],
+    }
 
 
 def compact(precedent: Precedent) -> dict[str, Any]:
@@ -231,13 +267,24 @@ def consult_precedents(deps: ContextGraphDeps, text: str, *, k: int = 3) -> list
 
     try:
         found = search(deps.embedder)
-    except QueryRefusedError as exc:
+    except (QueryRefusedError, EmbeddingError) as exc:
         if deps.embedder is None:
             raise
         log.warning("precedent search by words only: the search with embeddings failed (%s)", exc)
         found = search(None)
     deps.remember(found)
     return found
+
+
+def consult_lessons(deps: ContextGraphDeps, text: str, *, k: int = 3) -> list[Lesson]:
+    """The deterministic agent's lessons for `text` (by words only if the embeddings fail)."""
+    try:
+        return find_lessons(deps.store, deps.embedder, text, k=k, point=deps.point, exclude=deps.exclude)
+    except (QueryRefusedError, EmbeddingError) as exc:
+        if deps.embedder is None:
+            raise
+        log.warning("lessons by words only: the search with embeddings failed (%s)", exc)
+        return find_lessons(deps.store, None, text, k=k, point=deps.point, exclude=deps.exclude)
 
 
 # --- the pydantic-ai tools ------------------------------------------------------------------------
@@ -282,6 +329,42 @@ def _tool_find_similar_decisions(
         raise _retry(exc) from None
     deps.remember(found)
     return found
+
+
+def _tool_find_lessons(
+    ctx: RunContext[ContextGraphDeps],
+    text: str,
+    dag_id: str | None = None,
+    task_id: str | None = None,
+    k: int = 3,
+) -> str:
+    """What earlier human decisions like a case teach, as compact lessons: how many reviewers chose
+    each option ("3 of 5: Escalate to CRE"), the reason in a sentence, the latest example and the
+    exceptions with their reasons. Call this before proposing what to do; keys are in brackets.
+
+    Args:
+        text: The case at hand in plain words, e.g. the ticket's subject and body.
+        dag_id: Only decisions of this Airflow DAG.
+        task_id: Only decisions taken at this task (decision point).
+        k: How many lessons (1 to 10).
+    """
+    deps: ContextGraphDeps = ctx.deps
+    try:
+        found = find_lessons(
+            deps.store,
+            deps.embedder,
+            text,
+            k=max(1, min(k, 10)),
+            dag_id=dag_id,
+            task_id=task_id,
+            point=deps.point,
+            exclude=deps.exclude,
+        )
+    except ContextGraphError as exc:
+        raise _retry(exc) from None
+    from contextgraph.retrieval import lessons_prompt
+
+    return lessons_prompt(found) or "No lessons: no answered decisions match this case."
 
 
 def _tool_get_decision_trace(ctx: RunContext[ContextGraphDeps], key: str) -> DecisionTrace:
@@ -373,6 +456,7 @@ def precedent_toolset(*, read_only: bool = False, max_retries: int = 2) -> Any:
 
     tools: list[Tool[ContextGraphDeps]] = [
         Tool(_tool_find_similar_decisions, name="find_similar_decisions", takes_ctx=True),
+        Tool(_tool_find_lessons, name="find_lessons", takes_ctx=True),
         Tool(_tool_get_decision_trace, name="get_decision_trace", takes_ctx=True),
         Tool(_tool_read_cypher, name="read_cypher", takes_ctx=True, prepare=_describe_dialect),
     ]

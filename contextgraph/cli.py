@@ -414,6 +414,45 @@ def similar(
 
 
 @cli.command()
+@click.argument("text")
+@click.option("--dag", "dag_id", help="Only decisions of this DAG.")
+@click.option("--task", "task_id", help="Only decisions of this task (decision point).")
+@click.option("--k", default=3, show_default=True, type=click.IntRange(1, 20), help="How many lessons.")
+@click.option("--words-only", is_flag=True, help="Rank by words only (no embedding model needed).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handle_errors
+def lessons(
+    state: State, text: str, dag_id: str | None, task_id: str | None, k: int, words_only: bool, as_json: bool
+) -> None:
+    """What past decisions like TEXT teach: lessons with option shares, reason, exceptions."""
+    from contextgraph.embeddings import embedder_from_settings
+    from contextgraph.retrieval import find_lessons, lessons_prompt
+
+    embedder = None if words_only else embedder_from_settings(state.settings())
+    with _open_for_search(state) as store:
+        found = find_lessons(store, embedder, text, k=k, dag_id=dag_id, task_id=task_id)
+    if as_json:
+        emit([lesson.model_dump(mode="json") for lesson in found], True)
+    else:
+        click.echo(lessons_prompt(found) or "no lessons: no answered decisions match")
+
+
+@cli.command()
+@click.pass_obj
+@handle_errors
+def reindex(state: State) -> None:
+    """Rebuild the embedded store's word (BM25) and vector index beside its file (Neo4j: nothing to do)."""
+    with _open_for_search(state) as store:
+        info = store.refresh_indexes(force=True)
+    if not info:
+        click.echo("this store keeps its full-text and vector indexes itself: nothing to rebuild")
+    else:
+        decisions, model = info.get("decisions", 0), info.get("model")
+        click.echo(f"rebuilt the search index: {decisions} decisions, model {model}")
+
+
+@cli.command()
 @click.argument("key")
 @click.option("--markdown", "fmt", flag_value="markdown", default=True, help="Print markdown (default).")
 @click.option("--json", "fmt", flag_value="json", help="Print JSON.")

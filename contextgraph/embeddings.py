@@ -218,12 +218,15 @@ def text_hash(text: str) -> str:
 
 
 def decision_text(row: dict[str, Any]) -> str:
-    """What is embedded for one decision: its search text, or subject/body/reason when it has none."""
-    text = row.get("text") or ""
+    """What is embedded (and, on the stores, word-indexed) for one decision: its situation -- subject,
+    body without the marked precedent section, the proposals it judged (`mapping.situation_text`) --
+    or its search text when it has none of those."""
+    from contextgraph.mapping import situation_text
+
+    text = situation_text(row.get("subject"), row.get("body"), row.get("proposals") or [])
     if text.strip():
-        return str(text)
-    parts = [row.get("subject"), row.get("body"), row.get("reason")]
-    return "\n".join(str(p) for p in parts if isinstance(p, str) and p.strip())
+        return text
+    return str(row.get("text") or "")
 
 
 @dataclass(frozen=True)
@@ -234,6 +237,7 @@ class EmbeddingRow:
     vector: Vectors | None
     text_hash: str
     content_hash: str | None
+    text: str | None = None
 
 
 @dataclass
@@ -273,8 +277,8 @@ def embed_pending(
         if to_embed:
             vectors = embedder.embed([text for _, text, _ in to_embed])
             rows.extend(
-                EmbeddingRow(item["key"], vector, digest, item.get("content_hash"))
-                for (item, _, digest), vector in zip(to_embed, vectors, strict=True)
+                EmbeddingRow(item["key"], vector, digest, item.get("content_hash"), text)
+                for (item, text, digest), vector in zip(to_embed, vectors, strict=True)
             )
         store.write_embeddings(rows, embedder.name)
         report.embedded += len(to_embed)
@@ -283,6 +287,7 @@ def embed_pending(
             progress(len(rows))
         if len(pending) < batch_size:
             break
+    store.refresh_indexes()  # the embedded store's BM25 and vector index beside its file
     report.seconds = time.perf_counter() - started
     log.info("embedded %d decisions (%d unchanged) with %s", report.embedded, report.unchanged, report.model)
     return report

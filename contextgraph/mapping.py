@@ -448,8 +448,7 @@ def map_decision(
                 proposal_texts,
                 chosen,
                 reason,
-                answer_text if answer_text not in proposal_texts else None,
-                entry,
+                [entry] if entry else _answers(params_input, reason),
             ),
         },
         name,
@@ -609,6 +608,15 @@ def _is_free_text(param: Any) -> bool:
     return (kind is None or "string" in kinds) and "enum" not in schema and "format" not in schema
 
 
+def _answers(params_input: Mapping[str, Any], reason: str | None) -> list[str]:
+    """The reviewer's other text entries (e.g. their own reply), the reason and Slack identity aside."""
+    return [
+        v.strip()
+        for k, v in params_input.items()
+        if k != SLACK_IDENTITY_KEY and isinstance(v, str) and v.strip() and v.strip() != reason
+    ]
+
+
 def _user_id(user: Any) -> str | None:
     if isinstance(user, dict):
         ident = user.get("id") or user.get("name")
@@ -736,16 +744,42 @@ def _entry_text(params_input: Mapping[str, Any]) -> str | None:
     return "\n".join(lines) or None
 
 
+PRECEDENTS_START = "<!-- contextgraph:precedents -->"
+PRECEDENTS_END = "<!-- /contextgraph:precedents -->"
+"""The marked precedent section of a HITL body: what the reviewer was shown about *other* decisions
+(earlier precedents, lessons and their reasons). Everything from a start marker to the next end
+marker (or to the end of the body, without one) is left out of the decision's search text, so a
+decision is never found for the words of the precedents it quoted. HTML comments: invisible where
+Airflow and Slack render the body as markdown."""
+_PRECEDENT_SECTION = re.compile(
+    re.escape(PRECEDENTS_START) + r".*?(?:" + re.escape(PRECEDENTS_END) + r"|\Z)", re.DOTALL
+)
+
+
+def strip_precedents(text: str) -> str:
+    """`text` without its marked precedent sections (see PRECEDENTS_START)."""
+    if PRECEDENTS_START not in text:
+        return text
+    return _PRECEDENT_SECTION.sub("", text).strip()
+
+
+def situation_text(subject: Any, body: Any, proposals: Iterable[Any]) -> str:
+    """What precedent search matches a new case against: the situation of a decision -- what was
+    asked (subject), the request as shown (the body without its marked precedent section) and the
+    AI proposals it judged -- not its outcome (choice and reason), which is shown, not matched."""
+    parts = [subject, body, *sorted(p for p in proposals if isinstance(p, str))]
+    return "\n".join(strip_precedents(p).strip() for p in parts if isinstance(p, str) and p.strip())
+
+
 def search_text(
     subject: Any,
     body: Any,
     proposals: list[str],
     chosen: list[str],
     reason: str | None,
-    answer: str | None = None,
-    entry: str | None = None,
+    answers: Sequence[str] = (),
 ) -> str:
-    """What precedent search matches: the question, the AI's proposal, the choice and the reason
-    (and the reviewer's own answer, an entry form's values)."""
-    parts = [subject, body, *proposals, " / ".join(chosen), reason, answer, entry]
-    return "\n".join(str(p) for p in parts if isinstance(p, str) and p.strip())
+    """What precedent search matches: the case (the question, the body without its marked precedent
+    section, the AI's proposal) and its outcome (the choice, the reason, the reviewer's own answers)."""
+    parts = [subject, body, *proposals, " / ".join(chosen), reason, *answers]
+    return "\n".join(strip_precedents(str(p)) for p in parts if isinstance(p, str) and p.strip())

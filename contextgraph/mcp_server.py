@@ -2,8 +2,8 @@
 
     contextgraph mcp [--timeout 10] [--row-limit 1000]
 
-Tools: `find_similar_decisions`, `get_decision_trace`, `read_cypher`, `graph_stats` (read-only:
-`readOnlyHint`) and `record_precedents` (writes INFORMED_BY edges: not read-only, not destructive,
+Tools: `find_similar_decisions`, `find_lessons`, `get_decision_trace`, `read_cypher`, `graph_stats`
+(read-only: `readOnlyHint`) and `record_precedents` (writes INFORMED_BY edges: not read-only, not destructive,
 idempotent). The store comes from the settings (NEO4J_* or CONTEXTGRAPH_STORE_PATH), like every
 other command. Neo4j is used through one driver; the embedded file is opened per call — read-only
 for the read tools — and closed again, so an ingest can write it between calls (Ladybug lets one
@@ -43,7 +43,9 @@ from contextgraph.embeddings import Embedder, embedder_from_settings
 from contextgraph.errors import ContextGraphError, StoreUnavailableError
 from contextgraph.retrieval import (
     DecisionTrace,
+    Lesson,
     Precedent,
+    find_lessons,
     find_similar_decisions,
     get_decision_trace,
 )
@@ -205,6 +207,27 @@ class PrecedentTools:
                 airflow_url=self.settings.airflow.url,
             )
 
+    def find_lessons(
+        self,
+        text: str,
+        dag_id: str | None = None,
+        task_id: str | None = None,
+        k: int = 3,
+    ) -> list[Lesson]:
+        """What earlier human decisions like a case teach, as lessons: the option most reviewers
+        chose and the shares of each ("3 of 5"), the reason in a sentence, the count, the latest
+        example, the exemplars and the exceptions with their reasons. Call this before acting.
+
+        Args:
+            text: The case at hand in plain words, e.g. a ticket's subject and body.
+            dag_id: Only decisions of this Airflow DAG.
+            task_id: Only decisions taken at this task (decision point).
+            k: How many lessons (1 to 10).
+        """
+        embedder = self.embedder()
+        with self._errors(), self.store() as store:
+            return find_lessons(store, embedder, text, k=max(1, min(k, 10)), dag_id=dag_id, task_id=task_id)
+
     def get_decision_trace(self, key: str) -> DecisionTrace:
         """One decision in full context: what fed it (upstream tasks and their states), the AI
         proposal it judged and the verdict, the options offered, the choice, the reason, who
@@ -292,6 +315,7 @@ def build_server(tools: PrecedentTools) -> MCPServer[Any]:
     """The MCP server with the precedent tools registered."""
     server: MCPServer[Any] = MCPServer("contextgraph", instructions=INSTRUCTIONS)
     server.tool(title="Similar past decisions", annotations=READ_ONLY)(tools.find_similar_decisions)
+    server.tool(title="Lessons from past decisions", annotations=READ_ONLY)(tools.find_lessons)
     server.tool(title="One decision in context", annotations=READ_ONLY)(tools.get_decision_trace)
     server.tool(title="Read-only Cypher", annotations=READ_ONLY, description=tools.read_cypher_description())(
         tools.read_cypher

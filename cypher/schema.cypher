@@ -15,11 +15,13 @@ CREATE CONSTRAINT answer_key IF NOT EXISTS FOR (n:Answer) REQUIRE n.key IS UNIQU
 CREATE INDEX decision_point IF NOT EXISTS FOR (n:Decision) ON (n.dag_id, n.task_id);
 CREATE INDEX decision_created IF NOT EXISTS FOR (n:Decision) ON (n.created_at);
 CREATE INDEX decision_pending IF NOT EXISTS FOR (n:Decision) ON (n.response_received);
-// Words: what was asked, what the AI proposed, what was chosen and why.
-// The english analyzer stems words ("refunds" matches "refund"); an index created before this
-// option keeps its analyzer until it is dropped (DROP INDEX decision_text) and `schema` runs again.
+// Words: each decision's situation (what was asked, the request as shown without its marked
+// precedent section, the AI proposal), as the embedding pass writes it to `situation_text`: what a
+// new case is matched against; the outcome (choice, reason) is shown, not matched. The english
+// analyzer stems words ("refunds" matches "refund"). An index made by an older version (on other
+// properties) is dropped by Neo4jStore.ensure_schema before this runs.
 CREATE FULLTEXT INDEX decision_text IF NOT EXISTS
-FOR (n:Decision) ON EACH [n.subject, n.body, n.reason, n.search_text]
+FOR (n:Decision) ON EACH [n.situation_text]
 OPTIONS {indexConfig: {`fulltext.analyzer`: 'english'}};
 // Meaning: the decision text's embedding; $dimensions comes from the configured model.
 CREATE VECTOR INDEX decision_embedding IF NOT EXISTS

@@ -4,7 +4,12 @@ fetch_ticket -> draft_response -> review_response (HITLOperator) -> act_on_decis
                                                                     (outlet: contextgraph://decisions)
 
 The ``fetch_ticket`` and ``draft_response`` return values stay in XCom: contextgraph's ingest reads
-the ``draft_response`` XCom as the "AI proposal" that the human judged.
+the ``draft_response`` XCom as the "AI proposal" that the human judged. ``draft_response`` consults
+contextgraph first (lessons and precedents of similar decisions) and keeps the case itself in its
+own field (``case``); the reviewer sees the lessons and precedents under the draft, between
+``<!-- contextgraph:precedents -->`` and ``<!-- /contextgraph:precedents -->``: the ingest leaves
+that section out of this decision's search index, so a decision is never found for the words of
+the precedents it quoted.
 
 What HITLOperator does (apache-airflow-providers-standard 1.21 on Airflow 3.3.2; read from
 ``airflow/providers/standard/operators/hitl.py`` and the scheduler, then checked on a real server):
@@ -123,6 +128,7 @@ def _template_draft(ticket: dict[str, str]) -> str:
 
 
 PRECEDENTS = 3
+LESSONS = 2
 LLM_INSTRUCTIONS = "You are a support agent. Write a short, polite, accurate reply to the ticket."
 
 
@@ -182,15 +188,35 @@ def _llm_draft(model: Any, ticket: dict[str, str], deps: Any | None) -> tuple[st
     return str(result.output), []
 
 
-def _cited(precedents: list[Any]) -> dict[str, Any]:
-    """The precedents for the XCom (keys and scores for the ingest) and for the reviewer (notes)."""
-    if not precedents:
-        return {"precedents": [], "precedent_notes": ""}
-    from contextgraph.agent_tools import compact, precedent_notes
+def _lessons(deps: Any | None, case: str) -> list[Any]:
+    """What similar past decisions teach (contextgraph lessons), logged; [] if there are none."""
+    if deps is None:
+        return []
+    from contextgraph.agent_tools import consult_lessons
+
+    try:
+        found = consult_lessons(deps, case, k=LESSONS)
+    except Exception as exc:
+        log.warning("Drafting without lessons: the search failed (%s)", exc)
+        return []
+    for lesson in found:
+        log.info("Lesson: %s", lesson.to_prompt().splitlines()[0])
+    return found
+
+
+def _cited(precedents: list[Any], lessons: list[Any] | None = None) -> dict[str, Any]:
+    """The precedents and lessons for the XCom (keys and scores for the ingest) and for the reviewer:
+    `precedent_notes` is a marked section (``<!-- contextgraph:precedents -->`` …
+    ``<!-- /contextgraph:precedents -->``) that the ingest leaves out of this decision's index."""
+    lessons = lessons or []
+    if not precedents and not lessons:
+        return {"precedents": [], "lessons": [], "precedent_notes": ""}
+    from contextgraph.agent_tools import compact, compact_lesson, precedent_notes
 
     return {
         "precedents": [compact(p) for p in precedents],
-        "precedent_notes": "\n\n" + precedent_notes(precedents, limit=PRECEDENTS),
+        "lessons": [compact_lesson(lesson) for lesson in lessons],
+        "precedent_notes": "\n\n" + precedent_notes(precedents, limit=PRECEDENTS, lessons=lessons),
     }
 
 
@@ -213,11 +239,15 @@ def ai_support_ticket_system() -> None:
     def draft_response(ticket: dict[str, str]) -> dict[str, Any]:
         # Precedents first: how reviewers decided similar tickets, and why. Their keys go into the
         # XCom, which the ingest reads as the proposal and turns into INFORMED_BY edges.
+        # Lessons (what similar decisions teach) go under the draft for the reviewer, inside the
+        # marked precedent section; the case itself travels in its own field.
         model = os.environ.get("CONTEXTGRAPH_LLM_MODEL")
         deps = _precedent_deps()
+        case = f"{ticket['subject']}\n\n{ticket['body']}"
         try:
+            lessons = _lessons(deps, case)
             if not model:
-                precedents = _consult(deps, f"{ticket['subject']}\n\n{ticket['body']}")
+                precedents = _consult(deps, case)
                 draft, used = _template_draft(ticket), "template"
             else:
                 draft, precedents = _llm_draft(model, ticket, deps)
@@ -225,7 +255,13 @@ def ai_support_ticket_system() -> None:
         finally:
             if deps is not None:
                 deps.close()
-        return {"ticket_id": ticket["ticket_id"], "draft": draft, "model": used, **_cited(precedents)}
+        return {
+            "ticket_id": ticket["ticket_id"],
+            "case": {"subject": ticket["subject"], "body": ticket["body"]},
+            "draft": draft,
+            "model": used,
+            **_cited(precedents, lessons),
+        }
 
     ticket = fetch_ticket()
     draft = draft_response(ticket)

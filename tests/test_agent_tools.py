@@ -118,6 +118,7 @@ def test_the_tool_schemas_the_model_sees_explain_each_tool(
         }
         calls = {
             "find_similar_decisions": {"text": "dark mode theme", "k": 2, "dag_id": c.SUPPORT_DAG},
+            "find_lessons": {"text": "dark mode theme", "k": 2},
             "get_decision_trace": {"key": seeded["fr-dark-mode"]},
             "read_cypher": {
                 "query": "MATCH (d:Decision) WHERE d.key = $key RETURN d.reason AS reason",
@@ -135,13 +136,21 @@ def test_the_tool_schemas_the_model_sees_explain_each_tool(
     agent = Agent(FunctionModel(model), deps_type=ContextGraphDeps, toolsets=[precedent_toolset()])
     result = agent.run_sync("go", deps=deps)
 
-    assert set(seen) == {"find_similar_decisions", "get_decision_trace", "read_cypher", "record_precedents"}
+    assert set(seen) == {
+        "find_similar_decisions",
+        "find_lessons",
+        "get_decision_trace",
+        "read_cypher",
+        "record_precedents",
+    }
     finder = seen["find_similar_decisions"]
     assert "reason" in (finder.description or "")
     assert finder.parameters_json_schema["required"] == ["text"]
     assert "Escalate to CRE" in finder.parameters_json_schema["properties"]["chosen"]["description"]
     assert "refused" in (seen["read_cypher"].description or "")
     messages = result.all_messages()
+    [lessons] = _returns(messages, "find_lessons")
+    assert " of " in lessons and "check the roadmap first" in lessons
     [trace] = _returns(messages, "get_decision_trace")
     assert trace.reason.startswith("check the roadmap first") and trace.chosen_options == ["Respond Manually"]
     [rows] = _returns(messages, "read_cypher")

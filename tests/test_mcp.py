@@ -17,7 +17,14 @@ from contextgraph.store import GraphStore
 from .conftest import SHARED_MODEL
 from .mcp_client import error_text, mcp_session, payload, server_env
 
-TOOLS = {"find_similar_decisions", "get_decision_trace", "read_cypher", "graph_stats", "record_precedents"}
+TOOLS = {
+    "find_similar_decisions",
+    "find_lessons",
+    "get_decision_trace",
+    "read_cypher",
+    "graph_stats",
+    "record_precedents",
+}
 
 
 @pytest.fixture
@@ -41,6 +48,9 @@ async def _scenario(env: dict[str, str], keys: dict[str, str]) -> dict[str, Any]
         seen["tools"] = {t.name: t for t in listed.tools}
         seen["similar"] = await session.call_tool(
             "find_similar_decisions", {"text": c.SEED_QUERY, "k": 3, "dag_id": c.SUPPORT_DAG}
+        )
+        seen["lessons"] = await session.call_tool(
+            "find_lessons", {"text": "Charged twice for the March invoice", "dag_id": c.SUPPORT_DAG}
         )
         seen["trace"] = await session.call_tool("get_decision_trace", {"key": keys["fr-dark-mode"]})
         seen["no_trace"] = await session.call_tool("get_decision_trace", {"key": "no|such|decision"})
@@ -103,6 +113,11 @@ def test_mcp_client_lists_and_calls_every_tool(store: GraphStore, server: dict[s
     assert similar[0]["chosen_options"] == ["Respond Manually"] and similar[0]["url"].startswith(
         "http://airflow"
     )
+
+    lessons = payload(seen["lessons"])
+    assert not seen["lessons"].is_error and lessons, lessons
+    assert all(sum(lesson["shares"].values()) == lesson["count"] for lesson in lessons)
+    assert lessons[0]["exemplars"][0]["key"] in keys.values() and lessons[0]["reason"]
 
     trace = payload(seen["trace"])
     assert trace["subject"] == c.SEED.subject and trace["proposals"][0]["verdict"] == "overridden"

@@ -8,6 +8,7 @@ Connection `neo4j_default` (created over the REST API).
 from __future__ import annotations
 
 import importlib.util
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,8 @@ from contextgraph import mapping
 from contextgraph import model as m
 from contextgraph.agent_tools import ContextGraphDeps
 from contextgraph.config import AirflowSettings, Neo4jSettings
+from contextgraph.embeddings import Model2VecEmbedder, embed_pending
+from contextgraph.mapping import PRECEDENTS_END, PRECEDENTS_START
 from contextgraph.retrieval import get_decision_trace
 from contextgraph.source import AirflowSource
 from contextgraph.store import GraphStore, Neo4jStore
@@ -32,6 +35,8 @@ from contextgraph.sync import Sync
 from tests.airflow_server import AirflowClient
 from tests.builders import detail
 from tests.test_ingest_dag import put_connection
+
+from .conftest import SHARED_MODEL
 
 DAG_FILE = Path(__file__).resolve().parent.parent / "dags" / "ai_support_ticket_system.py"
 TASK = "review_response"
@@ -47,6 +52,10 @@ def _seed(store: GraphStore) -> dict[str, str]:
     unrelated = [x for x in c.CASES if x.kind != "feature_request" and x.id != "rep-feature-asks"]
     batch, keys = c.build_batch([c.SEED, *unrelated])
     store.write(batch)
+    # As `contextgraph ingest` does: the embedding pass also writes the situation text that the
+    # word index covers (Neo4j's decision_text full-text index is on situation_text).
+    model = os.environ.get("CONTEXTGRAPH_EMBEDDING_MODEL") or str(SHARED_MODEL)
+    embed_pending(store, Model2VecEmbedder(model))
     return keys
 
 
@@ -112,7 +121,7 @@ def test_with_an_llm_the_draft_agent_consults_precedents_through_its_tools(
     assert draft.startswith("Thanks!") and [p.key for p in shown][:1] == [keys["fr-dark-mode"]]
     assert cited["precedents"][0]["key"] == keys["fr-dark-mode"] and len(cited["precedents"]) == 2
     assert "check the roadmap first" in cited["precedent_notes"]
-    assert dag._cited([]) == {"precedents": [], "precedent_notes": ""}
+    assert dag._cited([]) == {"precedents": [], "lessons": [], "precedent_notes": ""}
     assert dag._consult(None, "anything") == []
 
 
@@ -160,6 +169,10 @@ def test_a_new_run_cites_precedents_and_the_ingest_links_them(
     # The reviewer sees the draft and, under it, how similar cases were decided and why.
     assert draft["draft"] in waiting["body"] and "How similar cases were decided before" in waiting["body"]
     assert "check the roadmap first" in waiting["body"]
+    # …and what similar cases teach, all inside the marked section the ingest leaves out of the index.
+    section = waiting["body"].split(PRECEDENTS_START, 1)[1]
+    assert "What similar cases teach" in section and " of " in section and PRECEDENTS_END in section
+    assert draft["case"] == {"subject": TICKET["subject"], "body": TICKET["body"]} and draft["lessons"]
 
     answer = {"reason": "Same as dark mode: check the roadmap first.", "manual_response": "On our roadmap."}
     assert airflow.respond(example_dag, run_id, TASK, ["Respond Manually"], answer).status_code == 200
@@ -178,6 +191,10 @@ def test_a_new_run_cites_precedents_and_the_ingest_links_them(
     assert [r["key"] for r in rows] == cited and [r["rank"] for r in rows] == [1, 2, 3]
     assert rows[0]["score"] == draft["precedents"][0]["score"]
     decision = neo4j_store.query("MATCH (d:Decision {run_id: $run}) RETURN d.key AS k", {"run": run_id})
+    indexed = neo4j_store.query(
+        "MATCH (d:Decision {run_id: $run}) RETURN d.search_text AS t", {"run": run_id}
+    )
+    assert "How similar cases" not in indexed[0]["t"] and TICKET["body"] in indexed[0]["t"]
     trace = get_decision_trace(neo4j_store, decision[0]["k"])
     assert trace.informed_by[0].reason and trace.informed_by[0].reason.startswith("check the roadmap first")
     # This ingest created them (other decisions of the shared test Airflow may bring edges too).

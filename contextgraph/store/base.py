@@ -194,21 +194,93 @@ class GraphStore(ABC):
     def write_embeddings(self, rows: Sequence[Any], model_name: str) -> int:
         """Store `EmbeddingRow`s (a row without a vector only marks its text as current)."""
 
+    # --- precedent candidates: each store answers from its own indexes (contextgraph.ranking fuses) ---
+
+    @abstractmethod
+    def vector_candidates(
+        self, vector: Sequence[float], model: str, k: int, filters: CandidateFilter
+    ) -> list[tuple[str, float]]:
+        """The `k` answered decisions whose embedding (made by `model`) is nearest `vector`, best
+        first, as (key, cosine similarity in -1..1). Raises EmbeddingError when the stored vectors
+        have another width than `vector`."""
+
+    @abstractmethod
+    def text_candidates(
+        self, words: Sequence[str], k: int, filters: CandidateFilter
+    ) -> list[tuple[str, float]]:
+        """The `k` answered decisions with the highest BM25 score for `words` (unstemmed content words
+        from `contextgraph.words.query_terms`), best first, as (key, score > 0)."""
+
+    @abstractmethod
+    def decision_vectors(self, keys: Sequence[str], model: str) -> dict[str, Any]:
+        """The stored embeddings (float32 numpy arrays, made by `model`) of these decisions, by key."""
+
+    @abstractmethod
+    def embedding_models(self) -> dict[str, int]:
+        """How many decisions carry an embedding, per model name (to explain an empty vector search)."""
+
+    def decision_details(self, keys: Sequence[str]) -> dict[str, Row]:
+        """What a precedent shows of each decision, by key: ids, subject, choice, reason, answer time,
+        reviewer (actor_name/actor_id), the AI proposal and its verdict. Keys that do not exist are
+        left out."""
+        details: dict[str, Row] = {}
+        if not keys:
+            return details
+        params = {"keys": list(keys)}
+        for row in self._read(load("precedent_details", self.dialect), params):
+            empty = {"proposal": None, "verdict": None, "actor_name": None, "actor_id": None}
+            details[row["key"]] = {**row, **empty}
+        for name in ("precedent_proposals", "precedent_reviewers"):
+            for row in self._read(load(name, self.dialect), params):
+                folded = details.get(row["key"])
+                for field_name, value in row.items():
+                    if folded is not None and folded.get(field_name) is None:
+                        folded[field_name] = value
+        return details
+
+    def refresh_indexes(self, *, force: bool = False) -> dict[str, Any]:
+        """Bring search indexes kept outside the engine up to date; `force` rebuilds them even when
+        they look current. Returns what they hold (model, dimensions, decisions), {} where the engine
+        keeps its indexes itself (Neo4j)."""
+        return {}
+
     # --- governance hooks (contextgraph.forget) --------------------------------------------------
 
-    def after_forget(self, keys: Sequence[str]) -> None:  # noqa: B027 - a hook, empty by default
-        """Called by `contextgraph.forget` after these decisions were erased: a store that keeps
-        sidecar indexes beside its data drops their entries here. Default: nothing to do (Neo4j's
-        indexes follow the nodes)."""
+    def after_forget(self, keys: Sequence[str]) -> None:
+        """Called by `contextgraph.forget` after these decisions were erased: search indexes kept
+        outside the engine (`refresh_indexes`) are rebuilt without them. Neo4j's indexes follow the
+        nodes, so there it does nothing."""
+        if keys:
+            self.refresh_indexes(force=True)
 
-    def rebuild_indexes(self) -> None:  # noqa: B027 - a hook, empty by default
-        """Rebuild any sidecar indexes from the graph as it is now. Default: nothing to do."""
+    def rebuild_indexes(self) -> None:
+        """Rebuild any search indexes kept outside the engine from the graph as it is now."""
+        self.refresh_indexes(force=True)
 
     @abstractmethod
     def read_only_query(
         self, cypher: str, params: Mapping[str, Any], *, timeout: float, row_limit: int
     ) -> tuple[list[Row], bool]:
         """Run a query only if it cannot write: (rows up to row_limit, whether rows were cut)."""
+
+
+@dataclass(frozen=True)
+class CandidateFilter:
+    """Which answered decisions may be precedents: all of them unless narrowed.
+
+    dag_id/task_id: that DAG / decision point only; chosen: decisions where this option was chosen;
+    since: answered (or, without an answer time, asked) at or after this UTC time; exclude: keys.
+    """
+
+    dag_id: str | None = None
+    task_id: str | None = None
+    chosen: str | None = None
+    since: datetime | None = None
+    exclude: frozenset[str] = frozenset()
+
+    @property
+    def narrowed(self) -> bool:
+        return any(v is not None for v in (self.dag_id, self.task_id, self.chosen, self.since))
 
 
 _node_id = itemgetter("key")

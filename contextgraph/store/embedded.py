@@ -24,6 +24,7 @@ except ImportError:  # pragma: no cover - Windows: Ladybug's own lock is all the
     fcntl = None  # type: ignore[assignment]
 
 from contextgraph.errors import (
+    EmbeddingError,
     QueryMemoryError,
     QueryNotAllowedError,
     QueryRefusedError,
@@ -35,7 +36,8 @@ from contextgraph.errors import (
 from contextgraph.model import EDGE_TYPES, NODE_TYPES, Node
 from contextgraph.queries import load
 from contextgraph.store import gate
-from contextgraph.store.base import EDGE_COLUMNS, NODE_COLUMNS, GraphStore, Row, to_plain
+from contextgraph.store.base import EDGE_COLUMNS, NODE_COLUMNS, CandidateFilter, GraphStore, Row, to_plain
+from contextgraph.store.sidecar import IndexRows, SidecarIndex
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,7 @@ class EmbeddedStore(GraphStore):
         self._conn: ladybug.Connection | None = None
         self._lock = threading.Lock()
         self._file_lock: str | None = None
+        self.index = SidecarIndex(self.path.with_name(self.path.name + ".index"))
 
     def _connection(self) -> ladybug.Connection:
         """Open the database on first use (never in the constructor).
@@ -189,6 +192,7 @@ class EmbeddedStore(GraphStore):
         return self._execute(cypher, params)
 
     def _write(self, cypher: str, params: Mapping[str, Any]) -> list[Row]:
+        self._index_stale = True
         with self._lock:
             conn = self._connection()
             conn.execute("BEGIN TRANSACTION")
@@ -246,6 +250,7 @@ class EmbeddedStore(GraphStore):
                 }
             )
             keys = [r.key for r in with_vectors]
+            self._index_stale = True
             self._transaction(
                 [
                     (load("embedding_delete", self.dialect), {"keys": keys}),
@@ -255,6 +260,98 @@ class EmbeddedStore(GraphStore):
         if marks:
             self._write(load("embedding_mark", self.dialect), {"rows": marks})
         return len(with_vectors)
+
+    def refresh_indexes(self, *, force: bool = False) -> dict[str, Any]:
+        """Rebuild the BM25 and vector index beside the store file (`<store>.index/`) from the
+        answered decisions and their embeddings (of the most common model). Without `force`, an
+        index that exists is only rebuilt when answered decisions were written since it was built."""
+        import numpy as np
+
+        from contextgraph.embeddings import decision_text
+
+        if not force and self.index.exists() and not self._index_stale:
+            return self.index.info()
+        table = self._arrow(load("index_rows", self.dialect))
+        columns = table.to_pydict()
+        models = [m for m in columns["model"] if m]
+        model = max(set(models), key=models.count) if models else None
+        vectors = None
+        if model is not None:
+            pairs = list(zip(columns["embedding"], columns["model"], strict=True))
+            width = next(len(v) for v, m in pairs if m == model and v is not None)
+            vectors = np.zeros((len(columns["key"]), width), dtype=np.float32)
+            for i, (v, m) in enumerate(zip(columns["embedding"], columns["model"], strict=True)):
+                if m == model and v is not None and len(v) == width:
+                    vectors[i] = v
+        at = [
+            (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp() if t is not None else 0.0
+            for t in columns["answered_at"]
+        ]
+        texts = [
+            decision_text({"subject": s, "body": b, "proposals": p, "text": t})
+            for s, b, p, t in zip(
+                columns["subject"], columns["body"], columns["proposals"], columns["text"], strict=True
+            )
+        ]
+        self.index.build(
+            IndexRows(
+                keys=columns["key"],
+                texts=texts,
+                dag_ids=columns["dag_id"],
+                task_ids=columns["task_id"],
+                chosen=[c or [] for c in columns["chosen"]],
+                answered_at=at,
+                vectors=vectors,
+                model=model,
+            )
+        )
+        self._index_stale = False
+        log.info("rebuilt the search index %s (%d decisions)", self.index.folder, len(columns["key"]))
+        return self.index.info()
+
+    _index_stale = False
+
+    def _ready_index(self) -> None:
+        if not self.index.exists():
+            self.refresh_indexes(force=True)
+
+    def vector_candidates(
+        self, vector: Sequence[float], model: str, k: int, filters: CandidateFilter
+    ) -> list[tuple[str, float]]:
+        self._ready_index()
+        info = self.index.info()
+        if info.get("model") == model and info.get("dimensions") not in (None, len(vector)):
+            raise EmbeddingError(
+                f"the store's embeddings have {info['dimensions']} dimensions, the model {model!r} makes "
+                f"{len(vector)}: run `contextgraph embed` to re-embed with it"
+            )
+        return self.index.vector_candidates(vector, model, k, filters)
+
+    def text_candidates(
+        self, words: Sequence[str], k: int, filters: CandidateFilter
+    ) -> list[tuple[str, float]]:
+        self._ready_index()
+        return self.index.text_candidates(words, k, filters)
+
+    def decision_vectors(self, keys: Sequence[str], model: str) -> dict[str, Any]:
+        self._ready_index()
+        return self.index.vectors_of(keys, model)
+
+    def embedding_models(self) -> dict[str, int]:
+        rows = self._read(
+            f"MATCH (e:{EMBEDDING_TABLE}) RETURN e.embedding_model AS model, count(e) AS n", {}
+        )
+        return {r["model"]: int(r["n"]) for r in rows if r["model"]}
+
+    def _arrow(self, cypher: str) -> Any:
+        try:
+            with self._lock:
+                result = self._connection().execute(cypher, {})
+                if isinstance(result, list):
+                    result = result[-1]
+                return result.get_as_arrow()
+        except RuntimeError as exc:
+            raise StoreError(f"the embedded store failed to read the decisions to index: {exc}") from None
 
     def _transaction(self, steps: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
         with self._lock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from datetime import UTC
 from typing import Any
 
 import neo4j
@@ -23,7 +24,9 @@ from neo4j.exceptions import TransientError as Neo4jTransientError
 from contextgraph.config import Neo4jSettings, public_url
 from contextgraph.errors import (
     CypherError,
+    EmbeddingError,
     QueryMemoryError,
+    QueryRefusedError,
     QueryTimeoutError,
     StoreAuthError,
     StoreConfigError,
@@ -32,7 +35,8 @@ from contextgraph.errors import (
 )
 from contextgraph.queries import load, statements
 from contextgraph.store import gate
-from contextgraph.store.base import GraphStore, Row, to_plain
+from contextgraph.store.base import CandidateFilter, GraphStore, Row, to_plain
+from contextgraph.words import lucene_query
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +101,12 @@ class Neo4jStore(GraphStore):
             raise self._translate(exc) from None
 
     def ensure_schema(self, dimensions: int = DEFAULT_DIMENSIONS) -> None:
+        words = self._read(
+            "SHOW INDEXES YIELD name, properties WHERE name = 'decision_text' RETURN properties", {}
+        )
+        if words and list(words[0]["properties"] or []) != ["situation_text"]:
+            log.info("the full-text index decision_text indexes %s: recreating it", words[0]["properties"])
+            self._write("DROP INDEX decision_text IF EXISTS", {})
         for statement in statements(load("schema")):
             self._execute(statement, {"dimensions": dimensions}, write=True)
 
@@ -137,6 +147,7 @@ class Neo4jStore(GraphStore):
                 "vector": r.vector.tolist(),
                 "text_hash": r.text_hash,
                 "content_hash": r.content_hash,
+                "text": r.text,
             }
             for r in rows
             if r.vector is not None
@@ -154,6 +165,59 @@ class Neo4jStore(GraphStore):
         for start in range(0, len(marks), self.batch_size):
             self._write(load("embedding_mark"), {"rows": marks[start : start + self.batch_size]})
         return written
+
+    def vector_candidates(
+        self, vector: Sequence[float], model: str, k: int, filters: CandidateFilter
+    ) -> list[tuple[str, float]]:
+        """From the vector index `decision_embedding`; it cannot filter while it searches (Neo4j 5),
+        so a narrowed search asks it for more and filters those. Scores are cosine similarities."""
+        fetch = k * (10 if filters.narrowed or filters.exclude else 2)
+        try:
+            rows = self._read(
+                load("precedent_vector"),
+                {**_filter_params(filters), "vector": list(vector), "model": model, "fetch": fetch, "k": k},
+            )
+        except (StoreError, QueryRefusedError) as exc:
+            if "dimension" in str(exc).lower():
+                dims = self._read(
+                    "SHOW INDEXES YIELD name, options WHERE name = 'decision_embedding' RETURN options", {}
+                )
+                config = ((dims[0]["options"] or {}).get("indexConfig") or {}) if dims else {}
+                width = config.get("vector.dimensions")
+                raise EmbeddingError(
+                    f"the store's vector index has {width} dimensions, the model {model!r} makes "
+                    f"{len(vector)}: run `contextgraph embed` to re-embed with it"
+                ) from None
+            raise
+        # the index scores cosine c as (1 + c) / 2
+        return [(r["key"], 2.0 * float(r["score"]) - 1.0) for r in rows]
+
+    def text_candidates(
+        self, words: Sequence[str], k: int, filters: CandidateFilter
+    ) -> list[tuple[str, float]]:
+        """From the full-text index `decision_text` (Lucene BM25, english analyzer)."""
+        if not words:
+            return []
+        fetch = k * (10 if filters.narrowed or filters.exclude else 2)
+        rows = self._read(
+            load("precedent_text"),
+            {**_filter_params(filters), "words": lucene_query(words, field=None), "fetch": fetch, "k": k},
+        )
+        return [(r["key"], float(r["score"])) for r in rows]
+
+    def decision_vectors(self, keys: Sequence[str], model: str) -> dict[str, Any]:
+        import numpy as np
+
+        rows = self._read(load("precedent_vectors"), {"keys": list(keys), "model": model})
+        return {r["key"]: np.asarray(r["vector"], dtype=np.float32) for r in rows if r["vector"] is not None}
+
+    def embedding_models(self) -> dict[str, int]:
+        rows = self._read(
+            "MATCH (d:Decision) WHERE d.embedding_model IS NOT NULL "
+            "RETURN d.embedding_model AS model, count(d) AS n",
+            {},
+        )
+        return {r["model"]: int(r["n"]) for r in rows}
 
     def read_only_query(
         self, cypher: str, params: Mapping[str, Any], *, timeout: float, row_limit: int
@@ -260,3 +324,12 @@ class Neo4jStore(GraphStore):
         if isinstance(exc, Neo4jError | DriverError):
             return StoreError(f"{self._where} failed: {type(exc).__name__}: {getattr(exc, 'message', exc)}")
         return exc
+def _filter_params(filters: CandidateFilter) -> dict[str, Any]:
+    since = filters.since
+    return {
+        "dag_id": filters.dag_id,
+        "task_id": filters.task_id,
+        "chosen": filters.chosen,
+        "since": since.astimezone(UTC) if since is not None and since.tzinfo else since,
+        "exclude": sorted(filters.exclude),
+    }

@@ -1,0 +1,204 @@
+"""Lessons: what a group of similar precedents teaches, instead of five near-identical decisions.
+
+`find_lessons(store, embedder, text)` ranks the `POOL` best precedents for the case (the ranking of
+`contextgraph.ranking`, without diversity) and folds those decided at the same decision point whose
+situations and reasons say the same thing into one lesson:
+
+    similarity(a, b) = (cos(situation_a, situation_b) + cos(reason_a, reason_b)) / 2
+    a precedent joins the lesson (of its decision point) whose first member it is most similar to,
+    if that similarity is at least `THRESHOLD`; otherwise it starts a lesson of its own.
+
+Members are taken in rank order, so a lesson is led by its best-ranked precedent. A lesson carries
+the option most of its members chose and the shares of every option ("3 of 5: Escalate to CRE"),
+the reason in a sentence (the most central reason among the members who chose that option), the
+count, the latest example, the exemplars (members who chose the majority option, best first) and
+the exceptions (members who decided otherwise, with their reasons). Lessons are ordered by their
+best member's rank. Without an embedder, every precedent is a lesson of its own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel
+
+from contextgraph import ranking
+from contextgraph.embeddings import Embedder, normalise
+from contextgraph.store.base import CandidateFilter, GraphStore
+
+POOL = 30
+"""How many ranked precedents are grouped."""
+THRESHOLD = 0.7
+"""Least mean (situation, reason) cosine to the lesson's first member to join it (chosen on dev)."""
+MAX_SENTENCE = 240
+
+
+class LessonExample(BaseModel):
+    """One decision in a lesson: which, what was asked, what was chosen and why, when."""
+
+    key: str
+    subject: str = ""
+    chosen_options: list[str] = []
+    reason: str | None = None
+    reviewer: str | None = None
+    responded_at: datetime | None = None
+
+
+class Lesson(BaseModel):
+    """What similar decisions at one decision point teach (see the module's docstring)."""
+
+    dag_id: str
+    task_id: str
+    decided: str
+    """The option (options joined by " / ") most members chose."""
+    reason: str
+    """The most central reason among the members who chose `decided`, in a sentence."""
+    shares: dict[str, int]
+    """How many members chose each option; the counts add up to `count`."""
+    count: int
+    latest: LessonExample
+    exemplars: list[LessonExample]
+    exceptions: list[LessonExample]
+    score: float = 0.0
+
+    def to_prompt(self) -> str:
+        """The lesson in two to four compact lines, for a prompt or a reviewer."""
+        others = ", ".join(f"{n} {option}" for option, n in self.shares.items() if option != self.decided)
+        head = f"{self.shares.get(self.decided, 0)} of {self.count}: {self.decided}"
+        if others:
+            head += f" ({others})"
+        lines = [f"- {head} at {self.dag_id}/{self.task_id}: {self.reason}"]
+        latest = self.latest.responded_at.date().isoformat() if self.latest.responded_at else "date unknown"
+        lines.append(f"  latest: {latest}, {self.latest.subject!r} [{self.latest.key}]")
+        for ex in self.exceptions[:2]:
+            why = f": {_sentence(ex.reason)}" if ex.reason else ""
+            lines.append(f"  exception: {' / '.join(ex.chosen_options)}{why} [{ex.key}]")
+        return "\n".join(lines)
+
+
+def lessons_prompt(lessons: Sequence[Lesson]) -> str:
+    """Lessons as a compact block of text (empty when there are none)."""
+    return "\n".join(lesson.to_prompt() for lesson in lessons)
+
+
+def find_lessons(
+    store: GraphStore,
+    embedder: Embedder | None,
+    text: str,
+    *,
+    k: int = 3,
+    point: tuple[str, str] | None = None,
+    dag_id: str | None = None,
+    task_id: str | None = None,
+    since: datetime | None = None,
+    exclude: Sequence[str] = (),
+    threshold: float = THRESHOLD,
+) -> list[Lesson]:
+    """The `k` lessons the precedents of `text` teach, best first (see the module's docstring).
+
+    Filters and `point` as for `find_similar_decisions`; raises what it raises (QueryTextError,
+    EmbeddingError).
+    """
+    from contextgraph.retrieval import check_query
+
+    check_query(text)
+    if k < 1:
+        return []
+    if point is None and dag_id is not None and task_id is not None:
+        point = (dag_id, task_id)
+    filters = CandidateFilter(dag_id=dag_id, task_id=task_id, since=since, exclude=frozenset(exclude))
+    query = ranking.prepare(embedder, text, point=point, filters=filters, signals=None)
+    ranked = ranking.rank(store, query, POOL, diversify=False)
+    details = store.decision_details([r.key for r in ranked])
+    members = [(r, details[r.key]) for r in ranked if r.key in details]
+    if not members:
+        return []
+    keys = [r.key for r, _ in members]
+    similar = _similarity(store, embedder, query.model, keys, [d.get("reason") or "" for _, d in members])
+    groups: list[list[int]] = []
+    for i, (_, d) in enumerate(members):
+        best, best_sim = None, threshold
+        for g, group in enumerate(groups):
+            lead = members[group[0]][1]
+            if (lead["dag_id"], lead["task_id"]) != (d["dag_id"], d["task_id"]):
+                continue
+            sim = float(similar[i, group[0]])
+            if sim >= best_sim:
+                best, best_sim = g, sim
+        if best is None:
+            groups.append([i])
+        else:
+            groups[best].append(i)
+    out = [_lesson([members[i] for i in group], [similar[i][group] for i in group]) for group in groups[:k]]
+    return out
+
+
+def _similarity(
+    store: GraphStore, embedder: Embedder | None, model: str, keys: list[str], reasons: list[str]
+) -> Any:
+    """Pairwise (situation + reason) / 2 cosine of the members; identity without an embedder."""
+    n = len(keys)
+    if embedder is None:
+        return np.eye(n)
+    stored = store.decision_vectors(keys, model)
+    width = embedder.dimensions
+    situations = normalise(np.stack([stored.get(key, np.zeros(width, np.float32)) for key in keys]))
+    why = embedder.embed([r or " " for r in reasons])
+    return (situations @ situations.T + why @ why.T) / 2.0
+
+
+def _example(d: dict[str, Any]) -> LessonExample:
+    return LessonExample(
+        key=d["key"],
+        subject=d.get("subject") or "",
+        chosen_options=d.get("chosen_options") or [],
+        reason=d.get("reason"),
+        reviewer=d.get("actor_name") or d.get("responded_by") or d.get("actor_id"),
+        responded_at=d.get("responded_at"),
+    )
+
+
+def _choice(d: dict[str, Any]) -> str:
+    return " / ".join(d.get("chosen_options") or []) or "(nothing chosen)"
+
+
+def _lesson(members: list[tuple[ranking.Ranked, dict[str, Any]]], sims: list[Any]) -> Lesson:
+    choices = [_choice(d) for _, d in members]
+    counts = Counter(choices)
+    decided = max(counts, key=lambda c: (counts[c], -choices.index(c)))
+    agree = [i for i, c in enumerate(choices) if c == decided]
+    # the most central reason: the agreeing member most like the other agreeing members
+    with_reason = [i for i in agree if members[i][1].get("reason")]
+    central = max(with_reason, key=lambda i: float(np.sum(np.asarray(sims[i])[agree])), default=agree[0])
+    reason = _sentence(members[central][1].get("reason")) or "(no reason given)"
+    dated = [d for _, d in members if d.get("responded_at") is not None]
+    latest = max(dated, key=lambda d: d["responded_at"]) if dated else members[0][1]
+    lead = members[0][1]
+    return Lesson(
+        dag_id=lead["dag_id"],
+        task_id=lead["task_id"],
+        decided=decided,
+        reason=reason,
+        shares=dict(counts.most_common()),
+        count=len(members),
+        latest=_example(latest),
+        exemplars=[_example(members[i][1]) for i in agree],
+        exceptions=[_example(d) for c, (_, d) in zip(choices, members, strict=True) if c != decided],
+        score=float(members[0][0].score),
+    )
+
+
+def _sentence(text: str | None) -> str:
+    """The first sentence of a reason (the whole reason when it is short)."""
+    if not text:
+        return ""
+    text = " ".join(text.split())
+    if len(text) <= MAX_SENTENCE:
+        return text
+    first = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0]
+    return first if len(first) <= MAX_SENTENCE else first[: MAX_SENTENCE - 1].rstrip() + "…"
