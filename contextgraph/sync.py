@@ -33,6 +33,7 @@ from contextgraph import model as m
 from contextgraph.config import AirflowSettings, public_url
 from contextgraph.errors import InvalidRecordError, SourceNotFoundError
 from contextgraph.queries import load
+from contextgraph.source.airflow import XComRef
 from contextgraph.store import GraphStore, WriteResult
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,9 @@ class Source(Protocol):
         self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1
     ) -> dict[str, Any]: ...
     def xcom_value(self, dag_id: str, run_id: str, task_id: str) -> Any: ...
+
+    # Optional: `xcom_values(refs: list[XComRef]) -> dict[XComRef, Any]`, many XComs at once
+    # (AirflowSource reads them concurrently); without it they are read one by one.
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,8 @@ class _Run:
         self.shapes: dict[str, mapping.DagShape] = {}
         self.fetched_tasks: set[str] = set()
         self.decision_points: dict[str, set[str]] = {}
+        self.xcoms: dict[XComRef, Any] = {}
+        """XCom values read ahead for the page of decisions being mapped."""
 
     def execute(self) -> SyncReport:
         clock, calls_before = time.monotonic(), self.source.calls
@@ -222,8 +228,10 @@ class _Run:
             page = self._earlier_tries(latest) + latest
             self.report.fetched["HITL details"] += len(page)
             stored = self._stored_proposals(page)
+            self._read_proposals_ahead(page, stored)
             map_one = functools.partial(self._map_decision, stored=stored)
             self._write(*(b for b in (self._map(map_one, r) for r in page) if b is not None))
+            self.xcoms.clear()
             self.progress("HITL details", len(page))
 
     def _earlier_tries(self, page: list[Any]) -> list[dict[str, Any]]:
@@ -310,10 +318,42 @@ class _Run:
     def _fetch_proposals(
         self, dag_id: str, run_id: str, task_id: str, shape: mapping.DagShape
     ) -> list[mapping.ProposalValue]:
+        values = [
+            (ref.task_id, self.xcoms[ref] if ref in self.xcoms else self.source.xcom_value(*ref[:3]))
+            for ref in self._proposal_refs(dag_id, run_id, task_id, shape)
+        ]
+        return [mapping.ProposalValue(task_id=t, value=v) for t, v in values if v is not None]
+
+    def _proposal_refs(
+        self, dag_id: str, run_id: str, task_id: str, shape: mapping.DagShape
+    ) -> list[XComRef]:
         configured = self.options.proposal_tasks.get(f"{dag_id}.{task_id}")
         upstream = configured if configured is not None else shape.parents(task_id)
-        values = ((t, self.source.xcom_value(dag_id, run_id, t)) for t in upstream)
-        return [mapping.ProposalValue(task_id=t, value=v) for t, v in values if v is not None]
+        return [XComRef(dag_id, run_id, t) for t in upstream]
+
+    def _read_proposals_ahead(self, page: list[Any], stored: dict[str, list[mapping.ProposalValue]]) -> None:
+        """Read the XComs of the page's decisions that have no stored proposal, all at once (a
+        source with `xcom_values` reads them concurrently); mapping then finds them in `xcoms`."""
+        many = getattr(self.source, "xcom_values", None)
+        if many is None:
+            return
+        refs: list[XComRef] = []
+        for record in page:
+            try:
+                identity = mapping.decision_identity(record)
+            except InvalidRecordError:
+                continue  # reported when the page is mapped
+            if m.make_key(*identity) in stored:
+                continue
+            dag_id, run_id, task_id = identity[:3]
+            self.decision_points.setdefault(dag_id, set()).add(task_id)
+            try:
+                shape = self._shape(dag_id, task_id)
+            except InvalidRecordError:
+                continue  # reported when the page is mapped
+            refs += self._proposal_refs(dag_id, run_id, task_id, shape)
+        if refs:
+            self.xcoms.update(many(refs))
 
     def _stored_proposals(self, page: list[Any]) -> dict[str, list[mapping.ProposalValue]]:
         """Proposals already in the graph for these decisions (an XCom does not change: no refetch)."""
