@@ -2,8 +2,8 @@
 
 Neo4j: NEO4J_URI, NEO4J_USERNAME, NEO4J_PASSWORD, NEO4J_DATABASE.
 Airflow: AIRFLOW_URL, AIRFLOW_USERNAME, AIRFLOW_PASSWORD, AIRFLOW_TOKEN, AIRFLOW_MAX_CONCURRENCY.
-contextgraph: CONTEXTGRAPH_STORE_PATH, CONTEXTGRAPH_BATCH_SIZE, CONTEXTGRAPH_EMBEDDING_MODEL,
-CONTEXTGRAPH_PROPOSAL_TASKS, CONTEXTGRAPH_SYNC_OVERLAP_SECONDS.
+contextgraph: CONTEXTGRAPH_STORE_PATH, CONTEXTGRAPH_BATCH_SIZE, CONTEXTGRAPH_BUFFER_POOL_MB,
+CONTEXTGRAPH_EMBEDDING_MODEL, CONTEXTGRAPH_PROPOSAL_TASKS, CONTEXTGRAPH_SYNC_OVERLAP_SECONDS.
 """
 
 from __future__ import annotations
@@ -108,6 +108,8 @@ class Settings(BaseSettings):
 
     store_path: Path = Field(default_factory=default_store_path)
     batch_size: int = Field(default=1000, ge=1)
+    buffer_pool_mb: int = Field(default=512, ge=16)
+    """The embedded store's page cache in MB (Ladybug's own default is most of the memory)."""
     embedding_model: str = "auto"
     """A model2vec folder or hub name; `auto`: minishlab/potion-base-8M, offline a built-in fallback."""
     proposal_tasks: dict[str, list[str]] = {}
