@@ -164,6 +164,7 @@ class _Run:
         self.shapes: dict[str, mapping.DagShape] = {}
         self.fetched_tasks: set[str] = set()
         self.decision_points: dict[str, set[str]] = {}
+        self.upstreams: dict[tuple[str, str], tuple[mapping.DagShape, list[str]]] = {}
         self.xcoms: dict[XComRef, Any] = {}
         """XCom values read ahead for the page of decisions being mapped."""
 
@@ -285,7 +286,7 @@ class _Run:
         # One order whether fetched or read back from the graph (which returns them in any order),
         # or a decision with two proposals would look changed, and be rewritten, on every re-read.
         proposals = sorted(proposals, key=lambda p: (p.task_id, p.map_index, p.xcom_key))
-        return mapping.map_decision(record, upstream=shape.upstream(task_id), proposals=proposals)
+        return mapping.map_decision(record, upstream=self._upstream(shape, task_id), proposals=proposals)
 
     # --- DAG structure --------------------------------------------------------------------------
 
@@ -296,6 +297,14 @@ class _Run:
         if task_id not in shape.graph and dag_id not in self.fetched_tasks:
             shape = self._fetch_tasks(dag_id)
         return shape
+
+    def _upstream(self, shape: mapping.DagShape, task_id: str) -> list[str]:
+        """`shape.upstream(task_id)`, once per shape and task (a graph walk: a hot path)."""
+        ident = (shape.dag_id, task_id)
+        cached = self.upstreams.get(ident)
+        if cached is None or cached[0] is not shape:
+            cached = self.upstreams[ident] = (shape, shape.upstream(task_id))
+        return list(cached[1])
 
     def _fetch_tasks(self, dag_id: str) -> mapping.DagShape:
         self.fetched_tasks.add(dag_id)
