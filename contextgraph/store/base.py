@@ -87,6 +87,10 @@ class GraphStore(ABC):
         clause = self._set_clause("n", NODE_COLUMNS[node_type])
         return _template("merge_nodes", label=node_type.label, set=clause)
 
+    def _node_create(self, node_type: type[Node]) -> str:
+        clause = self._set_clause("n", NODE_COLUMNS[node_type])
+        return _template("create_nodes", label=node_type.label, set=clause)
+
     def _edge_merge(self, edge_type: type[Edge]) -> str:
         clause = self._set_clause("r", EDGE_COLUMNS[edge_type])
         return _template("merge_edges", **_edge_names(edge_type), set=clause)

@@ -1,4 +1,5 @@
-"""The embedded store's bulk write path: new rows by COPY from Arrow, in a capped buffer pool."""
+"""Bulk write paths for rows known to be new: COPY from Arrow on the embedded store (in a capped
+buffer pool), CREATE on Neo4j (with MERGE when another writer got there first)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ import resource
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from contextgraph import model as m
-from contextgraph.store import EmbeddedStore
+from contextgraph.store import EmbeddedStore, Neo4jStore
+from contextgraph.store.base import node_rows
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -61,3 +65,18 @@ def test_bulk_written_rows_read_back_and_rewrite_as_unchanged(tmp_path: Path) ->
     result = store.write(m.GraphBatch([orphan], [m.HasRun(src=m.Dag.key_for("gone"), dst=orphan.key)]))
     assert result.created.get("HAS_RUN", 0) == 0 and result.missing_endpoints == {"HAS_RUN": 1}
     store.close()
+
+
+@pytest.mark.neo4j
+def test_neo4j_creates_new_nodes_and_merges_when_another_writer_created_them(
+    neo4j_store: Neo4jStore,
+) -> None:
+    neo4j_store.write(m.GraphBatch(nodes=[m.Dag(dag_id="support")]))
+    first = neo4j_store.write(_runs(0, 50))
+    assert first.created == {"DagRun": 50, "HAS_RUN": 50}
+    # Another writer wrote runs 40-59 after this one looked them up: its CREATE meets the
+    # uniqueness constraint and the chunk is MERGEd, so nothing is duplicated or lost.
+    late = [n for n in _runs(40, 20).nodes if isinstance(n, m.DagRun)]
+    neo4j_store._upsert_nodes(m.DagRun, node_rows(late), [])
+    count = "MATCH (r:DagRun) RETURN count(r) AS c, count(DISTINCT r.key) AS k"
+    assert neo4j_store.query(count) == [{"c": 60, "k": 60}]
