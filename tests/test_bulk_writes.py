@@ -33,7 +33,7 @@ def _runs(first: int, count: int) -> m.GraphBatch:
 def test_many_bulk_writes_fit_a_small_buffer_pool(tmp_path: Path) -> None:
     """Ladybug keeps memory per COPY until the database closes; the store frees it as it goes, so
     a long first ingest into a 64 MB pool neither fails ("buffer pool is full") nor grows."""
-    store = EmbeddedStore(tmp_path / "g.lbdb", buffer_pool_mb=64)
+    store = EmbeddedStore(tmp_path / "g.lbdb", buffer_pool_mb=64, bulk_copy=True)
     store.ensure_schema()
     store.write(m.GraphBatch(nodes=[m.Dag(dag_id="support")]))
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -47,7 +47,7 @@ def test_many_bulk_writes_fit_a_small_buffer_pool(tmp_path: Path) -> None:
 
 
 def test_bulk_written_rows_read_back_and_rewrite_as_unchanged(tmp_path: Path) -> None:
-    store = EmbeddedStore(tmp_path / "g.lbdb", buffer_pool_mb=64)
+    store = EmbeddedStore(tmp_path / "g.lbdb", buffer_pool_mb=64, bulk_copy=True)
     store.ensure_schema()
     store.write(m.GraphBatch(nodes=[m.Dag(dag_id="support")]))
     first = store.write(_runs(0, 3))
