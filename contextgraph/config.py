@@ -1,10 +1,10 @@
 """Settings, read from the environment with the names users already know; CLI flags override.
 
 Neo4j: NEO4J_URI, NEO4J_USERNAME, NEO4J_PASSWORD, NEO4J_DATABASE.
-Airflow: AIRFLOW_URL, AIRFLOW_USERNAME, AIRFLOW_PASSWORD, AIRFLOW_TOKEN.
-contextgraph: CONTEXTGRAPH_STORE_PATH, CONTEXTGRAPH_BATCH_SIZE, CONTEXTGRAPH_EMBEDDING_MODEL,
-CONTEXTGRAPH_PROPOSAL_TASKS, CONTEXTGRAPH_SYNC_OVERLAP_SECONDS, CONTEXTGRAPH_REASON_PARAMS,
-CONTEXTGRAPH_VERDICTS, CONTEXTGRAPH_REDACT*, CONTEXTGRAPH_CYPHER_ALLOW.
+Airflow: AIRFLOW_URL, AIRFLOW_USERNAME, AIRFLOW_PASSWORD, AIRFLOW_TOKEN, AIRFLOW_MAX_CONCURRENCY.
+contextgraph: CONTEXTGRAPH_STORE_PATH, CONTEXTGRAPH_BATCH_SIZE, CONTEXTGRAPH_BUFFER_POOL_MB,
+CONTEXTGRAPH_EMBEDDING_MODEL, CONTEXTGRAPH_PROPOSAL_TASKS, CONTEXTGRAPH_SYNC_OVERLAP_SECONDS,
+CONTEXTGRAPH_REASON_PARAMS, CONTEXTGRAPH_VERDICTS, CONTEXTGRAPH_REDACT*, CONTEXTGRAPH_CYPHER_ALLOW.
 """
 
 from __future__ import annotations
@@ -87,6 +87,9 @@ class AirflowSettings(BaseSettings):
     HITL details is ~2.4x faster than with 100 (measured by bench/run.py)."""
     timeout_seconds: float = Field(default=30.0, gt=0)
     max_retries: int = Field(default=5, ge=0)
+    max_concurrency: int = Field(default=8, ge=1, le=64)
+    """Requests in flight at once where many independent reads are needed (the XComs of new
+    decisions' proposals). 1 reads them one after another. A 429 or 5xx pauses all of them."""
 
     @model_validator(mode="after")
     def _credentials_out_of_the_url(self) -> Self:
@@ -205,6 +208,8 @@ class Settings(BaseSettings):
 
     store_path: Path = Field(default_factory=default_store_path)
     batch_size: int = Field(default=1000, ge=1)
+    buffer_pool_mb: int = Field(default=512, ge=16)
+    """The embedded store's page cache in MB (Ladybug's own default is most of the memory)."""
     embedding_model: str = "auto"
     """A model2vec folder or hub name; `auto`: minishlab/potion-base-8M, offline a built-in fallback."""
     proposal_tasks: dict[str, list[str]] = {}

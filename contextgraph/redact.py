@@ -248,6 +248,10 @@ class RedactingSource:
     def xcom_value(self, *args: Any, **kwargs: Any) -> Any:
         return self.redactor.value(self._source.xcom_value(*args, **kwargs))
 
+    def xcom_values(self, refs: Any) -> dict[Any, Any]:
+        """Many XCom values at once (a source that reads them concurrently), each redacted."""
+        return {ref: self.redactor.value(value) for ref, value in self._source.xcom_values(refs).items()}
+
 
 def redacting(source: Any, settings: RedactSettings | None = None) -> Any:
     """The source itself when redaction is off, else a `RedactingSource` over it.

@@ -34,6 +34,7 @@ from contextgraph.config import AirflowSettings, public_url
 from contextgraph.errors import InvalidRecordError, SourceNotFoundError
 from contextgraph.queries import load
 from contextgraph.redact import redacting
+from contextgraph.source.airflow import XComRef
 from contextgraph.store import GraphStore, WriteResult
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,9 @@ class Source(Protocol):
         self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1
     ) -> dict[str, Any]: ...
     def xcom_value(self, dag_id: str, run_id: str, task_id: str, *, map_index: int = -1) -> Any: ...
+
+    # Optional: `xcom_values(refs: list[XComRef]) -> dict[XComRef, Any]`, many XComs at once
+    # (AirflowSource reads them concurrently); without it they are read one by one.
 
 
 @dataclass(frozen=True)
@@ -180,6 +184,9 @@ class _Run:
         self.decision_points: dict[str, set[str]] = {}
         self.screen = forget.Screen(self.store)  # governance: forgotten data stays out
         self.older_tasks: set[tuple[str, str]] = set()
+        self.upstreams: dict[tuple[str, str], tuple[mapping.DagShape, list[str]]] = {}
+        self.xcoms: dict[XComRef, Any] = {}
+        """XCom values read ahead for the page of decisions being mapped."""
 
     def execute(self) -> SyncReport:
         clock, calls_before = time.monotonic(), self.source.calls
@@ -254,8 +261,10 @@ class _Run:
             page = self._earlier_tries(latest) + latest
             self.report.fetched["HITL details"] += len(page)
             stored = self._stored_proposals(page)
+            self._read_proposals_ahead(page, stored)
             map_one = functools.partial(self._map_decision, stored=stored)
             self._write(*(b for b in (self._map(map_one, r) for r in page) if b is not None))
+            self.xcoms.clear()
             self.progress("HITL details", len(page))
 
     def _earlier_tries(self, page: list[Any]) -> list[dict[str, Any]]:
@@ -311,7 +320,7 @@ class _Run:
         proposals = sorted(proposals, key=lambda p: (p.task_id, p.map_index, p.xcom_key))
         batch = mapping.map_decision(
             record,
-            upstream=shape.upstream(task_id),
+            upstream=self._upstream(shape, task_id),
             proposals=proposals,
             reason_params=self.options.for_point(self.options.reason_params, dag_id, task_id),
             verdicts=self.options.for_point(self.options.verdicts, dag_id, task_id),
@@ -357,6 +366,14 @@ class _Run:
             shape = self._fetch_tasks(dag_id)
         return shape
 
+    def _upstream(self, shape: mapping.DagShape, task_id: str) -> list[str]:
+        """`shape.upstream(task_id)`, once per shape and task (a graph walk: a hot path)."""
+        ident = (shape.dag_id, task_id)
+        cached = self.upstreams.get(ident)
+        if cached is None or cached[0] is not shape:
+            cached = self.upstreams[ident] = (shape, shape.upstream(task_id))
+        return list(cached[1])
+
     def _fetch_tasks(self, dag_id: str) -> mapping.DagShape:
         self.fetched_tasks.add(dag_id)
         records = self.source.tasks(dag_id)
@@ -384,27 +401,62 @@ class _Run:
     ) -> list[mapping.ProposalValue]:
         """The upstream XComs a decision reviewed. A mapped decision (`map_index` ≥ 0) reviewed the
         draft at its own map index (a mapped task group); an unmapped upstream task's XCom
-        (map index -1) is read when the draft has none at that index."""
-        configured = self.options.proposal_tasks.get(f"{dag_id}.{task_id}")
-        if configured is not None:
-            upstream = configured
-        elif task_id in shape.graph:
-            upstream = shape.parents(task_id)
-        else:
-            # A decision point of an older DAG version (renamed since): what the latest version's
-            # decision points review is the best guess; a task that did not run has no XCom.
-            upstream = sorted({p for point in shape.decision_points for p in shape.parents(point)})
+        (map index -1) is read when the draft has none at that index. Values read ahead for the
+        page (`_read_proposals_ahead`) are taken from there."""
         found = []
-        for upstream_task in upstream:
+        for upstream_task in self._proposal_tasks(dag_id, task_id, shape):
             indices = (map_index, -1) if map_index >= 0 else (-1,)
             for index in indices:
-                value = mapping.proposal_value(
-                    self.source.xcom_value(dag_id, run_id, upstream_task, map_index=index)
+                ref = XComRef(dag_id, run_id, upstream_task, map_index=index)
+                raw = (
+                    self.xcoms[ref]
+                    if ref in self.xcoms
+                    else self.source.xcom_value(dag_id, run_id, upstream_task, map_index=index)
                 )
+                value = mapping.proposal_value(raw)
                 if value is not None:
                     found.append(mapping.ProposalValue(task_id=upstream_task, value=value, map_index=index))
                     break
         return found
+
+    def _proposal_tasks(self, dag_id: str, task_id: str, shape: mapping.DagShape) -> list[str]:
+        """The upstream tasks whose XCom is the proposal a decision point reviews."""
+        configured = self.options.proposal_tasks.get(f"{dag_id}.{task_id}")
+        if configured is not None:
+            return list(configured)
+        if task_id in shape.graph:
+            return list(shape.parents(task_id))
+        # A decision point of an older DAG version (renamed since): what the latest version's
+        # decision points review is the best guess; a task that did not run has no XCom.
+        return sorted({p for point in shape.decision_points for p in shape.parents(point)})
+
+    def _read_proposals_ahead(self, page: list[Any], stored: dict[str, list[mapping.ProposalValue]]) -> None:
+        """Read the XComs of the page's decisions that have no stored proposal, all at once (a
+        source with `xcom_values` reads them concurrently); mapping then finds them in `xcoms`.
+        Only each decision's own map index is read ahead; the fallback to -1 is read when needed."""
+        many = getattr(self.source, "xcom_values", None)
+        if many is None:
+            return
+        refs: list[XComRef] = []
+        for record in page:
+            try:
+                identity = mapping.decision_identity(record)
+            except InvalidRecordError:
+                continue  # reported when the page is mapped
+            if m.make_key(*identity) in stored:
+                continue
+            dag_id, run_id, task_id, map_index = identity[:4]
+            self.decision_points.setdefault(dag_id, set()).add(task_id)
+            try:
+                shape = self._shape(dag_id, task_id)
+            except InvalidRecordError:
+                continue  # reported when the page is mapped
+            refs += [
+                XComRef(dag_id, run_id, t, map_index=map_index)
+                for t in self._proposal_tasks(dag_id, task_id, shape)
+            ]
+        if refs:
+            self.xcoms.update(many(refs))
 
     def _stored_proposals(self, page: list[Any]) -> dict[str, list[mapping.ProposalValue]]:
         """Proposals already in the graph for these decisions (an XCom does not change: no refetch)."""

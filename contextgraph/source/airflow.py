@@ -20,6 +20,10 @@ Behaviour at the HTTP boundary:
   exponential backoff and jitter, then `SourceUnavailableError` is raised.
 * **Errors.** 404 → `SourceNotFoundError`; any other 4xx → `SourceError`. No message or log
   line ever contains the password or a token.
+* **Concurrency.** `xcom_values` reads many XCom entries with up to
+  ``settings.max_concurrency`` requests in flight; every other method sends one request at a
+  time. A 429 or 5xx seen by one worker pauses them all (a shared gate honouring
+  ``Retry-After``), so a busy server sees the whole client back off, not one thread of it.
 * **Paging.** Every list is read page by page (``limit``/``offset``, ``settings.page_size``)
   in an order that does not change while it is read (``id``, or ``created_at`` + ``ti_id``
   for HITL details), until ``total_entries`` is reached or a page comes back empty, so a
@@ -35,11 +39,13 @@ import inspect
 import json
 import logging
 import random
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, NamedTuple, Protocol, Self
 
 import urllib3
 from airflow_client.client import ApiClient, Configuration
@@ -60,7 +66,7 @@ from contextgraph.errors import (
     SourceUnavailableError,
 )
 
-__all__ = ["ALL", "HITL_WAITING_STATES", "AirflowSource", "hitl_is_waiting", "public_url"]
+__all__ = ["ALL", "HITL_WAITING_STATES", "AirflowSource", "XComRef", "hitl_is_waiting", "public_url"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +87,32 @@ def hitl_is_waiting(detail: dict[str, Any]) -> bool:
     ti = detail.get("task_instance") or {}
     state = ti.get("state")
     return state is None or state in HITL_WAITING_STATES
+
+
+class XComRef(NamedTuple):
+    """One XCom entry: whose (DAG, run, task, map index) and which key."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    key: str = "return_value"
+    map_index: int = -1
+
+
+class _Gate:
+    """A pause shared by every thread of one source: after a 429/5xx, nobody sends until it ends."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._until = 0.0
+
+    def wait(self) -> None:
+        while (delay := self._until - time.monotonic()) > 0:
+            time.sleep(delay)
+
+    def close_for(self, seconds: float) -> None:
+        with self._lock:
+            self._until = max(self._until, time.monotonic() + seconds)
 
 
 class _Response(Protocol):
@@ -121,6 +153,9 @@ class AirflowSource:
     ) -> None:
         self.settings = settings
         self.calls = 0
+        self._calls_lock = threading.Lock()
+        self._login_lock = threading.Lock()
+        self._gate = _Gate()
         #: The server's clock (its ``Date`` header, whole seconds) at the last successful
         #: answer: a watermark for the next incremental read that does not depend on this
         #: machine's clock. Subtract a little overlap before using it; re-reads are harmless.
@@ -138,6 +173,8 @@ class AirflowSource:
         config = Configuration(host=self._url)
         # We retry ourselves: no hidden urllib3 retries or redirects underneath.
         config.retries = False
+        # One pooled connection per concurrent worker (urllib3 would otherwise discard extras).
+        config.connection_pool_maxsize = max(settings.max_concurrency, 1)
         self._client = ApiClient(config)
         self._dag_api = DAGApi(self._client)
         self._task_api = TaskApi(self._client)
@@ -335,6 +372,27 @@ class AirflowSource:
             return None
         return body.get("value") if isinstance(body, dict) else None
 
+    def xcom_values(self, refs: Iterable[XComRef]) -> dict[XComRef, Any]:
+        """The values of many XCom entries (`ref → value`; None when there is none), read with
+        up to ``settings.max_concurrency`` requests in flight.
+
+        Raises what `xcom_value` raises (the first failure; the other reads are still finished
+        or abandoned, nothing is left running). Order of the requests is not defined.
+        """
+        wanted = list(dict.fromkeys(refs))
+        if not wanted:
+            return {}
+
+        def read(ref: XComRef) -> Any:
+            return self.xcom_value(ref.dag_id, ref.run_id, ref.task_id, ref.key, ref.map_index)
+
+        workers = min(self.settings.max_concurrency, len(wanted))
+        if workers <= 1:
+            return {ref: read(ref) for ref in wanted}
+        self._ensure_token()  # log in once, before the workers start
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="contextgraph-xcom") as pool:
+            return dict(zip(wanted, pool.map(read, wanted), strict=True))
+
     # -- transport ---------------------------------------------------------------------
 
     def _paged(
@@ -382,7 +440,9 @@ class AirflowSource:
 
     def _ensure_token(self) -> None:
         if self._token is None and self._can_login:
-            self._login()
+            with self._login_lock:
+                if self._token is None:  # another worker may have logged in meanwhile
+                    self._login()
         self._client.configuration.access_token = self._token
 
     def _login(self) -> None:
@@ -419,6 +479,7 @@ class AirflowSource:
         while True:
             if not login:
                 self._ensure_token()
+            used = self._token
             try:
                 return self._attempt(what, send, login=login)
             except _NeedsFreshToken:
@@ -426,7 +487,9 @@ class AirflowSource:
                     raise self._auth_error(what, 401) from None
                 refreshed = True
                 logger.info("Airflow rejected the token (401); fetching a new one")
-                self._token = None
+                with self._login_lock:
+                    if self._token == used:  # not already replaced by another worker
+                        self._token = None
             except _Transient as exc:
                 attempt += 1
                 if attempt > self.settings.max_retries:
@@ -438,6 +501,7 @@ class AirflowSource:
                         )
                     ) from None
                 delay = self._backoff(attempt, exc.delay)
+                self._gate.close_for(delay)  # every worker of this source waits, not only this one
                 logger.warning(
                     "%s: %s; retry %d/%d in %.2fs",
                     what,
@@ -446,10 +510,11 @@ class AirflowSource:
                     self.settings.max_retries,
                     delay,
                 )
-                time.sleep(delay)
 
     def _attempt(self, what: str, send: Callable[[], _Response], *, login: bool) -> Any:
-        self.calls += 1
+        self._gate.wait()
+        with self._calls_lock:
+            self.calls += 1
         try:
             resp = send()
         except urllib3.exceptions.HTTPError as exc:

@@ -14,4 +14,6 @@ def open_store(settings: Settings) -> GraphStore:
     """The store the settings point at; connects lazily (call `ensure_schema()` to set it up)."""
     if settings.neo4j.uri:
         return Neo4jStore.connect(settings.neo4j, batch_size=settings.batch_size)
-    return EmbeddedStore(settings.store_path, batch_size=settings.batch_size)
+    return EmbeddedStore(
+        settings.store_path, batch_size=settings.batch_size, buffer_pool_mb=settings.buffer_pool_mb
+    )

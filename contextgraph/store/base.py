@@ -87,6 +87,10 @@ class GraphStore(ABC):
         clause = self._set_clause("n", NODE_COLUMNS[node_type])
         return _template("merge_nodes", label=node_type.label, set=clause)
 
+    def _node_create(self, node_type: type[Node]) -> str:
+        clause = self._set_clause("n", NODE_COLUMNS[node_type])
+        return _template("create_nodes", label=node_type.label, set=clause)
+
     def _edge_merge(self, edge_type: type[Edge]) -> str:
         clause = self._set_clause("r", EDGE_COLUMNS[edge_type])
         return _template("merge_edges", **_edge_names(edge_type), set=clause)
@@ -112,12 +116,22 @@ class GraphStore(ABC):
         created: set[tuple[str, str]] = set()  # (label, key) of the nodes this write created
         for node_type, node_items in nodes.items():
             lookup = _template("existing_hashes", label=node_type.label)
-            merge = self._node_merge(node_type)
+            label = node_type.label
             for chunk in chunks(node_rows(node_items), self.batch_size):
                 stored = self._read(lookup, {"keys": [r["key"] for r in chunk]})
                 hashes = {r["key"]: r["hash"] for r in stored}
-                result.add(self._merge(node_type.label, chunk, hashes, _node_id, merge))
-                created.update((node_type.label, r["key"]) for r in chunk if r["key"] not in hashes)
+                new = [r for r in chunk if r["key"] not in hashes]
+                changed = [r for r in chunk if r["key"] in hashes and hashes[r["key"]] != r["content_hash"]]
+                if new or changed:
+                    self._upsert_nodes(node_type, new, changed)
+                result.add(
+                    WriteResult(
+                        created={label: len(new)} if new else {},
+                        updated={label: len(changed)} if changed else {},
+                        unchanged={label: len(chunk) - len(new) - len(changed)},
+                    )
+                )
+                created.update((label, r["key"]) for r in new)
         for edge_type, edge_items in edges.items():
             names = _edge_names(edge_type)
             rows = edge_rows(edge_items)
@@ -127,10 +141,13 @@ class GraphStore(ABC):
             is_fresh = [(source, r["src"]) in created or (target, r["dst"]) in created for r in rows]
             fresh = [r for r, new in zip(rows, is_fresh, strict=True) if new]
             rows = [r for r, new in zip(rows, is_fresh, strict=True) if not new]
-            if fresh:
-                create = self._edge_create(edge_type)
-                for chunk in chunks(fresh, self.batch_size):
-                    result.add(self._merge(edge_type.rel_type, chunk, {}, _edge_id, create))
+            name = edge_type.rel_type
+            for chunk in chunks(fresh, self.batch_size):
+                written = self._create_edges(edge_type, chunk)
+                missing = {name: len(chunk) - written} if written < len(chunk) else {}
+                result.add(
+                    WriteResult(created={name: written}, unchanged={name: 0}, missing_endpoints=missing)
+                )
             if not rows:
                 continue
             lookup = _template("existing_edge_hashes", **names)
@@ -140,6 +157,17 @@ class GraphStore(ABC):
                 hashes = {(r["src"], r["dst"]): r["hash"] for r in stored}
                 result.add(self._merge(edge_type.rel_type, chunk, hashes, _edge_id, merge))
         return result
+
+    def _upsert_nodes(self, node_type: type[Node], new: list[Row], changed: list[Row]) -> None:
+        """Write nodes that the store does not have (`new`) and that it has with another content
+        hash (`changed`), in one transaction per call. Default: one MERGE for both."""
+        self._write(self._node_merge(node_type), {"rows": self._adapt(new + changed)})
+
+    def _create_edges(self, edge_type: type[Edge], rows: Sequence[Row]) -> int:
+        """Create edges that cannot exist yet (an end was created by the same write); returns how
+        many found both ends. Default: MATCH both ends, CREATE."""
+        out = self._write(self._edge_create(edge_type), {"rows": self._adapt(list(rows))})
+        return int(out[0]["written"]) if out and "written" in out[0] else len(rows)
 
     def _merge(
         self,

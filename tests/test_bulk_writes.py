@@ -1,0 +1,82 @@
+"""Bulk write paths for rows known to be new: COPY from Arrow on the embedded store (in a capped
+buffer pool), CREATE on Neo4j (with MERGE when another writer got there first)."""
+
+from __future__ import annotations
+
+import resource
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from contextgraph import model as m
+from contextgraph.store import EmbeddedStore, Neo4jStore
+from contextgraph.store.base import node_rows
+
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+def _runs(first: int, count: int) -> m.GraphBatch:
+    batch = m.GraphBatch()
+    for i in range(first, first + count):
+        run = m.DagRun(
+            dag_id="support",
+            run_id=f"manual__{i:06d}",
+            state="success",
+            start_date=START + timedelta(minutes=i),
+            conf={"ticket": f"T-{i}", "text": "x" * 400},
+        )
+        batch.add(run, m.HasRun(src=m.Dag.key_for("support"), dst=run.key))
+    return batch
+
+
+def test_many_bulk_writes_fit_a_small_buffer_pool(tmp_path: Path) -> None:
+    """Ladybug keeps memory per COPY until the database closes; the store frees it as it goes, so
+    a long first ingest into a 64 MB pool neither fails ("buffer pool is full") nor grows."""
+    store = EmbeddedStore(tmp_path / "g.lbdb", buffer_pool_mb=64, bulk_copy=True)
+    store.ensure_schema()
+    store.write(m.GraphBatch(nodes=[m.Dag(dag_id="support")]))
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    for page in range(40):
+        result = store.write(_runs(page * 250, 250))
+        assert result.created == {"DagRun": 250, "HAS_RUN": 250}
+    rss_growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - rss_before
+    assert store.query("MATCH (:Dag)-[:HAS_RUN]->(r:DagRun) RETURN count(r) AS c") == [{"c": 10_000}]
+    assert rss_growth < 400, f"peak RSS grew {rss_growth:.0f} MB"
+    store.close()
+
+
+def test_bulk_written_rows_read_back_and_rewrite_as_unchanged(tmp_path: Path) -> None:
+    store = EmbeddedStore(tmp_path / "g.lbdb", buffer_pool_mb=64, bulk_copy=True)
+    store.ensure_schema()
+    store.write(m.GraphBatch(nodes=[m.Dag(dag_id="support")]))
+    first = store.write(_runs(0, 3))
+    again = store.write(_runs(0, 3))
+    assert first.created == {"DagRun": 3, "HAS_RUN": 3}
+    assert again.written == 0 and again.unchanged == {"DagRun": 3, "HAS_RUN": 3}
+    [row] = store.query(
+        "MATCH (r:DagRun {key: $key}) RETURN r.start_date AS start, r.conf AS conf, r.state AS state",
+        {"key": m.DagRun.key_for("support", "manual__000002")},
+    )
+    assert row["start"] == START + timedelta(minutes=2)  # a UTC timestamp, as written
+    assert '"ticket": "T-2"' in row["conf"] and row["state"] == "success"
+    # A run whose Dag does not exist: the run is new (COPY), its edge finds no Dag and is reported.
+    orphan = m.DagRun(dag_id="gone", run_id="r1")
+    result = store.write(m.GraphBatch([orphan], [m.HasRun(src=m.Dag.key_for("gone"), dst=orphan.key)]))
+    assert result.created.get("HAS_RUN", 0) == 0 and result.missing_endpoints == {"HAS_RUN": 1}
+    store.close()
+
+
+@pytest.mark.neo4j
+def test_neo4j_creates_new_nodes_and_merges_when_another_writer_created_them(
+    neo4j_store: Neo4jStore,
+) -> None:
+    neo4j_store.write(m.GraphBatch(nodes=[m.Dag(dag_id="support")]))
+    first = neo4j_store.write(_runs(0, 50))
+    assert first.created == {"DagRun": 50, "HAS_RUN": 50}
+    # Another writer wrote runs 40-59 after this one looked them up: its CREATE meets the
+    # uniqueness constraint and the chunk is MERGEd, so nothing is duplicated or lost.
+    late = [n for n in _runs(40, 20).nodes if isinstance(n, m.DagRun)]
+    neo4j_store._upsert_nodes(m.DagRun, node_rows(late), [])
+    count = "MATCH (r:DagRun) RETURN count(r) AS c, count(DISTINCT r.key) AS k"
+    assert neo4j_store.query(count) == [{"c": 60, "k": 60}]
