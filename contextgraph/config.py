@@ -231,4 +231,3 @@ class Settings(BaseSettings):
     neo4j: Neo4jSettings = Field(default_factory=Neo4jSettings)
     airflow: AirflowSettings = Field(default_factory=AirflowSettings)
     redaction: RedactSettings = Field(default_factory=RedactSettings)
-

@@ -24,7 +24,7 @@ def run_ingest(
         proposal_tasks=settings.proposal_tasks,
         reason_params=settings.reason_params,
         verdicts=settings.verdicts,
-        overlap=timedelta(seconds=settings.sync_overlap_seconds)
+        overlap=timedelta(seconds=settings.sync_overlap_seconds),
     )
     with open_store(settings) as store, AirflowSource(settings.airflow) as source:
         if isinstance(store, Neo4jStore):

@@ -77,8 +77,17 @@ TEXT_LIMIT = 20_000
 VALUE_LIMIT = 64_000
 #: Task-instance states of a branch that ran (or is about to) after a branching decision.
 BRANCH_RAN_STATES = frozenset(
-    {"success", "running", "queued", "scheduled", "failed", "up_for_retry", "up_for_reschedule",
-     "deferred", "awaiting_input"}
+    {
+        "success",
+        "running",
+        "queued",
+        "scheduled",
+        "failed",
+        "up_for_retry",
+        "up_for_reschedule",
+        "deferred",
+        "awaiting_input",
+    }
 )
 #: params_input key under which the Slack bridge keeps the real reviewer's identity.
 SLACK_IDENTITY_KEY = "_contextgraph_reviewer"
@@ -487,9 +496,7 @@ def map_decision(
         )
         batch.add(answer, m.AnsweredWith(src=key, dst=answer.key))
     verdict_: m.Verdict = (
-        verdict(chosen, received, verdicts)
-        if status in ("answered", "pending")
-        else cast(m.Verdict, status)
+        verdict(chosen, received, verdicts) if status in ("answered", "pending") else cast(m.Verdict, status)
     )
     for proposal, text in zip(proposals, proposal_texts, strict=True):
         node = m.Proposal(
@@ -648,9 +655,7 @@ def decision_status(received: bool, ti_state: Any) -> m.DecisionStatus:
     return CLOSED_STATUS.get(ti_state, "closed")
 
 
-def verdict(
-    chosen: list[str], received: bool, verdicts: Mapping[str, m.Verdict] | None = None
-) -> m.Verdict:
+def verdict(chosen: list[str], received: bool, verdicts: Mapping[str, m.Verdict] | None = None) -> m.Verdict:
     """What the human made of the AI's proposal: the configured verdict of the first chosen option
     that has one (`verdicts`, per decision point), else read from the chosen options' words."""
     if not received:
@@ -729,9 +734,7 @@ def find_answer(params_input: Mapping[str, Any]) -> tuple[str | None, str]:
 def edit_size(before: str, after: str) -> int:
     """Characters changed from `before` to `after`: per differing block, the longer side."""
     matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
-    return sum(
-        max(i2 - i1, j2 - j1) for op, i1, i2, j1, j2 in matcher.get_opcodes() if op != "equal"
-    )
+    return sum(max(i2 - i1, j2 - j1) for op, i1, i2, j1, j2 in matcher.get_opcodes() if op != "equal")
 
 
 def _entry_text(params_input: Mapping[str, Any]) -> str | None:

@@ -64,6 +64,7 @@ EMBEDDING_DDL = (
     "embedding_model STRING, embedded_hash STRING, embedded_content_hash STRING)"
 )
 
+
 def _missing_columns(store: EmbeddedStore) -> list[str]:
     """ALTER TABLE … ADD statements for model columns a table of an older file does not have."""
     wanted: list[tuple[str, dict[str, str]]] = [
@@ -420,9 +421,7 @@ class EmbeddedStore(GraphStore):
         return self.index.vectors_of(keys, model)
 
     def embedding_models(self) -> dict[str, int]:
-        rows = self._read(
-            f"MATCH (e:{EMBEDDING_TABLE}) RETURN e.embedding_model AS model, count(e) AS n", {}
-        )
+        rows = self._read(f"MATCH (e:{EMBEDDING_TABLE}) RETURN e.embedding_model AS model, count(e) AS n", {})
         return {r["model"]: int(r["n"]) for r in rows if r["model"]}
 
     def _arrow(self, cypher: str) -> Any:

@@ -342,10 +342,10 @@ class Neo4jStore(GraphStore):
         if isinstance(exc, Neo4jError | DriverError):
             return StoreError(f"{self._where} failed: {type(exc).__name__}: {getattr(exc, 'message', exc)}")
         return exc
+
+
 class _KeyTaken(QueryRefusedError):
     """A CREATE met the uniqueness constraint: the key exists (written by another writer)."""
-
-
 
 
 def _filter_params(filters: CandidateFilter) -> dict[str, Any]:
