@@ -15,7 +15,7 @@ downstream ids (`…/tasks`: e.g. fetch_ticket → draft_response → review_res
 act_on_decision), the DAG run, its task instances, the HITL detail
 (`GET /api/v2/dags/~/dagRuns/~/hitlDetails`: `task_instance`, subject, a body as the reviewer saw
 it, options, chosen_options, params, params_input, responded_by_user …) and the proposal as the
-XCom `return_value` of the task upstream of the decision point. `CorpusSource` serves them to
+XCom `return_value` of the task upstream of the decision point. `corpus_source` serves them to
 `contextgraph.sync.Sync` as `contextgraph.source.AirflowSource` would; nothing of the corpus's
 ids or kinds reaches the graph: `Ingested.ids` maps (dag_id, run_id) back to corpus ids.
 """
@@ -26,7 +26,6 @@ import copy
 import json
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,9 +33,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from contextgraph.config import AirflowSettings
 from contextgraph.embeddings import Embedder, EmbedReport, embed_pending
-from contextgraph.errors import SourceNotFoundError
+from contextgraph.source.memory import MemorySource
 from contextgraph.store import GraphStore
 from contextgraph.sync import Sync, SyncReport
 
@@ -653,44 +651,18 @@ def _xcom(past: PastDecision, run_id: str, task_id: str, value: Any) -> dict[str
     }
 
 
-class CorpusSource:
+def corpus_source(records: Records) -> MemorySource:
     """The sync's `Source` over `Records`: what an Airflow would answer, without HTTP."""
-
-    def __init__(self, records: Records) -> None:
-        self.records = records
-        self.calls = 0
-        self.settings = AirflowSettings(url=AIRFLOW_URL)
-        self.server_time: datetime | None = records.server_time
-
-    def _served(self, items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        self.calls += 1
-        yield from copy.deepcopy(items)
-
-    def dags(self) -> Iterator[dict[str, Any]]:
-        return self._served(self.records.dags)
-
-    def tasks(self, dag_id: str) -> list[dict[str, Any]]:
-        self.calls += 1
-        return copy.deepcopy(self.records.tasks.get(dag_id, []))
-
-    def dag_runs(self, *, updated_since: datetime | None = None) -> Iterator[dict[str, Any]]:
-        return self._served(self.records.runs)
-
-    def task_instances(self, *, updated_since: datetime | None = None) -> Iterator[dict[str, Any]]:
-        return self._served(self.records.task_instances)
-
-    def hitl_details(self, *, created_since: datetime | None = None) -> Iterator[dict[str, Any]]:
-        return self._served(self.records.hitl_details)
-
-    def hitl_detail_try(
-        self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1
-    ) -> dict[str, Any]:
-        raise SourceNotFoundError("the corpus has no retried decisions")
-
-    def xcom_value(self, dag_id: str, run_id: str, task_id: str) -> Any:
-        self.calls += 1
-        entry = self.records.xcoms.get((dag_id, run_id, task_id))
-        return copy.deepcopy(entry["value"]) if entry else None
+    return MemorySource(
+        dags=records.dags,
+        tasks=records.tasks,
+        dag_runs=records.runs,
+        task_instances=records.task_instances,
+        hitl_details=records.hitl_details,
+        xcoms={key: entry["value"] for key, entry in records.xcoms.items()},
+        url=AIRFLOW_URL,
+        server_time=records.server_time,
+    )
 
 
 @dataclass
@@ -712,7 +684,7 @@ def ingest(store: GraphStore, embedder: Embedder, corpus: Corpus) -> Ingested:
 
     began = time.perf_counter()
     records = airflow_records(corpus)
-    report = Sync(CorpusSource(records), store).run(full=True)
+    report = Sync(corpus_source(records), store).run(full=True)
     if report.rejected:
         raise CorpusError([f"{r.record}: {r.field}: {r.reason}" for r in report.rejected])
     embedded = embed_pending(store, embedder)

@@ -250,7 +250,16 @@ class RedactingSource:
 
     def xcom_values(self, refs: Any) -> dict[Any, Any]:
         """Many XCom values at once (a source that reads them concurrently), each redacted."""
-        return {ref: self.redactor.value(value) for ref, value in self._source.xcom_values(refs).items()}
+        many = getattr(self._source, "xcom_values", None)
+        found = (
+            many(refs)
+            if many is not None
+            else {
+                ref: self._source.xcom_value(ref.dag_id, ref.run_id, ref.task_id, map_index=ref.map_index)
+                for ref in refs
+            }
+        )
+        return {ref: self.redactor.value(value) for ref, value in found.items()}
 
 
 def redacting(source: Any, settings: RedactSettings | None = None) -> Any:

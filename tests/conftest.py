@@ -100,7 +100,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Mark every test that needs a server, so ``-m "not neo4j and not airflow"`` is the fast lane.
 
     A test gets ``neo4j`` when its fixtures include ``neo4j_settings``/``neo4j_store`` or it runs
-    with the ``store`` fixture's ``"neo4j"`` param (its ``"embedded"`` twin stays unmarked and never
+    with a ``"neo4j"`` fixture param (e.g. the ``store`` fixture; its ``"embedded"`` twin stays unmarked and never
     starts Java); ``airflow`` when its fixtures include ``airflow``/``example_dag``. Modules that
     start servers by other means carry an explicit ``pytestmark``.
     """
@@ -108,7 +108,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         names = set(getattr(item, "fixturenames", ()))
         callspec = getattr(item, "callspec", None)
         params = callspec.params if callspec is not None else {}
-        if names & NEO4J_FIXTURES or params.get("store") == "neo4j":
+        if names & NEO4J_FIXTURES or "neo4j" in params.values():
             item.add_marker(pytest.mark.neo4j)
         if names & AIRFLOW_FIXTURES:
             item.add_marker(pytest.mark.airflow)
