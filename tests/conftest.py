@@ -100,8 +100,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Mark every test that needs a server, so ``-m "not neo4j and not airflow"`` is the fast lane.
 
     A test gets ``neo4j`` when its fixtures include ``neo4j_settings``/``neo4j_store`` or it runs
-    with a ``"neo4j"`` fixture param (e.g. the ``store`` fixture; its ``"embedded"`` twin stays unmarked and never
-    starts Java); ``airflow`` when its fixtures include ``airflow``/``example_dag``. Modules that
+    with a ``"neo4j"`` fixture param (e.g. the ``store`` fixture; its ``"embedded"`` twin stays
+    unmarked and never starts Java); ``airflow`` when its fixtures include ``airflow``/``example_dag``. Modules that
     start servers by other means carry an explicit ``pytestmark``.
     """
     for item in items:
