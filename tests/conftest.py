@@ -101,8 +101,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     A test gets ``neo4j`` when its fixtures include ``neo4j_settings``/``neo4j_store`` or it runs
     with a ``"neo4j"`` fixture param (e.g. the ``store`` fixture; its ``"embedded"`` twin stays
-    unmarked and never starts Java); ``airflow`` when its fixtures include ``airflow``/``example_dag``. Modules that
-    start servers by other means carry an explicit ``pytestmark``.
+    unmarked and never starts Java); ``airflow`` when its fixtures include ``airflow``/``example_dag``.
+    Modules that start servers by other means carry an explicit ``pytestmark``.
     """
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
