@@ -231,7 +231,7 @@ class AirflowClient:
         timeout: float = 120.0,
         *,
         task_id: str | None = None,
-        settle: float = 5.0,
+        settle: float = 8.0,
     ) -> dict[str, Any]:
         """Poll until a HITL detail is listed for the run and its task is waiting for input.
 

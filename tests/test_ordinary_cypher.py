@@ -269,19 +269,20 @@ ORDINARY: list[Q] = [
     # schema: one dialect each
     (
         {
-            "neo4j": "CALL db.labels() YIELD label WHERE label <> 'SyncState' AND label <> "
-            "'DecisionEmbedding' "
-            "RETURN label AS name",
-            "embedded": "CALL show_tables() WHERE type = 'NODE' AND name <> 'SyncState' AND "
-            "name <> 'DecisionEmbedding' "
-            "RETURN name",
+            # Neo4j lists the labels ever used (tokens, constraints), Ladybug every declared table:
+            # compare the ones every demo graph has.
+            "neo4j": "CALL db.labels() YIELD label WHERE label IN $node_labels RETURN label AS name",
+            "embedded": "CALL show_tables() WHERE type = 'NODE' AND name IN $node_labels RETURN name",
         },
         False,
     ),
     (
         {
-            "neo4j": "CALL db.relationshipTypes() YIELD relationshipType RETURN relationshipType AS name",
-            "embedded": "CALL show_tables() WHERE type = 'REL' RETURN name",
+            # Neo4j lists the types ever used (tokens), Ladybug every declared table: compare the
+            # ones every demo graph has.
+            "neo4j": "CALL db.relationshipTypes() YIELD relationshipType "
+            "WHERE relationshipType IN $rel_types RETURN relationshipType AS name",
+            "embedded": "CALL show_tables() WHERE type = 'REL' AND name IN $rel_types RETURN name",
         },
         False,
     ),
@@ -329,6 +330,11 @@ def _params() -> dict[str, Any]:
         "until": datetime(2026, 11, 1, tzinfo=UTC),
         "names": [demo.ESCALATE, demo.MANUAL],
         "labels": ["Decision", "Option", "Actor", "Task"],
+        "node_labels": ["Dag", "Task", "DagRun", "TaskInstance", "Decision", "Option", "Actor", "Proposal"],
+        "rel_types": [
+            *("HAS_TASK", "FEEDS", "HAS_RUN", "HAS_INSTANCE", "OF_TASK", "ASKED", "OFFERED", "CHOSE"),
+            *("DECIDED_BY", "REVIEWED", "AT_POINT", "INFORMED_BY"),
+        ],
         "key": demo.TRACE_EXAMPLE,
     }
 
