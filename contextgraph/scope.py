@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -36,6 +37,7 @@ from contextgraph.queries import identifier, load
 from contextgraph.store import gate
 from contextgraph.store.base import EDGE_COLUMNS, NODE_COLUMNS, GraphStore, Row, WriteResult
 from contextgraph.store.embedded import EmbeddedStore
+from contextgraph.store.sidecar import SidecarIndex
 
 KINDS = ("dag", "point", "deployment")
 
@@ -142,6 +144,10 @@ class ScopedStore(EmbeddedStore):
         max_age_seconds: float = 60.0,
     ) -> None:
         super().__init__(Path(":memory:"))
+        # The copy's search index lives in a private temporary folder (removed with the store),
+        # never beside a file in the working directory.
+        self._index_dir = tempfile.TemporaryDirectory(prefix="contextgraph-scope-")
+        self.index = SidecarIndex(Path(self._index_dir.name) / "index")
         self.scope = scope
         self._open: SourceOpener = (
             (lambda: contextlib.nullcontext(source)) if isinstance(source, GraphStore) else source

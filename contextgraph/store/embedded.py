@@ -174,8 +174,8 @@ class EmbeddedStore(GraphStore):
         read-only open while another writes), so contextgraph processes agree through this lock.
         Stores of one process share it (Ladybug handles opens within a process itself).
         """
-        if fcntl is None or self._file_lock is not None:
-            return
+        if fcntl is None or self._file_lock is not None or str(self.path) == ":memory:":
+            return  # an in-memory database has no file to share
         lock_path = self.path.with_name(self.path.name + ".lock")
         ident = str(lock_path.resolve())
         with _HELD_LOCK:
