@@ -37,7 +37,8 @@ from typing import Any
 from contextgraph import model as m
 from contextgraph.errors import QueryRefusedError
 from contextgraph.queries import identifier, load, statements
-from contextgraph.store.base import NODE_COLUMNS, GraphStore
+from contextgraph.scope import read_nodes
+from contextgraph.store.base import GraphStore
 
 TOMBSTONE = m.Actor(kind="system", actor_id="forgotten", name=None)
 """The actor a forgotten actor's decisions point to: no name, no team."""
@@ -256,18 +257,7 @@ def _delete(store: GraphStore, label: str, keys: Sequence[str]) -> None:
 
 def _stored(store: GraphStore, node_type: type[m.Node], keys: Sequence[str]) -> list[Any]:
     """The stored nodes as models (JSON columns parsed back), to be rewritten through `store.write`."""
-    columns = NODE_COLUMNS[node_type]
-    fields = ", ".join(f"n.`{identifier(c)}` AS `{c}`" for c in columns)
-    cypher = f"UNWIND $keys AS k MATCH (n:{identifier(node_type.label)} {{key: k}}) RETURN {fields}"
-    nodes = []
-    for row in store.query(cypher, {"keys": list(keys)}):
-        record = {
-            c: json.loads(v) if columns[c] == "JSON" and isinstance(v, str) else v
-            for c, v in row.items()
-            if v is not None
-        }
-        nodes.append(m.node_from_record(node_type.label, record))
-    return nodes
+    return read_nodes(store, node_type, "WHERE n.key IN $keys", {"keys": list(keys)})
 
 
 def _salt(store: GraphStore) -> str:
