@@ -179,15 +179,22 @@ def find_similar_decisions(
     return [_precedent(details[r.key], r, airflow_url) for r in ranked if r.key in details]
 
 
+def _ref_fields(d: Row) -> dict[str, Any]:
+    """The `DecisionRef` fields of a stored decision row (missing map index/try as Airflow's defaults)."""
+    return {
+        "key": d["key"],
+        "dag_id": d["dag_id"],
+        "run_id": d["run_id"],
+        "task_id": d["task_id"],
+        "map_index": d["map_index"] if d["map_index"] is not None else -1,
+        "try_number": d["try_number"] if d["try_number"] is not None else 1,
+        "subject": d["subject"] or "",
+    }
+
+
 def _precedent(d: Row, hit: ranking.Ranked, airflow_url: str | None) -> Precedent:
     return Precedent(
-        key=d["key"],
-        dag_id=d["dag_id"],
-        run_id=d["run_id"],
-        task_id=d["task_id"],
-        map_index=d["map_index"] if d["map_index"] is not None else -1,
-        try_number=d["try_number"] if d["try_number"] is not None else 1,
-        subject=d["subject"] or "",
+        **_ref_fields(d),
         chosen_options=d["chosen_options"] or [],
         reason=d["reason"],
         reviewer=d["actor_name"] or d["responded_by"] or d["actor_id"],
@@ -374,13 +381,7 @@ def get_decision_trace(store: GraphStore, key: str, *, airflow_url: str | None =
         for r in store.query(load("trace_informed_by", store.dialect), {"key": key})
     ]
     return DecisionTrace(
-        key=d["key"],
-        dag_id=d["dag_id"],
-        run_id=d["run_id"],
-        task_id=d["task_id"],
-        map_index=d["map_index"] if d["map_index"] is not None else -1,
-        try_number=d["try_number"] if d["try_number"] is not None else 1,
-        subject=d["subject"] or "",
+        **_ref_fields(d),
         body=d["body"],
         offered=d["offered"] or [],
         chosen_options=d["chosen_options"] or [],
