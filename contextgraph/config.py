@@ -2,7 +2,7 @@
 
 Neo4j: NEO4J_URI, NEO4J_USERNAME, NEO4J_PASSWORD, NEO4J_DATABASE.
 Airflow: AIRFLOW_URL, AIRFLOW_USERNAME, AIRFLOW_PASSWORD, AIRFLOW_TOKEN, AIRFLOW_MAX_CONCURRENCY.
-contextgraph: CONTEXTGRAPH_STORE_PATH, CONTEXTGRAPH_BATCH_SIZE, CONTEXTGRAPH_BUFFER_POOL_MB,
+contextgraph: CONTEXTGRAPH_DEPLOYMENT, CONTEXTGRAPH_STORE_PATH, CONTEXTGRAPH_BATCH_SIZE, CONTEXTGRAPH_BUFFER_POOL_MB,
 CONTEXTGRAPH_EMBEDDING_MODEL, CONTEXTGRAPH_PROPOSAL_TASKS, CONTEXTGRAPH_SYNC_OVERLAP_SECONDS,
 CONTEXTGRAPH_REASON_PARAMS, CONTEXTGRAPH_VERDICTS, CONTEXTGRAPH_REDACT*, CONTEXTGRAPH_CYPHER_ALLOW.
 """
@@ -19,7 +19,7 @@ import platformdirs
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from contextgraph.model import Verdict
+from contextgraph.model import DEFAULT_DEPLOYMENT, DEPLOYMENT_PATTERN, Verdict
 
 
 def _split_userinfo(url: str | None) -> tuple[str | None, str | None, str | None]:
@@ -206,6 +206,11 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="CONTEXTGRAPH_", extra="ignore")
 
+    deployment: str = Field(default=DEFAULT_DEPLOYMENT, pattern=DEPLOYMENT_PATTERN)
+    """The name of the Airflow that `ingest` reads (`AIRFLOW_URL`): every node it writes carries it,
+    its keys start with it (not for `default`) and its watermarks are its own, so several Airflows
+    (staging and prod, one per team) ingest into one graph and stay apart. Letters, digits, `.`,
+    `_`, `-`."""
     store_path: Path = Field(default_factory=default_store_path)
     batch_size: int = Field(default=1000, ge=1)
     buffer_pool_mb: int = Field(default=512, ge=16)

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from contextgraph.config import Settings
 from contextgraph.embeddings import embed_pending, embedder_from_settings
+from contextgraph.migrate import require_current
 from contextgraph.source import AirflowSource
 from contextgraph.store import Neo4jStore, open_store
 from contextgraph.sync import Progress, Sync, SyncOptions, SyncReport
@@ -21,6 +22,7 @@ def run_ingest(
 ) -> SyncReport:
     """Sync the configured Airflow into the configured store and embed what changed."""
     options = SyncOptions(
+        deployment=settings.deployment,
         proposal_tasks=settings.proposal_tasks,
         reason_params=settings.reason_params,
         verdicts=settings.verdicts,
@@ -30,6 +32,7 @@ def run_ingest(
         if isinstance(store, Neo4jStore):
             store.verify()
         store.ensure_schema()
+        require_current(store)
         report = Sync(source, store, options, progress).run(full=full)
         if embed:
             embedder = embedder_from_settings(settings)

@@ -12,6 +12,16 @@ an idempotent MERGE. Models know nothing about storage: a store takes a `GraphBa
     (:Decision)-[:UNDER_VERSION]->(:DagVersion)<-[:VERSION_OF]-(:Dag)
     (:Decision)-[:ASSIGNED_TO]->(:Actor)   (:Decision)-[:ANSWERED_WITH]->(:Answer)
     (:Decision)-[:BRANCHED_TO]->(:Task)
+    (:Deployment)-[:HAS_DAG]->(:Dag)       (:SchemaVersion)
+
+Deployments: every node that comes from an Airflow (`AirflowNode`: DAGs, tasks, runs, task
+instances, decisions, options, proposals, answers, DAG versions, sync state) carries the name of
+the Airflow it came from (`deployment`, `CONTEXTGRAPH_DEPLOYMENT`), and its key starts with that
+name, so two Airflows with the same dag_id and run id stay apart in one graph. The `default`
+deployment's keys leave the name out: `support|manual__1|review|-1|1` is a decision of the
+default deployment, `prod|support|manual__1|review|-1|1` the same one in `prod`. A kind has a
+fixed number of key parts, so the two forms cannot be confused (`parse_key`); keys written
+before deployments existed are the default deployment's keys. Actors are not per deployment.
 """
 
 from __future__ import annotations
@@ -27,6 +37,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from contextgraph.errors import InvalidRecordError
 
 KEY_SEPARATOR = "|"
+DEFAULT_DEPLOYMENT = "default"
+DEPLOYMENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+"""A deployment name: letters, digits, `.`, `_`, `-` (readable in keys, scopes and CLI flags)."""
+SCHEMA_VERSION = 2
+"""The graph layout this code writes: 1 = keys without deployments (before 0.x), 2 = deployments."""
 
 NonEmpty = Field(min_length=1)
 
@@ -41,6 +56,54 @@ def make_key(*parts: object) -> str:
     return KEY_SEPARATOR.join(escaped)
 
 
+def split_key(key: str) -> list[str]:
+    """The parts of a key built by `make_key` (its inverse: escapes undone)."""
+    if "\\" not in key:
+        return key.split(KEY_SEPARATOR)
+    parts, current, escaped = [], [], False
+    for char in key:
+        if escaped:
+            current.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == KEY_SEPARATOR:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+def deployment_key(deployment: str, parts: Iterable[object]) -> str:
+    """The key of a deployment's node with these key field values (the default deployment's keys
+    have no deployment part; see the module's docstring)."""
+    if deployment == DEFAULT_DEPLOYMENT:
+        return make_key(*parts)
+    return make_key(deployment, *parts)
+
+
+def parse_key(node_type: type[Node], key: str) -> tuple[str, list[str]]:
+    """(deployment, key field values as text) of a key of this kind; ValueError if it has the
+    wrong number of parts. Nodes that are not per deployment give the default deployment."""
+    parts = split_key(key)
+    count = len(node_type.key_fields)
+    if len(parts) == count:
+        return DEFAULT_DEPLOYMENT, parts
+    if node_type.deployment_scoped and len(parts) == count + 1:
+        return parts[0], parts[1:]
+    raise ValueError(f"{key!r} is not a {node_type.label} key ({count} parts {node_type.key_fields})")
+
+
+def rekey(node_type: type[Node], key: str, deployment: str) -> str:
+    """A key of this kind moved to `deployment` (unchanged for kinds that are not per deployment)."""
+    if not node_type.deployment_scoped:
+        return key
+    _, parts = parse_key(node_type, key)
+    return deployment_key(deployment, parts)
+
+
 class Node(BaseModel):
     """A graph node. Subclasses set `label` and the fields that make up the natural key."""
 
@@ -48,20 +111,60 @@ class Node(BaseModel):
 
     label: ClassVar[str]
     key_fields: ClassVar[tuple[str, ...]]
+    deployment_scoped: ClassVar[bool] = False
+    """True for kinds whose key starts with their deployment (`AirflowNode`)."""
 
     @property
     def key(self) -> str:
         return make_key(*(getattr(self, name) for name in self.key_fields))
 
     @classmethod
-    def key_for(cls, *parts: object) -> str:
-        """The key of the node of this kind with these key field values, without building it."""
+    def key_for(cls, *parts: object, deployment: str = DEFAULT_DEPLOYMENT) -> str:
+        """The key of the node of this kind with these key field values (and, for a kind that is
+        per deployment, of this deployment), without building it. TypeError on a wrong count."""
         if len(parts) != len(cls.key_fields):
             raise TypeError(f"{cls.label} keys have {len(cls.key_fields)} parts {cls.key_fields}")
-        return make_key(*parts)
+        return deployment_key(deployment, parts) if cls.deployment_scoped else make_key(*parts)
 
 
-class Dag(Node):
+class AirflowNode(Node):
+    """A node read from one Airflow deployment: its key starts with the deployment's name (none
+    for the default deployment, see the module's docstring)."""
+
+    deployment_scoped: ClassVar[bool] = True
+
+    deployment: str = Field(default=DEFAULT_DEPLOYMENT, pattern=DEPLOYMENT_PATTERN)
+
+    @property
+    def key(self) -> str:
+        return deployment_key(self.deployment, (getattr(self, name) for name in self.key_fields))
+
+
+class Deployment(Node):
+    """One Airflow whose decisions the graph holds: `(:Deployment)-[:HAS_DAG]->(:Dag)`."""
+
+    label: ClassVar[str] = "Deployment"
+    key_fields: ClassVar[tuple[str, ...]] = ("name",)
+
+    name: str = Field(pattern=DEPLOYMENT_PATTERN)
+    airflow_url: str | None = None
+    """The Airflow's URL without credentials, for links to its decisions."""
+
+
+class SchemaVersion(Node):
+    """The layout of the graph (`SCHEMA_VERSION`); `contextgraph migrate` upgrades an older one."""
+
+    label: ClassVar[str] = "SchemaVersion"
+    key_fields: ClassVar[tuple[str, ...]] = ("name",)
+
+    name: str = "contextgraph"
+    version: int = SCHEMA_VERSION
+    migrated_at: datetime | None = None
+    legacy_deployment: str | None = None
+    """The deployment the keys of a version-1 graph were given by `contextgraph migrate`."""
+
+
+class Dag(AirflowNode):
     label: ClassVar[str] = "Dag"
     key_fields: ClassVar[tuple[str, ...]] = ("dag_id",)
 
@@ -73,7 +176,7 @@ class Dag(Node):
     schedule: str | None = None
 
 
-class Task(Node):
+class Task(AirflowNode):
     label: ClassVar[str] = "Task"
     key_fields: ClassVar[tuple[str, ...]] = ("dag_id", "task_id")
 
@@ -88,7 +191,7 @@ class Task(Node):
     the DAG had it (renamed or removed since), the tasks endpoint (latest version) does not."""
 
 
-class DagVersion(Node):
+class DagVersion(AirflowNode):
     """One version of a DAG's code, as a HITL detail's `task_instance.dag_version` names it."""
 
     label: ClassVar[str] = "DagVersion"
@@ -102,7 +205,7 @@ class DagVersion(Node):
     created_at: datetime | None = None
 
 
-class DagRun(Node):
+class DagRun(AirflowNode):
     label: ClassVar[str] = "DagRun"
     key_fields: ClassVar[tuple[str, ...]] = ("dag_id", "run_id")
 
@@ -116,7 +219,7 @@ class DagRun(Node):
     conf: dict[str, Any] | None = None
 
 
-class TaskInstance(Node):
+class TaskInstance(AirflowNode):
     label: ClassVar[str] = "TaskInstance"
     key_fields: ClassVar[tuple[str, ...]] = ("dag_id", "run_id", "task_id", "map_index")
 
@@ -135,7 +238,7 @@ class TaskInstance(Node):
 DecisionStatus = Literal["answered", "pending", "expired", "failed", "skipped", "closed"]
 
 
-class Decision(Node):
+class Decision(AirflowNode):
     """One HITL detail: the question a human was asked and what they answered, and why."""
 
     label: ClassVar[str] = "Decision"
@@ -180,7 +283,7 @@ class Decision(Node):
     """Subject, body, proposal, choice and reason in one text: what precedent search matches."""
 
 
-class Option(Node):
+class Option(AirflowNode):
     """One answer offered at a decision point (per DAG task, so option statistics are one hop)."""
 
     label: ClassVar[str] = "Option"
@@ -204,7 +307,7 @@ class Actor(Node):
     team: str | None = None
 
 
-class Proposal(Node):
+class Proposal(AirflowNode):
     """What an AI produced for a human to review: an upstream task's XCom value."""
 
     label: ClassVar[str] = "Proposal"
@@ -219,7 +322,7 @@ class Proposal(Node):
     value: Any = None
 
 
-class Answer(Node):
+class Answer(AirflowNode):
     """The reviewer's own answer when they rewrote the AI's proposal (a `manual_response` or
     `output` param, a gate's edited output), keyed like its decision."""
 
@@ -239,7 +342,7 @@ class Answer(Node):
     None when there was no proposal to compare with."""
 
 
-class SyncState(Node):
+class SyncState(AirflowNode):
     """Where the last sync stopped, kept in the graph itself so any machine can resume it."""
 
     label: ClassVar[str] = "SyncState"
@@ -300,6 +403,7 @@ VersionOf = _edge("VersionOf", "VERSION_OF", Dag, DagVersion)
 AssignedTo = _edge("AssignedTo", "ASSIGNED_TO", Decision, Actor)
 AnsweredWith = _edge("AnsweredWith", "ANSWERED_WITH", Decision, Answer)
 BranchedTo = _edge("BranchedTo", "BRANCHED_TO", Decision, Task)
+HasDag = _edge("HasDag", "HAS_DAG", Deployment, Dag)
 
 Verdict = Literal[
     "approved", "overridden", "escalated", "pending", "unknown", "expired", "failed", "skipped", "closed"
@@ -340,6 +444,8 @@ NODE_TYPES: tuple[type[Node], ...] = (
     SyncState,
     DagVersion,
     Answer,
+    Deployment,
+    SchemaVersion,
 )
 EDGE_TYPES: tuple[type[Edge], ...] = (
     HasTask,
@@ -360,6 +466,7 @@ EDGE_TYPES: tuple[type[Edge], ...] = (
     AssignedTo,
     AnsweredWith,
     BranchedTo,
+    HasDag,
 )
 NODE_BY_LABEL: dict[str, type[Node]] = {t.label: t for t in NODE_TYPES}
 EDGE_BY_TYPE: dict[str, type[Edge]] = {t.rel_type: t for t in EDGE_TYPES}
@@ -434,6 +541,26 @@ class GraphBatch:
 
     def edges_by_type(self) -> dict[type[Edge], list[Edge]]:
         return _unique(self.edges, lambda e: e.rel_type)
+
+    def in_deployment(self, deployment: str) -> GraphBatch:
+        """This batch (built with default-deployment keys) moved to `deployment`: every
+        `AirflowNode` gets the name and its key, edges their endpoints' keys. The same batch for
+        the default deployment."""
+        if deployment == DEFAULT_DEPLOYMENT:
+            return self
+        nodes = [
+            n.model_copy(update={"deployment": deployment}) if n.deployment_scoped else n for n in self.nodes
+        ]
+        edges = [
+            e.model_copy(
+                update={
+                    "src": rekey(e.source, e.src, deployment),
+                    "dst": rekey(e.target, e.dst, deployment),
+                }
+            )
+            for e in self.edges
+        ]
+        return GraphBatch(nodes, edges)
 
     def validate(self) -> None:
         """Check the whole batch before anything of it is written."""

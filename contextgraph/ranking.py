@@ -245,28 +245,15 @@ def _explain_no_vectors(store: GraphStore, query: Query) -> None:
 
 
 def point_of(key: str) -> tuple[str, str]:
-    """(dag_id, task_id) of a decision key."""
-    parts = split_key(key)
+    """(dag_id, task_id) of a decision key (of any deployment)."""
+    from contextgraph import model as m
+
+    parts = m.parse_key(m.Decision, key)[1]
     return parts[0], parts[2]
 
 
 def split_key(key: str) -> list[str]:
-    """The parts of a natural key (the inverse of model.make_key)."""
+    """The parts of a natural key (`model.split_key`, the inverse of model.make_key)."""
     from contextgraph import model as m
 
-    if "\\" not in key:
-        return key.split(m.KEY_SEPARATOR)
-    parts, current, escaped = [], [], False
-    for char in key:
-        if escaped:
-            current.append(char)
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == m.KEY_SEPARATOR:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    parts.append("".join(current))
-    return parts
+    return m.split_key(key)

@@ -159,6 +159,7 @@ class ScopedStore(EmbeddedStore):
         self._checked_at = 0.0
         self._building = False
         self._refresh_lock = threading.RLock()
+        self._schema_checked = True  # a copy of the source's current graph, never stamped
         self.builds = 0
         """How many times the copy was (re)built."""
 
@@ -279,7 +280,7 @@ def read_nodes(
     return nodes
 
 
-def _read_edges(store: GraphStore, edge_type: type[m.Edge]) -> Iterator[m.Edge]:
+def read_edges(store: GraphStore, edge_type: type[m.Edge]) -> Iterator[m.Edge]:
     props = "".join(f", r.`{identifier(c)}` AS `{c}`" for c in EDGE_COLUMNS[edge_type])
     cypher = (
         f"MATCH (a:{identifier(edge_type.source.label)})-[r:{identifier(edge_type.rel_type)}]->"
@@ -305,7 +306,7 @@ def scoped_subgraph(store: GraphStore, scope: Scope) -> tuple[list[m.Node], list
             found = [o for o in found if scope.sees(o.dag_id, o.task_id)]
         nodes[node_type.label] = found
     decisions = {d.key for d in nodes["Decision"]}
-    edges = {t: list(_read_edges(store, t)) for t in (m.Reviewed, m.DecidedBy)}
+    edges = {t: list(read_edges(store, t)) for t in (m.Reviewed, m.DecidedBy)}
     reviewed = {e.dst for e in edges[m.Reviewed] if e.src in decisions}
     nodes["Proposal"] = [p for p in nodes["Proposal"] if p.key in reviewed]
     deciders = {e.dst for e in edges[m.DecidedBy] if e.src in decisions}
@@ -314,7 +315,7 @@ def scoped_subgraph(store: GraphStore, scope: Scope) -> tuple[list[m.Node], list
     out_edges: list[m.Edge] = []
     for edge_type in m.EDGE_TYPES:
         listed = edges.get(edge_type)
-        for edge in listed if listed is not None else _read_edges(store, edge_type):
+        for edge in listed if listed is not None else read_edges(store, edge_type):
             if (edge_type.source.label, edge.src) in kept and (edge_type.target.label, edge.dst) in kept:
                 out_edges.append(edge)
     return [n for group in nodes.values() for n in group], out_edges

@@ -46,6 +46,9 @@ Progress = Callable[[str, int], None]
 class SyncOptions(BaseModel):
     """How a sync reads: page size of writes, overlap of watermarks, which XComs are proposals."""
 
+    deployment: str = Field(default=m.DEFAULT_DEPLOYMENT, pattern=m.DEPLOYMENT_PATTERN)
+    """The name of the Airflow being read: part of every key the sync writes, and of its
+    watermarks (`CONTEXTGRAPH_DEPLOYMENT`; see `contextgraph.model`)."""
     page_size: int = Field(default=500, ge=1)
     overlap: timedelta = timedelta(minutes=5)
     proposal_tasks: dict[str, list[str]] = {}
@@ -178,6 +181,7 @@ class _Run:
             sync.progress,
         )
         self.full = full
+        self.deployment = self.options.deployment
         self.report = SyncReport(full=full)
         self.shapes: dict[str, mapping.DagShape] = {}
         self.fetched_tasks: set[str] = set()
@@ -190,7 +194,8 @@ class _Run:
 
     def execute(self) -> SyncReport:
         clock, calls_before = time.monotonic(), self.source.calls
-        state = m.SyncState(source=public_url(self.source.settings.url.rstrip("/")))
+        url = public_url(self.source.settings.url.rstrip("/"))
+        state = m.SyncState(source=url, deployment=self.deployment)  # watermarks per deployment
         if not self.full:
             state = self._load_state(state)
 
@@ -222,7 +227,10 @@ class _Run:
             dag = self._map(mapping.map_dag, record)
             if dag is not None:
                 dags.append(dag)
-        self._write(m.GraphBatch(nodes=list(dags)))
+        url = public_url(self.source.settings.url.rstrip("/"))
+        deployment = m.Deployment(name=self.deployment, airflow_url=url)
+        has_dag = [m.HasDag(src=deployment.key, dst=d.key) for d in dags]
+        self._write(m.GraphBatch(nodes=[deployment, *dags], edges=has_dag))
         self.progress("DAGs", len(dags))
         with_tasks = self._dags_with_tasks([d.dag_id for d in dags])
         for dag in dags:
@@ -282,11 +290,11 @@ class _Run:
             wanted += [(dag_id, run_id, task_id, map_index, n) for n in range(1, try_number)]
         if not wanted:
             return []
-        keys = [m.make_key(*w) for w in wanted]
+        keys = [self._decision_key(w) for w in wanted]
         known = {r["key"] for r in self.store.query(load("sync_known_decisions"), {"keys": keys})}
         found = []
         for dag_id, run_id, task_id, map_index, n in wanted:
-            if m.make_key(dag_id, run_id, task_id, map_index, n) in known:
+            if self._decision_key((dag_id, run_id, task_id, map_index, n)) in known:
                 continue
             try:
                 record = self.source.hitl_detail_try(dag_id, run_id, task_id, n, map_index)
@@ -312,7 +320,7 @@ class _Run:
         dag_id, run_id, task_id, map_index = identity[:4]
         self.decision_points.setdefault(dag_id, set()).add(task_id)
         shape = self._shape(dag_id, task_id)
-        proposals = stored.get(m.make_key(*identity))
+        proposals = stored.get(self._decision_key(identity))
         if proposals is None:
             proposals = self._fetch_proposals(dag_id, run_id, task_id, map_index, shape)
         # One order whether fetched or read back from the graph (which returns them in any order),
@@ -350,7 +358,8 @@ class _Run:
         task_id, run_id = ti["task_id"], ti.get("dag_run_id") or ti.get("run_id")
         children = sorted(shape.graph.successors(task_id)) if task_id in shape.graph else []
         rows = self.store.query(
-            load("sync_branch_states"), {"dag_id": ti["dag_id"], "run_id": run_id, "task_ids": children}
+            load("sync_branch_states"),
+            {"dag_id": ti["dag_id"], "run_id": run_id, "task_ids": children, "deployment": self.deployment},
         )
         ran = sorted({r["task_id"] for r in rows if r["state"] in mapping.BRANCH_RAN_STATES})
         chosen = record.get("chosen_options") or []
@@ -384,7 +393,7 @@ class _Run:
         return shape
 
     def _stored_shape(self, dag_id: str) -> mapping.DagShape:
-        rows = self.store.query(load("sync_dag_shape"), {"dag_id": dag_id})
+        rows = self.store.query(load("sync_dag_shape"), {"dag_id": dag_id, "deployment": self.deployment})
         return mapping.DagShape.from_edges(
             dag_id,
             {r["task_id"]: r["downstream"] or [] for r in rows},
@@ -392,7 +401,8 @@ class _Run:
         )
 
     def _dags_with_tasks(self, dag_ids: list[str]) -> set[str]:
-        return {r["dag_id"] for r in self.store.query(load("sync_dags_with_tasks"), {"dag_ids": dag_ids})}
+        params = {"dag_ids": dag_ids, "deployment": self.deployment}
+        return {r["dag_id"] for r in self.store.query(load("sync_dags_with_tasks"), params)}
 
     # --- proposals ------------------------------------------------------------------------------
 
@@ -443,7 +453,7 @@ class _Run:
                 identity = mapping.decision_identity(record)
             except InvalidRecordError:
                 continue  # reported when the page is mapped
-            if m.make_key(*identity) in stored:
+            if self._decision_key(identity) in stored:
                 continue
             dag_id, run_id, task_id, map_index = identity[:4]
             self.decision_points.setdefault(dag_id, set()).add(task_id)
@@ -463,7 +473,7 @@ class _Run:
         keys = []
         for record in page:
             try:
-                keys.append(m.make_key(*mapping.decision_identity(record)))
+                keys.append(self._decision_key(mapping.decision_identity(record)))
             except InvalidRecordError:
                 continue
         found: dict[str, list[mapping.ProposalValue]] = {}
@@ -498,11 +508,15 @@ class _Run:
         since = self._since(mark)
         if since is None:
             return None
-        rows = self.store.query(load("sync_oldest_pending"), {})
+        rows = self.store.query(load("sync_oldest_pending"), {"deployment": self.deployment})
         oldest = rows[0]["oldest"] if rows else None
         return min(since, oldest) if oldest else since
 
     # --- helpers --------------------------------------------------------------------------------
+
+    def _decision_key(self, identity: tuple[Any, ...]) -> str:
+        """The stored key of the decision with this identity in this sync's deployment."""
+        return m.Decision.key_for(*identity, deployment=self.deployment)
 
     def _map(self, map_one: Callable[[Any], T], record: Any) -> T | None:
         """Map one record; a bad one is reported with its reason and skipped."""
@@ -517,7 +531,7 @@ class _Run:
         batch = m.GraphBatch()
         for item in batches:
             batch.extend(item)
-        batch = self.screen(batch)
+        batch = self.screen(batch.in_deployment(self.deployment))
         self.report.forgotten_skipped = self.screen.skipped
         if batch:
             self.report.add(self.store.write(batch))

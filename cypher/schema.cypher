@@ -11,8 +11,11 @@ CREATE CONSTRAINT proposal_key IF NOT EXISTS FOR (n:Proposal) REQUIRE n.key IS U
 CREATE CONSTRAINT sync_state_key IF NOT EXISTS FOR (n:SyncState) REQUIRE n.key IS UNIQUE;
 CREATE CONSTRAINT dag_version_key IF NOT EXISTS FOR (n:DagVersion) REQUIRE n.key IS UNIQUE;
 CREATE CONSTRAINT answer_key IF NOT EXISTS FOR (n:Answer) REQUIRE n.key IS UNIQUE;
+CREATE CONSTRAINT deployment_key IF NOT EXISTS FOR (n:Deployment) REQUIRE n.key IS UNIQUE;
+CREATE CONSTRAINT schema_version_key IF NOT EXISTS FOR (n:SchemaVersion) REQUIRE n.key IS UNIQUE;
 // Filters of precedent search.
 CREATE INDEX decision_point IF NOT EXISTS FOR (n:Decision) ON (n.dag_id, n.task_id);
+CREATE INDEX decision_deployment IF NOT EXISTS FOR (n:Decision) ON (n.deployment);
 CREATE INDEX decision_created IF NOT EXISTS FOR (n:Decision) ON (n.created_at);
 CREATE INDEX decision_pending IF NOT EXISTS FOR (n:Decision) ON (n.response_received);
 // Words: each decision's situation (what was asked, the request as shown without its marked

@@ -112,6 +112,10 @@ class GraphStore(ABC):
     def write(self, batch: GraphBatch) -> WriteResult:
         """Upsert the batch; raises InvalidRecordError before writing anything if it is invalid."""
         nodes, edges = batch.nodes_by_label(), batch.edges_by_type()
+        if not getattr(self, "_schema_checked", False):  # once per store object
+            from contextgraph.migrate import require_current
+
+            require_current(self)  # SchemaVersionError: an older graph, run `contextgraph migrate`
         result = WriteResult()
         created: set[tuple[str, str]] = set()  # (label, key) of the nodes this write created
         for node_type, node_items in nodes.items():
