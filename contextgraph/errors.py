@@ -88,6 +88,10 @@ class ConfigError(TerminalError):
     """A setting is missing or invalid."""
 
 
+class UnknownDeploymentError(ConfigError):
+    """A filter or scope names a deployment the graph has no DAGs of."""
+
+
 class InvalidRecordError(ContextGraphError):
     """A record cannot be turned into graph data; the message names the record and field."""
 

@@ -96,6 +96,7 @@ def find_lessons(
     dag_id: str | None = None,
     task_id: str | None = None,
     since: datetime | None = None,
+    deployment: str | None = None,
     exclude: Sequence[str] = (),
     threshold: float = THRESHOLD,
 ) -> list[Lesson]:
@@ -111,7 +112,12 @@ def find_lessons(
         return []
     if point is None and dag_id is not None and task_id is not None:
         point = (dag_id, task_id)
-    filters = CandidateFilter(dag_id=dag_id, task_id=task_id, since=since, exclude=frozenset(exclude))
+    from contextgraph.retrieval import check_deployment
+
+    check_deployment(store, deployment)
+    filters = CandidateFilter(
+        dag_id=dag_id, task_id=task_id, since=since, exclude=frozenset(exclude), deployment=deployment
+    )
     query = ranking.prepare(embedder, text, point=point, filters=filters, signals=None)
     ranked = ranking.rank(store, query, POOL, diversify=False)
     details = store.decision_details([r.key for r in ranked])

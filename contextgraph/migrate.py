@@ -134,7 +134,8 @@ def _give_deployment(store: GraphStore, deployment: str, report: MigrationReport
     owner = m.Deployment(name=deployment, airflow_url=url)
     batch.add(owner, *(m.HasDag(src=owner.key, dst=d.key) for d in dags if d.deployment == deployment))
     if deployment != m.DEFAULT_DEPLOYMENT:
-        batch.add(*(m.HasDag(src=owner.key, dst=renamed["Dag"][d.key]) for d in dags if d.key in renamed.get("Dag", {})))
+        new_dags = renamed.get("Dag", {})
+        batch.add(*(m.HasDag(src=owner.key, dst=new_dags[d.key]) for d in dags if d.key in new_dags))
     if renamed:
         for edge_type in m.EDGE_TYPES:
             src_map = renamed.get(edge_type.source.label, {})

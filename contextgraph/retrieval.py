@@ -22,8 +22,9 @@ from pydantic import BaseModel, Field
 from contextgraph import model as m
 from contextgraph import ranking
 from contextgraph.embeddings import Embedder
-from contextgraph.errors import ConfigError, ContextGraphError
+from contextgraph.errors import ConfigError, ContextGraphError, UnknownDeploymentError
 from contextgraph.lessons import Lesson, find_lessons, lessons_prompt
+from contextgraph.model import DEFAULT_DEPLOYMENT
 from contextgraph.queries import load
 from contextgraph.ranking import SIGNALS, Reranker
 from contextgraph.store.base import CandidateFilter, GraphStore, Row
@@ -72,6 +73,8 @@ class DecisionRef(BaseModel):
     """Which decision: its key, the ids it is made of, and what was asked."""
 
     key: str
+    deployment: str = DEFAULT_DEPLOYMENT
+    """The Airflow the decision came from (`CONTEXTGRAPH_DEPLOYMENT` of its ingest)."""
     dag_id: str
     run_id: str
     task_id: str
@@ -128,6 +131,7 @@ def find_similar_decisions(
     task_id: str | None = None,
     chosen: str | None = None,
     since: datetime | None = None,
+    deployment: str | None = None,
     k: int = 5,
     point: tuple[str, str] | None = None,
     exclude: Iterable[str] = (),
@@ -139,7 +143,8 @@ def find_similar_decisions(
 ) -> list[Precedent]:
     """The `k` answered decisions most like `text`, best first, with why each was found.
 
-    `dag_id`, `task_id`, `chosen` (an option label) and `since` (answered at or after) filter.
+    `dag_id`, `task_id`, `chosen` (an option label), `since` (answered at or after) and
+    `deployment` (UnknownDeploymentError when the graph has no DAGs of it) filter.
     `point` = (dag_id, task_id) of the decision at hand prefers precedents from the same decision
     point without excluding others (given dag_id and task_id filters, it defaults to them).
     `exclude` leaves decisions out (e.g. the one being decided). `mode` keeps one signal only
@@ -158,8 +163,14 @@ def find_similar_decisions(
         signals = {"vector"}
     elif mode == "text":
         signals = {"text"}
+    check_deployment(store, deployment)
     filters = CandidateFilter(
-        dag_id=dag_id, task_id=task_id, chosen=chosen, since=_utc(since), exclude=frozenset(exclude)
+        dag_id=dag_id,
+        task_id=task_id,
+        chosen=chosen,
+        since=_utc(since),
+        exclude=frozenset(exclude),
+        deployment=deployment,
     )
     query = ranking.prepare(embedder, text, point=point, filters=filters, signals=signals)
 
@@ -179,10 +190,23 @@ def find_similar_decisions(
     return [_precedent(details[r.key], r, airflow_url) for r in ranked if r.key in details]
 
 
+def check_deployment(store: GraphStore, deployment: str | None) -> None:
+    """UnknownDeploymentError (naming the deployments there are) when the graph has no DAGs of
+    `deployment`; nothing for None."""
+    if deployment is None:
+        return
+    known = [r["name"] for r in store.query(load("deployments")) if r["name"] is not None]
+    if deployment not in known:
+        raise UnknownDeploymentError(
+            f"unknown deployment {deployment!r} (deployments in the graph: {', '.join(known) or 'none yet'})"
+        )
+
+
 def _ref_fields(d: Row) -> dict[str, Any]:
     """The `DecisionRef` fields of a stored decision row (missing map index/try as Airflow's defaults)."""
     return {
         "key": d["key"],
+        "deployment": d.get("deployment") or DEFAULT_DEPLOYMENT,
         "dag_id": d["dag_id"],
         "run_id": d["run_id"],
         "task_id": d["task_id"],
@@ -355,7 +379,12 @@ def get_decision_trace(store: GraphStore, key: str, *, airflow_url: str | None =
         view = ProposalView(task_id=row["proposal_task_id"], text=row["proposal"], verdict=row["verdict"])
         if view not in proposals:
             proposals.append(view)
-    params = {"dag_id": d["dag_id"], "run_id": d["run_id"], "task_id": d["task_id"]}
+    params = {
+        "deployment": d.get("deployment") or DEFAULT_DEPLOYMENT,
+        "dag_id": d["dag_id"],
+        "run_id": d["run_id"],
+        "task_id": d["task_id"],
+    }
     topology = store.query(load("trace_topology", store.dialect), params)
     upstream_ids = set(d["upstream_task_ids"] or [])
     downstream_ids: set[str] = set()

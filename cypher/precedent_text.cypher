@@ -4,6 +4,7 @@
 CALL db.index.fulltext.queryNodes('decision_text', $words, {limit: $fetch}) YIELD node, score
 WITH node AS d, score
 WHERE d.response_received = true
+  AND ($deployment IS NULL OR d.deployment = $deployment)
   AND ($dag_id IS NULL OR d.dag_id = $dag_id)
   AND ($task_id IS NULL OR d.task_id = $task_id)
   AND ($chosen IS NULL OR $chosen IN d.chosen_options)

@@ -301,7 +301,8 @@ class CandidateFilter:
     """Which answered decisions may be precedents: all of them unless narrowed.
 
     dag_id/task_id: that DAG / decision point only; chosen: decisions where this option was chosen;
-    since: answered (or, without an answer time, asked) at or after this UTC time; exclude: keys.
+    since: answered (or, without an answer time, asked) at or after this UTC time; exclude: keys;
+    deployment: decisions of that Airflow deployment only (`model.DEFAULT_DEPLOYMENT`, …).
     """
 
     dag_id: str | None = None
@@ -309,10 +310,12 @@ class CandidateFilter:
     chosen: str | None = None
     since: datetime | None = None
     exclude: frozenset[str] = frozenset()
+    deployment: str | None = None
 
     @property
     def narrowed(self) -> bool:
-        return any(v is not None for v in (self.dag_id, self.task_id, self.chosen, self.since))
+        narrowing = (self.dag_id, self.task_id, self.chosen, self.since, self.deployment)
+        return any(v is not None for v in narrowing)
 
 
 _node_id = itemgetter("key")

@@ -356,4 +356,5 @@ def _filter_params(filters: CandidateFilter) -> dict[str, Any]:
         "chosen": filters.chosen,
         "since": since.astimezone(UTC) if since is not None and since.tzinfo else since,
         "exclude": sorted(filters.exclude),
+        "deployment": filters.deployment,
     }

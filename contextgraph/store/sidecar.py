@@ -145,6 +145,16 @@ class SidecarIndex:
                 "decisions": len(self._meta.get("keys", [])),
             }
 
+    def _deployments(self) -> npt.NDArray[Any]:
+        """Each row's deployment, read from its key (`model.parse_key`), once per loaded index."""
+        from contextgraph import model as m
+
+        if self._meta.get("_deployments") is None:
+            keys = self._meta.get("keys", [])
+            self._meta["_deployments"] = np.array([m.parse_key(m.Decision, k)[0] for k in keys], dtype=object)
+        found: npt.NDArray[Any] = self._meta["_deployments"]
+        return found
+
     def _mask(self, filters: Any) -> npt.NDArray[np.bool_] | None:
         """Rows that pass the filters (None: all of them)."""
         n = len(self._key_index)
@@ -154,6 +164,8 @@ class SidecarIndex:
             nonlocal mask
             mask = m if mask is None else mask & m
 
+        if getattr(filters, "deployment", None) is not None:
+            narrow(self._deployments() == filters.deployment)
         if filters.dag_id is not None:
             narrow(self._dag == filters.dag_id)
         if filters.task_id is not None:
