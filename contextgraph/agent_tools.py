@@ -298,6 +298,7 @@ def _tool_find_similar_decisions(
     chosen: str | None = None,
     since: datetime | None = None,
     k: int = 5,
+    deployment: str | None = None,
 ) -> list[Precedent]:
     """Find earlier human decisions most like a case, best first, each with the option the human
     chose and the reason they gave. Call this before proposing what to do, and follow the reasons.
@@ -309,6 +310,7 @@ def _tool_find_similar_decisions(
         chosen: Only decisions where this option was chosen, e.g. "Escalate to CRE".
         since: Only decisions answered at or after this time (ISO 8601).
         k: How many precedents (1 to 20).
+        deployment: Only decisions of this Airflow deployment (e.g. "prod"; "default" when unnamed).
     """
     deps: ContextGraphDeps = ctx.deps
     try:
@@ -320,6 +322,7 @@ def _tool_find_similar_decisions(
             task_id=task_id,
             chosen=chosen,
             since=since,
+            deployment=deployment,
             k=max(1, min(k, MAX_K)),
             point=deps.point,
             exclude=deps.exclude,
@@ -337,6 +340,7 @@ def _tool_find_lessons(
     dag_id: str | None = None,
     task_id: str | None = None,
     k: int = 3,
+    deployment: str | None = None,
 ) -> str:
     """What earlier human decisions like a case teach, as compact lessons: how many reviewers chose
     each option ("3 of 5: Escalate to CRE"), the reason in a sentence, the latest example and the
@@ -347,6 +351,7 @@ def _tool_find_lessons(
         dag_id: Only decisions of this Airflow DAG.
         task_id: Only decisions taken at this task (decision point).
         k: How many lessons (1 to 10).
+        deployment: Only decisions of this Airflow deployment (e.g. "prod"; "default" when unnamed).
     """
     deps: ContextGraphDeps = ctx.deps
     try:
@@ -357,6 +362,7 @@ def _tool_find_lessons(
             k=max(1, min(k, 10)),
             dag_id=dag_id,
             task_id=task_id,
+            deployment=deployment,
             point=deps.point,
             exclude=deps.exclude,
         )

@@ -132,18 +132,39 @@ def stats(state: State, as_json: bool) -> None:
     emit(counts, as_json, table)
 
 
+def _deployment_name(value: str | None) -> str | None:
+    """A --deployment value checked (click.BadParameter naming what a deployment name may hold)."""
+    import re
+
+    from contextgraph.model import DEPLOYMENT_PATTERN
+
+    if value is not None and not re.match(DEPLOYMENT_PATTERN, value):
+        raise click.BadParameter(f"{value!r}: a deployment name holds letters, digits, '.', '_', '-'")
+    return value
+
+
 @cli.command()
 @click.option("--full", is_flag=True, help="Re-read everything, not only what changed since the last sync.")
 @click.option("--airflow-url", help="Airflow API server [env AIRFLOW_URL].")
+@click.option(
+    "--deployment",
+    callback=lambda ctx, param, value: _deployment_name(value),
+    help="Name of this Airflow in the graph [env CONTEXTGRAPH_DEPLOYMENT, default 'default'].",
+)
+
 @click.option("--no-embed", is_flag=True, help="Do not embed the decisions the sync brought.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_obj
 @handle_errors
-def ingest(state: State, full: bool, airflow_url: str | None, no_embed: bool, as_json: bool) -> None:
+def ingest(
+    state: State, full: bool, airflow_url: str | None, deployment: str | None, no_embed: bool, as_json: bool
+) -> None:
     """Sync DAGs, runs, task instances and HITL decisions from Airflow into the graph, and embed them."""
     from contextgraph.ingest import run_ingest
 
     settings = state.settings()
+    if deployment:
+        settings = settings.model_copy(update={"deployment": deployment})
     if airflow_url:
         settings = settings.model_copy(
             update={"airflow": settings.airflow.model_copy(update={"url": airflow_url})}
@@ -366,6 +387,11 @@ def embed(state: State, batch_size: int, as_json: bool) -> None:
 @click.option("--task", "task_id", help="Only decisions of this task (decision point).")
 @click.option("--chosen", help="Only decisions where this option was chosen.")
 @click.option("--since", type=click.DateTime(), help="Only decisions answered at or after (UTC).")
+@click.option(
+    "--deployment",
+    callback=lambda ctx, param, value: _deployment_name(value),
+    help="Only decisions of this Airflow deployment.",
+)
 @click.option("--k", default=5, show_default=True, type=click.IntRange(1, 100), help="How many.")
 @click.option("--words-only", is_flag=True, help="Rank by words only (no embedding model needed).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -378,6 +404,7 @@ def similar(
     task_id: str | None,
     chosen: str | None,
     since: Any,
+    deployment: str | None,
     k: int,
     words_only: bool,
     as_json: bool,
@@ -397,6 +424,7 @@ def similar(
             task_id=task_id,
             chosen=chosen,
             since=since,
+            deployment=deployment,
             k=k,
             airflow_url=settings.airflow.url,
         )
@@ -418,12 +446,25 @@ def similar(
 @click.option("--dag", "dag_id", help="Only decisions of this DAG.")
 @click.option("--task", "task_id", help="Only decisions of this task (decision point).")
 @click.option("--k", default=3, show_default=True, type=click.IntRange(1, 20), help="How many lessons.")
+@click.option(
+    "--deployment",
+    callback=lambda ctx, param, value: _deployment_name(value),
+    help="Only decisions of this Airflow deployment.",
+)
+
 @click.option("--words-only", is_flag=True, help="Rank by words only (no embedding model needed).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 @handle_errors
 def lessons(
-    state: State, text: str, dag_id: str | None, task_id: str | None, k: int, words_only: bool, as_json: bool
+    state: State,
+    text: str,
+    dag_id: str | None,
+    task_id: str | None,
+    k: int,
+    deployment: str | None,
+    words_only: bool,
+    as_json: bool,
 ) -> None:
     """What past decisions like TEXT teach: lessons with option shares, reason, exceptions."""
     from contextgraph.embeddings import embedder_from_settings
@@ -431,11 +472,45 @@ def lessons(
 
     embedder = None if words_only else embedder_from_settings(state.settings())
     with _open_for_search(state) as store:
-        found = find_lessons(store, embedder, text, k=k, dag_id=dag_id, task_id=task_id)
+        found = find_lessons(
+            store, embedder, text, k=k, dag_id=dag_id, task_id=task_id, deployment=deployment
+        )
     if as_json:
         emit([lesson.model_dump(mode="json") for lesson in found], True)
     else:
         click.echo(lessons_prompt(found) or "no lessons: no answered decisions match")
+
+
+@cli.command()
+@click.option(
+    "--deployment",
+    callback=lambda ctx, param, value: _deployment_name(value),
+    help="Name of the Airflow an older graph came from (default 'default').",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_obj
+@handle_errors
+def migrate(state: State, deployment: str | None, as_json: bool) -> None:
+    """Upgrade a graph written by an older contextgraph to this version (safe to run again)."""
+    from contextgraph.migrate import migrate as run_migrate
+    from contextgraph.model import DEFAULT_DEPLOYMENT
+
+    with state.store() as store:
+        store.ensure_schema()
+        report = run_migrate(store, deployment or DEFAULT_DEPLOYMENT)
+    if as_json:
+        emit(report.as_dict(), True)
+    elif report.from_version is not None and report.from_version >= report.to_version:
+        click.echo(f"the graph is at schema version {report.to_version} already: nothing to do")
+    elif report.from_version is None:
+        click.echo(f"an empty graph: marked as schema version {report.to_version}")
+    else:
+        moved = sum(report.nodes.values())
+        click.echo(
+            f"migrated schema version {report.from_version} → {report.to_version}: {moved} nodes given "
+            f"deployment {report.deployment!r}"
+            + (f", {report.rekeyed} re-keyed; run `contextgraph embed`" if report.rekeyed else "")
+        )
 
 
 @cli.command()

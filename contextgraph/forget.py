@@ -180,8 +180,12 @@ def forget(store: GraphStore, plan: ForgetPlan) -> ForgetReport:
     """Erase what the plan names (see the module's docstring) and write its audit record.
 
     The hashes are remembered first, so a forget stopped half-way is still never undone by a sync;
-    running the same plan again finishes it. Raises StoreError when the store fails.
+    running the same plan again finishes it. Raises StoreError when the store fails, and
+    SchemaVersionError for a graph of an older version (before anything is erased).
     """
+    from contextgraph.migrate import require_current
+
+    require_current(store)  # an older graph: one line saying to run `contextgraph migrate`
     at = datetime.now(UTC)
     ensure_schema(store)
     salt = _salt(store)

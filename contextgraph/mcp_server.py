@@ -178,6 +178,7 @@ class PrecedentTools:
         since: datetime | None = None,
         k: int = 5,
         exclude: list[str] | None = None,
+        deployment: str | None = None,
     ) -> list[Precedent]:
         """Find earlier human decisions most like a case, best first, each with the option the
         human chose, the reason they gave, the AI proposal they judged and a link to Airflow.
@@ -191,6 +192,7 @@ class PrecedentTools:
             since: Only decisions answered at or after this time (ISO 8601).
             k: How many precedents (1 to 20).
             exclude: Decision keys to leave out (e.g. the decision being made).
+            deployment: Only decisions of this Airflow deployment (e.g. "prod"; "default" when unnamed).
         """
         embedder = self.embedder()
         with self._errors(), self.store() as store:
@@ -204,6 +206,7 @@ class PrecedentTools:
                 since=since,
                 k=max(1, min(k, MAX_K)),
                 exclude=exclude or (),
+                deployment=deployment,
                 airflow_url=self.settings.airflow.url,
             )
 
@@ -213,6 +216,7 @@ class PrecedentTools:
         dag_id: str | None = None,
         task_id: str | None = None,
         k: int = 3,
+        deployment: str | None = None,
     ) -> list[Lesson]:
         """What earlier human decisions like a case teach, as lessons: the option most reviewers
         chose and the shares of each ("3 of 5"), the reason in a sentence, the count, the latest
@@ -223,10 +227,19 @@ class PrecedentTools:
             dag_id: Only decisions of this Airflow DAG.
             task_id: Only decisions taken at this task (decision point).
             k: How many lessons (1 to 10).
+            deployment: Only decisions of this Airflow deployment (e.g. "prod"; "default" when unnamed).
         """
         embedder = self.embedder()
         with self._errors(), self.store() as store:
-            return find_lessons(store, embedder, text, k=max(1, min(k, 10)), dag_id=dag_id, task_id=task_id)
+            return find_lessons(
+                store,
+                embedder,
+                text,
+                k=max(1, min(k, 10)),
+                dag_id=dag_id,
+                task_id=task_id,
+                deployment=deployment,
+            )
 
     def get_decision_trace(self, key: str) -> DecisionTrace:
         """One decision in full context: what fed it (upstream tasks and their states), the AI

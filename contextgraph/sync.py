@@ -115,6 +115,8 @@ class SyncReport:
     full: bool = False
     embedded: int = 0
     """Decisions embedded after the sync (by `contextgraph.ingest.run_ingest`)."""
+    deployment: str = m.DEFAULT_DEPLOYMENT
+    """The deployment this sync read (`SyncOptions.deployment`)."""
     forgotten_skipped: int = 0
     """Forgotten nodes (`contextgraph forget`) the sync read again and kept out of the graph."""
 
@@ -130,6 +132,7 @@ class SyncReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "deployment": self.deployment,
             "full": self.full,
             "seconds": round(self.seconds, 3),
             "api_calls": self.api_calls,
@@ -182,7 +185,7 @@ class _Run:
         )
         self.full = full
         self.deployment = self.options.deployment
-        self.report = SyncReport(full=full)
+        self.report = SyncReport(full=full, deployment=self.deployment)
         self.shapes: dict[str, mapping.DagShape] = {}
         self.fetched_tasks: set[str] = set()
         self.decision_points: dict[str, set[str]] = {}
