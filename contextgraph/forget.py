@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from contextgraph import model as m
-from contextgraph.errors import QueryRefusedError
+from contextgraph.errors import QueryRefusedError, StoreError
 from contextgraph.queries import identifier, load, statements
 from contextgraph.scope import read_nodes
 from contextgraph.store.base import GraphStore
@@ -204,7 +204,7 @@ def forget(store: GraphStore, plan: ForgetPlan) -> ForgetReport:
         _delete(store, "Answer", plan.decisions)  # the reviewer's own answers, keyed like their decision
         try:  # their usefulness scores (contextgraph.usefulness), where any were stored
             _delete(store, "PrecedentUsefulness", plan.decisions)
-        except QueryRefusedError:
+        except (QueryRefusedError, StoreError):  # the embedded store: no such table before any score
             if store.dialect != "embedded":
                 raise
     if plan.proposals:
