@@ -268,21 +268,25 @@ class MemorySource:
         self.calls += 1
         return self.history.tasks(dag_id) or []
 
-    def dag_runs(self, *, updated_since: datetime | None = None) -> Iterator[dict[str, Any]]:
+    def dag_runs(
+        self, *, updated_since: datetime | None = None, dag_id: str = "~"
+    ) -> Iterator[dict[str, Any]]:
         first = (
             0
             if updated_since is None
             else self.history.first_updated_at_or_after(updated_since, self.visible)
         )
-        return self._timed(self.history.dag_runs(first, self.visible))
+        return self._timed(_of_dag(self.history.dag_runs(first, self.visible), dag_id))
 
-    def task_instances(self, *, updated_since: datetime | None = None) -> Iterator[dict[str, Any]]:
+    def task_instances(
+        self, *, updated_since: datetime | None = None, dag_id: str = "~"
+    ) -> Iterator[dict[str, Any]]:
         first = (
             0
             if updated_since is None
             else self.history.first_updated_at_or_after(updated_since, self.visible)
         )
-        return self._timed(self.history.task_instances(first, self.visible))
+        return self._timed(_of_dag(self.history.task_instances(first, self.visible), dag_id))
 
     def hitl_details(self, *, created_since: datetime | None = None) -> Iterator[dict[str, Any]]:
         first = (
@@ -314,3 +318,8 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _of_dag(records: Iterator[dict[str, Any]], dag_id: str) -> Iterator[dict[str, Any]]:
+    """The records of one DAG (`~`: all)."""
+    return records if dag_id == "~" else (r for r in records if r.get("dag_id") == dag_id)

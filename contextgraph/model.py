@@ -12,6 +12,7 @@ an idempotent MERGE. Models know nothing about storage: a store takes a `GraphBa
     (:Decision)-[:UNDER_VERSION]->(:DagVersion)<-[:VERSION_OF]-(:Dag)
     (:Decision)-[:ASSIGNED_TO]->(:Actor)   (:Decision)-[:ANSWERED_WITH]->(:Answer)
     (:Decision)-[:BRANCHED_TO]->(:Task)
+    (:Task)-[:PRODUCES]->(:Asset)-[:TRIGGERS]->(:Dag)
 """
 
 from __future__ import annotations
@@ -71,6 +72,9 @@ class Dag(Node):
     tags: list[str] = []
     owners: list[str] = []
     schedule: str | None = None
+    tracked: bool = False
+    """True when the sync reads this DAG's runs, task instances and decisions (it has a decision
+    point, feeds one through assets, or `all_dags` is set); False: only the DAG itself is kept."""
 
 
 class Task(Node):
@@ -86,6 +90,24 @@ class Task(Node):
     in_latest_version: bool = True
     """False for a task known only from its task instances or HITL details: an older version of
     the DAG had it (renamed or removed since), the tasks endpoint (latest version) does not."""
+
+
+class Asset(Node):
+    """An Airflow asset (`GET /api/v2/assets`): data a task produces and DAGs are scheduled on."""
+
+    label: ClassVar[str] = "Asset"
+    key_fields: ClassVar[tuple[str, ...]] = ("name", "uri")
+
+    name: str = NonEmpty
+    uri: str = NonEmpty
+    group: str | None = None
+    asset_id: int | None = None
+    """Airflow's database id of the asset (`id`)."""
+    extra: dict[str, Any] = {}
+    aliases: list[str] = []
+    """Names of the asset aliases that resolved to this asset."""
+    last_event_at: datetime | None = None
+    """When a task last updated the asset (`last_asset_event.timestamp`)."""
 
 
 class DagVersion(Node):
@@ -300,6 +322,8 @@ VersionOf = _edge("VersionOf", "VERSION_OF", Dag, DagVersion)
 AssignedTo = _edge("AssignedTo", "ASSIGNED_TO", Decision, Actor)
 AnsweredWith = _edge("AnsweredWith", "ANSWERED_WITH", Decision, Answer)
 BranchedTo = _edge("BranchedTo", "BRANCHED_TO", Decision, Task)
+Produces = _edge("Produces", "PRODUCES", Task, Asset)
+Triggers = _edge("Triggers", "TRIGGERS", Asset, Dag)
 
 Verdict = Literal[
     "approved", "overridden", "escalated", "pending", "unknown", "expired", "failed", "skipped", "closed"
@@ -340,6 +364,7 @@ NODE_TYPES: tuple[type[Node], ...] = (
     SyncState,
     DagVersion,
     Answer,
+    Asset,
 )
 EDGE_TYPES: tuple[type[Edge], ...] = (
     HasTask,
@@ -360,6 +385,8 @@ EDGE_TYPES: tuple[type[Edge], ...] = (
     AssignedTo,
     AnsweredWith,
     BranchedTo,
+    Produces,
+    Triggers,
 )
 NODE_BY_LABEL: dict[str, type[Node]] = {t.label: t for t in NODE_TYPES}
 EDGE_BY_TYPE: dict[str, type[Edge]] = {t.rel_type: t for t in EDGE_TYPES}

@@ -11,6 +11,7 @@ CREATE CONSTRAINT proposal_key IF NOT EXISTS FOR (n:Proposal) REQUIRE n.key IS U
 CREATE CONSTRAINT sync_state_key IF NOT EXISTS FOR (n:SyncState) REQUIRE n.key IS UNIQUE;
 CREATE CONSTRAINT dag_version_key IF NOT EXISTS FOR (n:DagVersion) REQUIRE n.key IS UNIQUE;
 CREATE CONSTRAINT answer_key IF NOT EXISTS FOR (n:Answer) REQUIRE n.key IS UNIQUE;
+CREATE CONSTRAINT asset_key IF NOT EXISTS FOR (n:Asset) REQUIRE n.key IS UNIQUE;
 // Filters of precedent search.
 CREATE INDEX decision_point IF NOT EXISTS FOR (n:Decision) ON (n.dag_id, n.task_id);
 CREATE INDEX decision_created IF NOT EXISTS FOR (n:Decision) ON (n.created_at);
