@@ -80,9 +80,9 @@ class AssetGraph:
         found: set[str] = set()
         frontier = set(start)
         for _ in range(depth):
-            frontier = {
-                f for d in frontier for f in self.feeders_of.get(d, ()) if f in allowed
-            } - found - start
+            frontier = (
+                {f for d in frontier for f in self.feeders_of.get(d, ()) if f in allowed} - found - start
+            )
             if not frontier:
                 break
             found |= frontier
