@@ -89,11 +89,11 @@ class Replay:
                 if tasks is None:
                     return 404, {"detail": f"Dag with id {dag_id} was not found"}
                 return 200, {"tasks": tasks, "total_entries": len(tasks)}
-            case ["dags", "~", "dagRuns"]:
-                indices = self._updated_since("runs", query)
+            case ["dags", dag_id, "dagRuns"]:
+                indices = self._of_dag(self._updated_since("runs", query), dag_id)
                 return self._page("dag_runs", indices, query, h.dag_run)
-            case ["dags", "~", "dagRuns", "~", "taskInstances"]:
-                runs = self._updated_since("tis", query)
+            case ["dags", dag_id, "dagRuns", "~", "taskInstances"]:
+                runs = self._of_dag(self._updated_since("tis", query), dag_id)
                 return self._page("task_instances", _ti_indices(runs), query, self._ti)
             case ["dags", "~", "dagRuns", "~", "hitlDetails"]:
                 return self._page("hitl_details", self._hitl(query), query, h.hitl_detail)
@@ -105,6 +105,10 @@ class Replay:
                 return 200, entry
             case _:
                 return 404, {"detail": "Not Found"}
+
+    def _of_dag(self, runs: range | list[int], dag_id: str) -> range | list[int]:
+        """The runs of one DAG (`~`: all)."""
+        return runs if dag_id == "~" else [i for i in runs if self.history.scenario(i).dag_id == dag_id]
 
     def _ti(self, j: int) -> dict[str, Any]:
         return self.history.task_instance(j // TASKS_PER_DAG, j % TASKS_PER_DAG)

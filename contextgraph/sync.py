@@ -342,8 +342,10 @@ class _Run:
         producing = set(self.tracked)
         self._write(*(a.batch(producing, self.candidates) for a in self.assets.touching(set(new))))
         if read_history:
+            # Every DAG of the deployment at once (a first sync where all ask): one list for all.
+            each = [ALL] if set(new) == self.listed else sorted(new)
             for stage in ("DAG runs", "task instances"):
-                for dag_id in sorted(new):
+                for dag_id in each:
                     self._sync_stage(stage, self._history(stage, None, dag_id), self._mapper(stage))
 
     def _with_feeders(self, reasons: dict[str, str]) -> dict[str, str]:
