@@ -346,7 +346,7 @@ class _Run:
             each = [ALL] if set(new) == self.listed else sorted(new)
             for stage in ("DAG runs", "task instances"):
                 for dag_id in each:
-                    self._sync_stage(stage, self._history(stage, None, dag_id), self._mapper(stage))
+                    self._sync_all_of(stage, dag_id)
 
     def _with_feeders(self, reasons: dict[str, str]) -> dict[str, str]:
         """The DAGs of `reasons` not tracked yet, with their asset feeders not tracked yet."""
@@ -372,7 +372,15 @@ class _Run:
             records = self._only(stage, self._history(stage, since, ALL), known)
             self._sync_stage(stage, records, self._mapper(stage))
         for dag_id in sorted(fresh):
+            self._sync_all_of(stage, dag_id)
+
+    def _sync_all_of(self, stage: str, dag_id: str) -> None:
+        """All the runs or task instances of one DAG (`ALL`: of every DAG). A DAG Airflow no longer
+        knows (404: deleted since its HITL details were listed) is logged and left out."""
+        try:
             self._sync_stage(stage, self._history(stage, None, dag_id), self._mapper(stage))
+        except SourceNotFoundError as exc:
+            log.warning("%s of DAG %r not read: %s", stage, dag_id, exc)
 
     def _history(self, stage: str, since: datetime | None, dag_id: str) -> Iterator[dict[str, Any]]:
         read = self.source.dag_runs if stage == "DAG runs" else self.source.task_instances

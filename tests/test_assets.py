@@ -405,3 +405,14 @@ def test_the_decision_of_the_asset_triggered_run_arrives_whole(graph: Graph) -> 
     )
     assert rows == [{"reason": "Totals do not match the ledger", "text": "Orders: 1,204; revenue 88,410 EUR"}]
     assert summary["without"] == {"reason": 0, "proposal": 0, "point": 0}
+
+
+def test_feeder_depth_limits_how_far_upstream_the_sync_reads(graph: Graph) -> None:
+    with StandIn(deployment()) as airflow:
+        summary = graph.ingest(
+            airflow.url, "--exclude-dags", "legacy_*", env={"CONTEXTGRAPH_FEEDER_DEPTH": "1"}
+        )
+    assert dag_ids(summary, "tracked") == {"decision_points": [REVIEW], "asset_feeders": [EXTRACT]}
+    assert dag_ids(summary, "skipped")["no_decisions"] == [CUSTOMERS, MARKETING]
+    producers = graph.read("MATCH (t:Task)-[:PRODUCES]->(a:Asset) RETURN t.dag_id AS dag, a.name AS asset")
+    assert producers == [{"dag": EXTRACT, "asset": "orders"}]
