@@ -89,11 +89,11 @@ class Replay:
                 if tasks is None:
                     return 404, {"detail": f"Dag with id {dag_id} was not found"}
                 return 200, {"tasks": tasks, "total_entries": len(tasks)}
-            case ["dags", "~", "dagRuns"]:
-                indices = self._updated_since("runs", query)
+            case ["dags", dag_id, "dagRuns"]:
+                indices = self._of_dag(self._updated_since("runs", query), dag_id)
                 return self._page("dag_runs", indices, query, h.dag_run)
-            case ["dags", "~", "dagRuns", "~", "taskInstances"]:
-                runs = self._updated_since("tis", query)
+            case ["dags", dag_id, "dagRuns", "~", "taskInstances"]:
+                runs = self._of_dag(self._updated_since("tis", query), dag_id)
                 return self._page("task_instances", _ti_indices(runs), query, self._ti)
             case ["dags", "~", "dagRuns", "~", "hitlDetails"]:
                 return self._page("hitl_details", self._hitl(query), query, h.hitl_detail)
@@ -105,6 +105,10 @@ class Replay:
                 return 200, entry
             case _:
                 return 404, {"detail": "Not Found"}
+
+    def _of_dag(self, runs: range | list[int], dag_id: str) -> range | list[int]:
+        """The runs of one DAG (`~`: all)."""
+        return runs if dag_id == "~" else [i for i in runs if self.history.scenario(i).dag_id == dag_id]
 
     def _ti(self, j: int) -> dict[str, Any]:
         return self.history.task_instance(j // TASKS_PER_DAG, j % TASKS_PER_DAG)
@@ -268,21 +272,25 @@ class MemorySource:
         self.calls += 1
         return self.history.tasks(dag_id) or []
 
-    def dag_runs(self, *, updated_since: datetime | None = None) -> Iterator[dict[str, Any]]:
+    def dag_runs(
+        self, *, updated_since: datetime | None = None, dag_id: str = "~"
+    ) -> Iterator[dict[str, Any]]:
         first = (
             0
             if updated_since is None
             else self.history.first_updated_at_or_after(updated_since, self.visible)
         )
-        return self._timed(self.history.dag_runs(first, self.visible))
+        return self._timed(_of_dag(self.history.dag_runs(first, self.visible), dag_id))
 
-    def task_instances(self, *, updated_since: datetime | None = None) -> Iterator[dict[str, Any]]:
+    def task_instances(
+        self, *, updated_since: datetime | None = None, dag_id: str = "~"
+    ) -> Iterator[dict[str, Any]]:
         first = (
             0
             if updated_since is None
             else self.history.first_updated_at_or_after(updated_since, self.visible)
         )
-        return self._timed(self.history.task_instances(first, self.visible))
+        return self._timed(_of_dag(self.history.task_instances(first, self.visible), dag_id))
 
     def hitl_details(self, *, created_since: datetime | None = None) -> Iterator[dict[str, Any]]:
         first = (
@@ -314,3 +322,8 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _of_dag(records: Iterator[dict[str, Any]], dag_id: str) -> Iterator[dict[str, Any]]:
+    """The records of one DAG (`~`: all)."""
+    return records if dag_id == "~" else (r for r in records if r.get("dag_id") == dag_id)

@@ -151,15 +151,48 @@ def _deployment_name(value: str | None) -> str | None:
     callback=lambda ctx, param, value: _deployment_name(value),
     help="Name of this Airflow in the graph [env CONTEXTGRAPH_DEPLOYMENT, default 'default'].",
 )
-
 @click.option("--no-embed", is_flag=True, help="Do not embed the decisions the sync brought.")
+@click.option(
+    "--include-dags",
+    multiple=True,
+    help="Only DAGs matching these dag_id patterns [env CONTEXTGRAPH_INCLUDE_DAGS].",
+)
+@click.option(
+    "--exclude-dags",
+    multiple=True,
+    help="Skip DAGs matching these dag_id patterns [env CONTEXTGRAPH_EXCLUDE_DAGS].",
+)
+@click.option("--tags", multiple=True, help="Only DAGs with one of these tags [env CONTEXTGRAPH_TAGS].")
+@click.option(
+    "--exclude-tags", multiple=True, help="Skip DAGs with any of these tags [env CONTEXTGRAPH_EXCLUDE_TAGS]."
+)
+@click.option(
+    "--all-dags",
+    is_flag=True,
+    default=None,
+    help="Read runs of every DAG, not only of those with decision points and their asset feeders "
+    "[env CONTEXTGRAPH_ALL_DAGS].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_obj
 @handle_errors
 def ingest(
-    state: State, full: bool, airflow_url: str | None, deployment: str | None, no_embed: bool, as_json: bool
+    state: State,
+    /,
+    full: bool,
+    airflow_url: str | None,
+    deployment: str | None,
+    no_embed: bool,
+    as_json: bool,
+    all_dags: bool | None,
+    **filters: tuple[str, ...],
 ) -> None:
-    """Sync DAGs, runs, task instances and HITL decisions from Airflow into the graph, and embed them."""
+    """Sync DAGs, runs, task instances and HITL decisions from Airflow into the graph, and embed them.
+
+    Patterns are shell-style (`finance_*`); each option may be repeated or take comma-separated values,
+    and replaces its environment setting.
+    """
+    from contextgraph.config import split_names
     from contextgraph.ingest import run_ingest
 
     settings = state.settings()
@@ -169,6 +202,14 @@ def ingest(
         settings = settings.model_copy(
             update={"airflow": settings.airflow.model_copy(update={"url": airflow_url})}
         )
+    update: dict[str, Any] = {
+        name: [n for value in values for n in split_names(value)]
+        for name, values in filters.items()
+        if values
+    }
+    if all_dags is not None:
+        update["all_dags"] = all_dags
+    settings = settings.model_copy(update=update)
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -195,6 +236,10 @@ def _report_table(report: SyncReport) -> Table:
     )
     without = ", ".join(f"{n} without {what}" for what, n in report.as_dict()["without"].items() if n)
     title += f"decisions {without}, " if without else ""
+    dags = report.as_dict()["dags"]
+    tracked = sum(v["count"] for v in dags["tracked"].values())
+    skipped = ", ".join(f"{v['count']} {reason}" for reason, v in dags["skipped"].items())
+    title += f"DAGs: {tracked} read" + (f", skipped {skipped}" if skipped else "") + ", "
     table = Table(
         "kind", "fetched", "created", "updated", "unchanged", title=title + f"{report.seconds:.1f}s"
     )
@@ -451,7 +496,6 @@ def similar(
     callback=lambda ctx, param, value: _deployment_name(value),
     help="Only decisions of this Airflow deployment.",
 )
-
 @click.option("--words-only", is_flag=True, help="Rank by words only (no embedding model needed).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj

@@ -5,7 +5,9 @@ Airflow: AIRFLOW_URL, AIRFLOW_USERNAME, AIRFLOW_PASSWORD, AIRFLOW_TOKEN, AIRFLOW
 contextgraph: CONTEXTGRAPH_DEPLOYMENT, CONTEXTGRAPH_STORE_PATH, CONTEXTGRAPH_BATCH_SIZE,
 CONTEXTGRAPH_BUFFER_POOL_MB,
 CONTEXTGRAPH_EMBEDDING_MODEL, CONTEXTGRAPH_PROPOSAL_TASKS, CONTEXTGRAPH_SYNC_OVERLAP_SECONDS,
-CONTEXTGRAPH_REASON_PARAMS, CONTEXTGRAPH_VERDICTS, CONTEXTGRAPH_REDACT*, CONTEXTGRAPH_CYPHER_ALLOW.
+CONTEXTGRAPH_REASON_PARAMS, CONTEXTGRAPH_VERDICTS, CONTEXTGRAPH_REDACT*, CONTEXTGRAPH_CYPHER_ALLOW,
+CONTEXTGRAPH_INCLUDE_DAGS, CONTEXTGRAPH_EXCLUDE_DAGS, CONTEXTGRAPH_TAGS, CONTEXTGRAPH_EXCLUDE_TAGS,
+CONTEXTGRAPH_ALL_DAGS, CONTEXTGRAPH_FEEDER_DEPTH.
 """
 
 from __future__ import annotations
@@ -39,6 +41,16 @@ def _split_userinfo(url: str | None) -> tuple[str | None, str | None, str | None
 def public_url(url: str) -> str:
     """The URL without any ``user:password@`` part: safe for logs, errors and links."""
     return _split_userinfo(url)[0] or url
+
+
+def split_names(value: Any) -> Any:
+    """A list setting given as text: a JSON list, or comma-separated names (blanks dropped)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
 
 
 def default_store_path() -> Path:
@@ -234,6 +246,26 @@ class Settings(BaseSettings):
     → overridden, escalate → escalated)."""
     sync_overlap_seconds: int = Field(default=300, ge=0)
     """How far each incremental read reaches back before its watermark."""
+    include_dags: Annotated[list[str], NoDecode] = []
+    """Only DAGs whose dag_id matches one of these shell-style patterns (`finance_*`) are synced;
+    comma-separated or a JSON list. Empty: every DAG."""
+    exclude_dags: Annotated[list[str], NoDecode] = []
+    """DAGs whose dag_id matches one of these patterns are not synced at all."""
+    tags: Annotated[list[str], NoDecode] = []
+    """Only DAGs with at least one of these tags are synced. Empty: any tags."""
+    exclude_tags: Annotated[list[str], NoDecode] = []
+    """DAGs with any of these tags are not synced at all."""
+    all_dags: bool = False
+    """Read the runs and task instances of every DAG the filters let through; default: only of DAGs
+    with decision points (HITL tasks) and the DAGs feeding them through assets."""
+    feeder_depth: int = Field(default=3, ge=0)
+    """How many hops of asset feeders (feeders of feeders …) are tracked; 0: none."""
     neo4j: Neo4jSettings = Field(default_factory=Neo4jSettings)
+
+    @field_validator("include_dags", "exclude_dags", "tags", "exclude_tags", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        return split_names(value)
+
     airflow: AirflowSettings = Field(default_factory=AirflowSettings)
     redaction: RedactSettings = Field(default_factory=RedactSettings)

@@ -12,6 +12,7 @@ from datetime import timedelta
 from contextgraph.config import Settings
 from contextgraph.embeddings import embed_pending, embedder_from_settings
 from contextgraph.migrate import require_current
+from contextgraph.selection import DagFilter
 from contextgraph.source import AirflowSource
 from contextgraph.store import Neo4jStore, open_store
 from contextgraph.sync import Progress, Sync, SyncOptions, SyncReport
@@ -27,6 +28,14 @@ def run_ingest(
         reason_params=settings.reason_params,
         verdicts=settings.verdicts,
         overlap=timedelta(seconds=settings.sync_overlap_seconds),
+        dag_filter=DagFilter(
+            include=tuple(settings.include_dags),
+            exclude=tuple(settings.exclude_dags),
+            tags=tuple(settings.tags),
+            exclude_tags=tuple(settings.exclude_tags),
+        ),
+        all_dags=settings.all_dags,
+        feeder_depth=settings.feeder_depth,
     )
     with open_store(settings) as store, AirflowSource(settings.airflow) as source:
         if isinstance(store, Neo4jStore):

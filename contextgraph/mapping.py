@@ -12,7 +12,7 @@ import functools
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
@@ -170,8 +170,19 @@ def _node(node_type: type[N], data: dict[str, Any], name: str) -> N:
 # --- DAGs and tasks ------------------------------------------------------------------------------
 
 
+def dag_tags(record: Any) -> list[str]:
+    """The tag names of a raw DAG record (`tags` is a list of `{name, dag_id}` objects in the REST API
+    v2, of plain names in some older shapes); [] when it has none or they are malformed."""
+    tags = record.get("tags") if isinstance(record, dict) else None
+    if not isinstance(tags, list):
+        return []
+    names = [t.get("name") if isinstance(t, dict) else t for t in tags]
+    return [t for t in names if isinstance(t, str)]
+
+
 @rejecting("DAG")
-def map_dag(record: dict[str, Any]) -> m.Dag:
+def map_dag(record: dict[str, Any], *, tracked: bool = False) -> m.Dag:
+    """A `/dags` record as a Dag node; `tracked`: the sync reads its runs and decisions."""
     record = clean(_require_dict(record, "DAG"))
     name = _name("DAG", record, "dag_id")
     tags = [t.get("name") if isinstance(t, dict) else t for t in _list(record.get("tags"), name, "tags")]
@@ -184,9 +195,88 @@ def map_dag(record: dict[str, Any]) -> m.Dag:
             "tags": [t for t in tags if isinstance(t, str)],
             "owners": _list(record.get("owners"), name, "owners"),
             "schedule": record.get("timetable_summary"),
+            "tracked": tracked,
         },
         name,
     )
+
+
+# --- assets --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AssetLinks:
+    """One `/assets` record: its node, the tasks that produce it and the DAGs scheduled on it."""
+
+    asset: m.Asset
+    producers: tuple[tuple[str, str], ...]
+    """`(dag_id, task_id)` of each task with the asset among its outlets (`producing_tasks`)."""
+    scheduled: tuple[str, ...]
+    """dag_id of each DAG whose schedule names the asset (`scheduled_dags`)."""
+
+    @property
+    def dag_ids(self) -> set[str]:
+        """Every DAG the asset touches, producing or scheduled."""
+        return {dag for dag, _ in self.producers} | set(self.scheduled)
+
+    def batch(self, producing_dags: Container[str], scheduled_dags: Container[str]) -> m.GraphBatch:
+        """The Asset node, PRODUCES from its producing tasks in `producing_dags` (those whose tasks are
+        in the graph) and TRIGGERS to the DAGs in `scheduled_dags` (those with a Dag node)."""
+        batch = m.GraphBatch(nodes=[self.asset])
+        for dag_id, task_id in self.producers:
+            if dag_id in producing_dags:
+                batch.add(m.Produces(src=m.Task.key_for(dag_id, task_id), dst=self.asset.key))
+        for dag_id in self.scheduled:
+            if dag_id in scheduled_dags:
+                batch.add(m.Triggers(src=self.asset.key, dst=m.Dag.key_for(dag_id)))
+        return batch
+
+
+def map_asset(record: Any) -> AssetLinks:
+    """A raw `GET /api/v2/assets` record (Airflow 3.1+: `name`, `uri`, `group`, `extra`, `aliases`,
+    `producing_tasks`, `scheduled_dags`, `last_asset_event` …) as an `AssetLinks`.
+
+    Raises InvalidRecordError naming the asset and the field when a required field is missing or a
+    reference list is not a list of `{dag_id[, task_id]}` objects.
+    """
+    record = clean(_require_dict(record, "asset"))
+    name = _name("asset", record, "name") if record.get("name") else _name("asset", record, "uri")
+    producers = tuple(
+        (ref["dag_id"], ref["task_id"])
+        for ref in _references(record.get("producing_tasks"), name, "producing_tasks", ("dag_id", "task_id"))
+    )
+    scheduled = tuple(
+        ref["dag_id"]
+        for ref in _references(record.get("scheduled_dags"), name, "scheduled_dags", ("dag_id",))
+    )
+    aliases = [
+        a.get("name") if isinstance(a, dict) else a for a in _list(record.get("aliases"), name, "aliases")
+    ]
+    last_event = record.get("last_asset_event")
+    extra = record.get("extra")
+    asset = _node(
+        m.Asset,
+        {
+            "name": record.get("name"),
+            "uri": record.get("uri"),
+            "group": record.get("group"),
+            "asset_id": record.get("id"),
+            "extra": extra if isinstance(extra, dict) else {},
+            "aliases": sorted({a for a in aliases if isinstance(a, str)}),
+            "last_event_at": last_event.get("timestamp") if isinstance(last_event, dict) else None,
+        },
+        name,
+    )
+    return AssetLinks(asset, tuple(sorted(set(producers))), tuple(sorted(set(scheduled))))
+
+
+def _references(value: Any, name: str, field_name: str, keys: tuple[str, ...]) -> list[dict[str, str]]:
+    refs = _list(value, name, field_name)
+    for i, ref in enumerate(refs):
+        for key in keys:
+            if not isinstance(ref, dict) or not isinstance(ref.get(key), str) or not ref[key]:
+                raise InvalidRecordError(name, f"{field_name}[{i}].{key}", "missing or not a text")
+    return refs
 
 
 @dataclass

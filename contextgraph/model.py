@@ -12,10 +12,11 @@ an idempotent MERGE. Models know nothing about storage: a store takes a `GraphBa
     (:Decision)-[:UNDER_VERSION]->(:DagVersion)<-[:VERSION_OF]-(:Dag)
     (:Decision)-[:ASSIGNED_TO]->(:Actor)   (:Decision)-[:ANSWERED_WITH]->(:Answer)
     (:Decision)-[:BRANCHED_TO]->(:Task)
+    (:Task)-[:PRODUCES]->(:Asset)-[:TRIGGERS]->(:Dag)
     (:Deployment)-[:HAS_DAG]->(:Dag)       (:SchemaVersion)
 
 Deployments: every node that comes from an Airflow (`AirflowNode`: DAGs, tasks, runs, task
-instances, decisions, options, proposals, answers, DAG versions, sync state) carries the name of
+instances, decisions, options, proposals, answers, DAG versions, assets, sync state) carries the name of
 the Airflow it came from (`deployment`, `CONTEXTGRAPH_DEPLOYMENT`), and its key starts with that
 name, so two Airflows with the same dag_id and run id stay apart in one graph. The `default`
 deployment's keys leave the name out: `support|manual__1|review|-1|1` is a decision of the
@@ -174,6 +175,9 @@ class Dag(AirflowNode):
     tags: list[str] = []
     owners: list[str] = []
     schedule: str | None = None
+    tracked: bool = False
+    """True when the sync reads this DAG's runs, task instances and decisions (it has a decision
+    point, feeds one through assets, or `all_dags` is set); False: only the DAG itself is kept."""
 
 
 class Task(AirflowNode):
@@ -189,6 +193,24 @@ class Task(AirflowNode):
     in_latest_version: bool = True
     """False for a task known only from its task instances or HITL details: an older version of
     the DAG had it (renamed or removed since), the tasks endpoint (latest version) does not."""
+
+
+class Asset(AirflowNode):
+    """An Airflow asset (`GET /api/v2/assets`): data a task produces and DAGs are scheduled on."""
+
+    label: ClassVar[str] = "Asset"
+    key_fields: ClassVar[tuple[str, ...]] = ("name", "uri")
+
+    name: str = NonEmpty
+    uri: str = NonEmpty
+    group: str | None = None
+    asset_id: int | None = None
+    """Airflow's database id of the asset (`id`)."""
+    extra: dict[str, Any] = {}
+    aliases: list[str] = []
+    """Names of the asset aliases that resolved to this asset."""
+    last_event_at: datetime | None = None
+    """When a task last updated the asset (`last_asset_event.timestamp`)."""
 
 
 class DagVersion(AirflowNode):
@@ -404,6 +426,8 @@ AssignedTo = _edge("AssignedTo", "ASSIGNED_TO", Decision, Actor)
 AnsweredWith = _edge("AnsweredWith", "ANSWERED_WITH", Decision, Answer)
 BranchedTo = _edge("BranchedTo", "BRANCHED_TO", Decision, Task)
 HasDag = _edge("HasDag", "HAS_DAG", Deployment, Dag)
+Produces = _edge("Produces", "PRODUCES", Task, Asset)
+Triggers = _edge("Triggers", "TRIGGERS", Asset, Dag)
 
 Verdict = Literal[
     "approved", "overridden", "escalated", "pending", "unknown", "expired", "failed", "skipped", "closed"
@@ -446,6 +470,7 @@ NODE_TYPES: tuple[type[Node], ...] = (
     Answer,
     Deployment,
     SchemaVersion,
+    Asset,
 )
 EDGE_TYPES: tuple[type[Edge], ...] = (
     HasTask,
@@ -467,6 +492,8 @@ EDGE_TYPES: tuple[type[Edge], ...] = (
     AnsweredWith,
     BranchedTo,
     HasDag,
+    Produces,
+    Triggers,
 )
 NODE_BY_LABEL: dict[str, type[Node]] = {t.label: t for t in NODE_TYPES}
 EDGE_BY_TYPE: dict[str, type[Edge]] = {t.rel_type: t for t in EDGE_TYPES}

@@ -233,6 +233,10 @@ class RedactingSource:
     def tasks(self, dag_id: str) -> list[dict[str, Any]]:
         return list(self._each(self._source.tasks(dag_id)))
 
+    def assets(self) -> Iterator[dict[str, Any]]:
+        listed = getattr(self._source, "assets", None)  # optional in the Source protocol
+        return self._each(listed() if listed is not None else ())
+
     def dag_runs(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
         return self._each(self._source.dag_runs(**kwargs))
 

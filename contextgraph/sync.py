@@ -1,9 +1,15 @@
 """One incremental sync: Airflow REST API → mapping → graph store.
 
-Stages, each streamed page by page and written as it goes: DAGs, DAG runs (updated since the
-watermark), task instances (likewise; a DAG's tasks are fetched when one of its tasks is new to
-the graph), then HITL details (created since the watermark, plus every decision still pending in
-the graph until it is answered or timed out). Proposals come from upstream XComs, once.
+Stages, each streamed page by page and written as it goes: DAGs and assets, DAG runs (updated
+since the watermark), task instances (likewise; a DAG's tasks are fetched when one of its tasks is
+new to the graph), then HITL details (created since the watermark, plus every decision still
+pending in the graph until it is answered or timed out). Proposals come from upstream XComs, once.
+
+Only what matters is read (`contextgraph.selection`): runs, task instances and decisions of the
+*tracked* DAGs (those with decision points and their asset feeders, or all with `all_dags`); the
+other DAGs the filters let through keep their Dag node only. A DAG that becomes tracked (its first
+HITL detail, a new feeder, a filter changed) has its whole history read once, per DAG; tracked
+DAGs are then read incrementally from the all-DAGs lists, records of other DAGs dropped.
 
 Watermarks live in the graph (`SyncState`): each stage's moves, after the stage is fully
 written, to the moment the stage began reading (runs and task instances do not show their
@@ -34,7 +40,8 @@ from contextgraph.config import AirflowSettings, public_url
 from contextgraph.errors import InvalidRecordError, SourceNotFoundError
 from contextgraph.queries import load
 from contextgraph.redact import redacting
-from contextgraph.source.airflow import XComRef
+from contextgraph.selection import SKIP_REASONS, TRACK_REASONS, AssetGraph, DagFilter
+from contextgraph.source.airflow import ALL, XComRef
 from contextgraph.store import GraphStore, WriteResult
 
 log = logging.getLogger(__name__)
@@ -60,6 +67,13 @@ class SyncOptions(BaseModel):
 
     verdicts: dict[str, dict[str, m.Verdict]] = {}
     """`dag_id.task_id` (or `*`) → {chosen option: verdict}; the options' words are the fallback."""
+    dag_filter: DagFilter = DagFilter()
+    """Which DAGs the sync looks at at all (`dag_id` patterns and tags); the rest is not written."""
+    all_dags: bool = False
+    """Read the runs and task instances of every DAG the filter lets through, not only of those with
+    decision points and their asset feeders."""
+    feeder_depth: int = Field(default=3, ge=0)
+    """How many hops upstream asset feeders are followed (feeders of feeders …); 0: none."""
 
     def for_point(self, table: dict[str, T], dag_id: str, task_id: str) -> T | None:
         """The entry of `table` for this decision point, else its `*` entry, else None."""
@@ -76,8 +90,12 @@ class Source(Protocol):
 
     def dags(self) -> Iterator[dict[str, Any]]: ...
     def tasks(self, dag_id: str) -> list[dict[str, Any]]: ...
-    def dag_runs(self, *, updated_since: datetime | None = None) -> Iterator[dict[str, Any]]: ...
-    def task_instances(self, *, updated_since: datetime | None = None) -> Iterator[dict[str, Any]]: ...
+    def dag_runs(
+        self, *, updated_since: datetime | None = None, dag_id: str = ALL
+    ) -> Iterator[dict[str, Any]]: ...
+    def task_instances(
+        self, *, updated_since: datetime | None = None, dag_id: str = ALL
+    ) -> Iterator[dict[str, Any]]: ...
     def hitl_details(self, *, created_since: datetime | None = None) -> Iterator[dict[str, Any]]: ...
     def hitl_detail_try(
         self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1
@@ -86,6 +104,8 @@ class Source(Protocol):
 
     # Optional: `xcom_values(refs: list[XComRef]) -> dict[XComRef, Any]`, many XComs at once
     # (AirflowSource reads them concurrently); without it they are read one by one.
+    # Optional: `assets() -> Iterator[dict]`, the `/assets` records; without it no assets are kept
+    # and no DAG is an asset feeder.
 
 
 @dataclass(frozen=True)
@@ -119,6 +139,13 @@ class SyncReport:
     """The deployment this sync read (`SyncOptions.deployment`)."""
     forgotten_skipped: int = 0
     """Forgotten nodes (`contextgraph forget`) the sync read again and kept out of the graph."""
+    tracked: dict[str, list[str]] = field(default_factory=dict)
+    """Why DAGs' history was read (`selection.TRACK_REASONS`) → their dag_ids."""
+    skipped: dict[str, list[str]] = field(default_factory=dict)
+    """Why DAGs' history was not read (`selection.SKIP_REASONS`: filtered out, or `no_decisions`:
+    only the Dag node kept) → their dag_ids."""
+    skipped_records: Counter[str] = field(default_factory=Counter)
+    """Records read but dropped because their DAG is not tracked (from the all-DAGs lists), by kind."""
 
     def add(self, result: WriteResult) -> None:
         self.created.update(result.created)
@@ -145,11 +172,29 @@ class SyncReport:
             "missing_endpoints": _nonzero(self.missing_endpoints),
             "rejected": [r.__dict__ for r in self.rejected],
             "without": {k: self.without[k] for k in ("reason", "proposal", "point")},
+            "dags": {
+                "tracked": _dag_lists(self.tracked, TRACK_REASONS),
+                "skipped": _dag_lists(self.skipped, SKIP_REASONS),
+                "skipped_records": _nonzero(self.skipped_records),
+            },
         }
 
 
 def _nonzero(counter: Counter[str]) -> dict[str, int]:
     return {k: v for k, v in sorted(counter.items()) if v}
+
+
+#: At most this many dag_ids are listed per reason in the summary (the count is always there).
+LISTED_DAG_IDS = 20
+
+
+def _dag_lists(by_reason: dict[str, list[str]], order: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """`{reason: {"count": n, "dag_ids": [first LISTED_DAG_IDS, sorted]}}` for reasons with DAGs."""
+    return {
+        reason: {"count": len(ids), "dag_ids": sorted(ids)[:LISTED_DAG_IDS]}
+        for reason in order
+        if (ids := by_reason.get(reason))
+    }
 
 
 class Sync:
@@ -194,6 +239,17 @@ class _Run:
         self.upstreams: dict[tuple[str, str], tuple[mapping.DagShape, list[str]]] = {}
         self.xcoms: dict[XComRef, Any] = {}
         """XCom values read ahead for the page of decisions being mapped."""
+        self.listed: set[str] = set()
+        """Every dag_id the `/dags` list named (filtered out or not)."""
+        self.candidates: dict[str, m.Dag] = {}
+        """The listed DAGs the filter lets through (their Dag nodes are written)."""
+        self.filtered: dict[str, str] = {}
+        """dag_id → why the filter leaves it out."""
+        self.tracked: dict[str, str] = {}
+        """dag_id → why its history is read this sync."""
+        self.was_tracked: set[str] = set()
+        """DAGs whose history an earlier sync read (only their changes are read again)."""
+        self.assets = AssetGraph()
 
     def execute(self) -> SyncReport:
         clock, calls_before = time.monotonic(), self.source.calls
@@ -204,19 +260,22 @@ class _Run:
 
         self._sync_dags()
         begun = self._now()
-        runs = self.source.dag_runs(updated_since=self._since(state.runs_updated_at))
-        self._sync_stage("DAG runs", runs, mapping.map_dag_run)
+        self._sync_history("DAG runs", self._since(state.runs_updated_at))
         state = self._save(state, runs_updated_at=begun)
 
         begun = self._now()
-        tis = self.source.task_instances(updated_since=self._since(state.task_instances_updated_at))
-        self._sync_stage("task instances", tis, self._map_task_instance)
+        self._sync_history("task instances", self._since(state.task_instances_updated_at))
         state = self._save(state, task_instances_updated_at=begun)
 
         begun = self._now()
         self._sync_decisions(self._hitl_since(state.hitl_created_at))
         self._save(state, hitl_created_at=begun, last_sync_at=begun)
 
+        for dag_id, reason in self.tracked.items():
+            self.report.tracked.setdefault(reason, []).append(dag_id)
+        untracked = sorted(set(self.candidates) - set(self.tracked))
+        if untracked:
+            self.report.skipped["no_decisions"] = untracked
         self.report.api_calls = self.source.calls - calls_before
         self.report.seconds = time.monotonic() - clock
         return self.report
@@ -224,21 +283,166 @@ class _Run:
     # --- stages ---------------------------------------------------------------------------------
 
     def _sync_dags(self) -> None:
-        dags = []
+        """List DAGs and assets, decide which DAGs are tracked, write the DAGs the filter lets through
+        (tracked or not), and the tasks and assets of the tracked ones."""
+        dag_filter = self.options.dag_filter
         for record in self.source.dags():
             self.report.fetched["DAGs"] += 1
             dag = self._map(mapping.map_dag, record)
-            if dag is not None:
-                dags.append(dag)
+            if dag is None:
+                continue
+            self.listed.add(dag.dag_id)
+            reason = dag_filter.reason_to_skip(dag.dag_id, dag.tags)
+            if reason is None:
+                self.candidates[dag.dag_id] = dag
+            else:
+                self._skip_dag(dag.dag_id, reason)
+        self.assets = AssetGraph.build(self._read_assets())
+        self.was_tracked = {
+            r["dag_id"] for r in self.store.query(load("sync_tracked_dags"), {"deployment": self.deployment})
+        }
+        if self.options.all_dags:
+            starting = {d: "all_dags" for d in self.candidates}
+        else:
+            stored = {
+                r["dag_id"]
+                for r in self.store.query(load("sync_decision_dags"), {"deployment": self.deployment})
+            }
+            starting = {d: "decision_points" for d in stored if d in self.candidates}
+        starting = self._with_feeders(starting)
         url = public_url(self.source.settings.url.rstrip("/"))
         deployment = m.Deployment(name=self.deployment, airflow_url=url)
-        has_dag = [m.HasDag(src=deployment.key, dst=d.key) for d in dags]
-        self._write(m.GraphBatch(nodes=[deployment, *dags], edges=has_dag))
-        self.progress("DAGs", len(dags))
-        with_tasks = self._dags_with_tasks([d.dag_id for d in dags])
-        for dag in dags:
-            if self.full or dag.dag_id not in with_tasks:
-                self._fetch_tasks(dag.dag_id)
+        untracked = [d for d in self.candidates.values() if d.dag_id not in starting]
+        self._write(m.GraphBatch(nodes=[deployment, *untracked]))
+        self.progress("DAGs", len(self.candidates))
+        self._track(starting, read_history=False)
+        # After `_track` wrote the tracked DAGs: every DAG node listed now exists.
+        self._write(
+            m.GraphBatch(edges=[m.HasDag(src=deployment.key, dst=d.key) for d in self.candidates.values()])
+        )
+
+    def _skip_dag(self, dag_id: str, reason: str) -> None:
+        self.filtered[dag_id] = reason
+        self.report.skipped.setdefault(reason, []).append(dag_id)
+
+    def _read_assets(self) -> list[mapping.AssetLinks]:
+        listed = getattr(self.source, "assets", None)
+        if listed is None:
+            return []
+        found = []
+        try:
+            for record in listed():
+                self.report.fetched["assets"] += 1
+                links = self._map(mapping.map_asset, record)
+                if links is not None:
+                    found.append(links)
+        except SourceNotFoundError as exc:  # an Airflow without the assets endpoint
+            log.warning("assets not read: %s", exc)
+        self.progress("assets", len(found))
+        return found
+
+    def _track(self, reasons: dict[str, str], *, read_history: bool) -> None:
+        """Track these DAGs (dag_id → reason) and their asset feeders: write their Dag nodes as
+        tracked, fetch their tasks (when new to the graph), write the assets touching them, and
+        with `read_history` read all their runs and task instances now (one DAG at a time)."""
+        new = self._with_feeders(reasons)
+        if not new:
+            return
+        self.tracked.update(new)
+        listed = [d for d in new if d in self.candidates]
+        self._write(
+            m.GraphBatch(nodes=[self.candidates[d].model_copy(update={"tracked": True}) for d in listed])
+        )
+        with_tasks = self._dags_with_tasks(listed)
+        for dag_id in sorted(listed):
+            if self.full or dag_id not in with_tasks:
+                self._fetch_tasks(dag_id)
+        producing = set(self.tracked)
+        self._write(*(a.batch(producing, self.candidates) for a in self.assets.touching(set(new))))
+        if read_history:
+            # Every DAG of the deployment at once (a first sync where all ask): one list for all.
+            each = [ALL] if set(new) == self.listed else sorted(new)
+            for stage in ("DAG runs", "task instances"):
+                for dag_id in each:
+                    self._sync_all_of(stage, dag_id)
+
+    def _with_feeders(self, reasons: dict[str, str]) -> dict[str, str]:
+        """The DAGs of `reasons` not tracked yet, with their asset feeders not tracked yet."""
+        new = {d: r for d, r in reasons.items() if d not in self.tracked}
+        if new and not self.options.all_dags:
+            tracked = set(self.tracked) | set(new)
+            for feeder in self.assets.feeders(tracked, self.options.feeder_depth, self.candidates):
+                if feeder not in self.tracked:
+                    new.setdefault(feeder, "asset_feeders")
+        return new
+
+    def _sync_history(self, stage: str, since: datetime | None) -> None:
+        """Runs or task instances of the tracked DAGs: all of a DAG's history when it was not
+        tracked before (or on a full sync), else what changed since the watermark."""
+        tracked = set(self.tracked)
+        fresh = tracked if since is None else tracked - self.was_tracked
+        if fresh and fresh == self.listed:
+            # Every DAG of the deployment, all of its history: one list for all is cheapest.
+            self._sync_stage(stage, self._history(stage, None, ALL), self._mapper(stage))
+            return
+        known = tracked - fresh
+        if known:
+            records = self._only(stage, self._history(stage, since, ALL), known)
+            self._sync_stage(stage, records, self._mapper(stage))
+        for dag_id in sorted(fresh):
+            self._sync_all_of(stage, dag_id)
+
+    def _sync_all_of(self, stage: str, dag_id: str) -> None:
+        """All the runs or task instances of one DAG (`ALL`: of every DAG). A DAG Airflow no longer
+        knows (404: deleted since its HITL details were listed) is logged and left out."""
+        try:
+            self._sync_stage(stage, self._history(stage, None, dag_id), self._mapper(stage))
+        except SourceNotFoundError as exc:
+            log.warning("%s of DAG %r not read: %s", stage, dag_id, exc)
+
+    def _history(self, stage: str, since: datetime | None, dag_id: str) -> Iterator[dict[str, Any]]:
+        read = self.source.dag_runs if stage == "DAG runs" else self.source.task_instances
+        if dag_id == ALL:  # sources written before per-DAG reads take no dag_id
+            records: Iterator[dict[str, Any]] = read(updated_since=since)
+        else:
+            records = read(updated_since=since, dag_id=dag_id)
+        return records
+
+    def _mapper(self, stage: str) -> Callable[[dict[str, Any]], m.GraphBatch]:
+        return mapping.map_dag_run if stage == "DAG runs" else self._map_task_instance
+
+    def _only(self, stage: str, records: Iterable[Any], dag_ids: set[str]) -> Iterator[Any]:
+        """The records of these DAGs (malformed ones too: they are reported when mapped)."""
+        for record in records:
+            dag_id = record.get("dag_id") if isinstance(record, dict) else None
+            if isinstance(dag_id, str) and dag_id not in dag_ids:
+                self.report.skipped_records[stage] += 1
+                continue
+            yield record
+
+    def _decisions_in_scope(self, page: list[Any]) -> list[Any]:
+        """The page's HITL details of DAGs the filter lets through; a DAG seen asking for the first
+        time becomes tracked (with its feeders), and its history is read before the page is mapped."""
+        kept, asking = [], {}
+        for record in page:
+            try:
+                dag_id = mapping.decision_identity(record)[0]
+            except InvalidRecordError:
+                kept.append(record)  # reported when the page is mapped
+                continue
+            if dag_id not in self.filtered and dag_id not in self.listed:
+                # A DAG the list does not show (stale, or removed): filtered by its id alone.
+                reason = self.options.dag_filter.reason_to_skip(dag_id, ())
+                if reason is not None:
+                    self._skip_dag(dag_id, reason)
+            if dag_id in self.filtered:
+                self.report.skipped_records["HITL details"] += 1
+                continue
+            if dag_id not in self.tracked:
+                asking[dag_id] = "all_dags" if self.options.all_dags else "decision_points"
+            kept.append(record)
+        self._track(asking, read_history=True)
+        return kept
 
     def _sync_stage(
         self, stage: str, records: Iterable[dict[str, Any]], map_one: Callable[[dict[str, Any]], m.GraphBatch]
@@ -268,7 +472,8 @@ class _Run:
         )
 
     def _sync_decisions(self, since: datetime | None) -> None:
-        for latest in _pages(self.source.hitl_details(created_since=since), self.options.page_size):
+        for listed in _pages(self.source.hitl_details(created_since=since), self.options.page_size):
+            latest = self._decisions_in_scope(listed)
             page = self._earlier_tries(latest) + latest
             self.report.fetched["HITL details"] += len(page)
             stored = self._stored_proposals(page)

@@ -13,6 +13,7 @@ CREATE CONSTRAINT dag_version_key IF NOT EXISTS FOR (n:DagVersion) REQUIRE n.key
 CREATE CONSTRAINT answer_key IF NOT EXISTS FOR (n:Answer) REQUIRE n.key IS UNIQUE;
 CREATE CONSTRAINT deployment_key IF NOT EXISTS FOR (n:Deployment) REQUIRE n.key IS UNIQUE;
 CREATE CONSTRAINT schema_version_key IF NOT EXISTS FOR (n:SchemaVersion) REQUIRE n.key IS UNIQUE;
+CREATE CONSTRAINT asset_key IF NOT EXISTS FOR (n:Asset) REQUIRE n.key IS UNIQUE;
 // Filters of precedent search.
 CREATE INDEX decision_point IF NOT EXISTS FOR (n:Decision) ON (n.dag_id, n.task_id);
 CREATE INDEX decision_deployment IF NOT EXISTS FOR (n:Decision) ON (n.deployment);

@@ -3,7 +3,8 @@
 Each test describes the records a real Airflow 3.3 would return (`World`), starts `StandIn(world)`
 and runs the real `contextgraph ingest` against `standin.url`. The server answers the requests
 `contextgraph.source.AirflowSource` sends: lists with `limit`/`offset`/`total_entries`,
-`created_at_gte` on HITL details and `updated_at_gte` on runs and task instances (as filters),
+`created_at_gte` on HITL details and `updated_at_gte` on runs and task instances (as filters,
+on records that carry `updated_at`), runs and task instances of all DAGs (`~`) or of one, assets,
 tasks per DAG, XCom entries per `map_index` (404 when missing), HITL tries (404). Every request
 is kept in `requests` (path, query) so a test can check what the sync asked for.
 """
@@ -30,6 +31,7 @@ class World:
     runs: list[dict[str, Any]] = field(default_factory=list)
     task_instances: list[dict[str, Any]] = field(default_factory=list)
     hitl_details: list[dict[str, Any]] = field(default_factory=list)
+    assets: list[dict[str, Any]] = field(default_factory=list)
     xcoms: dict[tuple[str, str, str, int], Any] = field(default_factory=dict)
     now: datetime = field(default_factory=lambda: datetime(2026, 11, 30, 12, tzinfo=UTC))
 
@@ -75,10 +77,12 @@ class StandIn:
                 if dag_id not in w.tasks:
                     return 404, {"detail": f"Dag with id {dag_id} was not found"}
                 return 200, {"tasks": w.tasks[dag_id], "total_entries": len(w.tasks[dag_id])}
-            case ["dags", "~", "dagRuns"]:
-                return _page("dag_runs", w.runs, query)
-            case ["dags", "~", "dagRuns", "~", "taskInstances"]:
-                return _page("task_instances", w.task_instances, query)
+            case ["assets"]:
+                return _page("assets", w.assets, query)
+            case ["dags", dag_id, "dagRuns"]:
+                return _page("dag_runs", _updated(_of_dag(w.runs, dag_id), query), query)
+            case ["dags", dag_id, "dagRuns", "~", "taskInstances"]:
+                return _page("task_instances", _updated(_of_dag(w.task_instances, dag_id), query), query)
             case ["dags", _, "dagRuns", "~", "hitlDetails"]:
                 since = query.get("created_at_gte", [None])[0]
                 found = [
@@ -102,6 +106,18 @@ class StandIn:
                 }
             case _:
                 return 404, {"detail": "Not Found"}
+
+
+def _of_dag(records: list[dict[str, Any]], dag_id: str) -> list[dict[str, Any]]:
+    return records if dag_id == "~" else [r for r in records if r.get("dag_id") == dag_id]
+
+
+def _updated(records: list[dict[str, Any]], query: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """`updated_at_gte` applied to the records that carry an `updated_at`."""
+    since = query.get("updated_at_gte", [None])[0]
+    if since is None:
+        return records
+    return [r for r in records if not r.get("updated_at") or _time(r["updated_at"]) >= _time(since)]
 
 
 def _page(key: str, items: list[Any], query: dict[str, list[str]]) -> tuple[int, Any]:

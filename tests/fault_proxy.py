@@ -91,12 +91,13 @@ class FaultProxy:
     def add(
         self, kind: str, *, path: str = "/api/v2/", method: str = "GET", match: str = "prefix", **kw: Any
     ) -> Fault:
-        """A fault for requests whose path starts with (``match="prefix"``), equals (``"exact"``)
-        or contains (``"contains"``) `path`."""
+        """A fault for requests whose path starts with (``match="prefix"``), equals (``"exact"``),
+        contains (``"contains"``) or ends with (``"suffix"``) `path`."""
         tests: dict[str, Callable[[str], bool]] = {
             "prefix": lambda p: p.startswith(path),
             "exact": lambda p: p == path,
             "contains": lambda p: path in p,
+            "suffix": lambda p: p.endswith(path),
         }
         test = tests[match]
 

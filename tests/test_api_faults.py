@@ -37,8 +37,11 @@ pytestmark = pytest.mark.airflow
 DAG = "ai_support_ticket_system"
 LIST_DAGS = "/api/v2/dags"
 LIST_RUNS = "/api/v2/dags/~/dagRuns"
-LIST_TIS = "/api/v2/dags/~/dagRuns/~/taskInstances"
 LIST_HITL = "/api/v2/dags/~/dagRuns/~/hitlDetails"
+#: Runs and task instances lists, of all DAGs (`~`) or of one (a DAG's history is read per DAG the
+#: first time it is tracked), as path suffixes.
+ANY_RUNS = "/dagRuns"
+ANY_TIS = "/dagRuns/~/taskInstances"
 
 
 # --- the Airflow side: a few answered reviews, and a quiet server -------------------------------
@@ -146,10 +149,10 @@ def test_one_sync_survives_every_kind_of_api_fault(
     proxy.add("status", path=LIST_DAGS, match="exact", status=429, headers={"Retry-After": "1"})
     proxy.add("status", path=LIST_DAGS, match="exact", status=500)
     proxy.add("slow", path=f"/api/v2/dags/{DAG}/tasks", match="exact", delay=4.5)  # client waits 3 s
-    proxy.add("drop", path=LIST_RUNS, match="exact")
-    proxy.add("truncate", path=LIST_RUNS, match="exact")
-    proxy.add("status", path=LIST_TIS, match="exact", status=502)
-    proxy.add("status", path=LIST_TIS, match="exact", status=503)
+    proxy.add("drop", path=ANY_RUNS, match="suffix")
+    proxy.add("truncate", path=ANY_RUNS, match="suffix")
+    proxy.add("status", path=ANY_TIS, match="suffix", status=502)
+    proxy.add("status", path=ANY_TIS, match="suffix", status=503)
     proxy.add("expire_token", path=LIST_HITL, match="exact")
     proxy.add("garbage", path=LIST_HITL, match="exact")
     proxy.add("drop", path="/xcomEntries/", match="contains")

@@ -59,7 +59,8 @@ def test_bench_runs_at_a_tiny_size_on_both_stores(neo4j_settings: Neo4jSettings,
         assert run["ceiling"]["nodes"] + run["ceiling"]["edges"] <= run["ingest"]["elements"]
         # An idle sync over HTTP reads a few pages again and writes nothing (on Neo4j, decisions with
         # two proposals once looked changed on every re-read: proposals came back in any order).
-        assert run["sync"]["idle"]["api_calls"] == 5 and run["sync"]["idle"]["written"] == 0
+        # Six calls: DAGs, assets, runs, task instances, HITL details and the token.
+        assert run["sync"]["idle"]["api_calls"] == 6 and run["sync"]["idle"]["written"] == 0
         assert run["sync"]["new"]["new_decisions"] == 20
     assert len(list(tmp_path.glob("*.json"))) == 2  # <timestamp>.json and latest.json
 

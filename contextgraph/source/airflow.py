@@ -49,6 +49,7 @@ from typing import Any, NamedTuple, Protocol, Self
 
 import urllib3
 from airflow_client.client import ApiClient, Configuration
+from airflow_client.client.api.asset_api import AssetApi
 from airflow_client.client.api.dag_api import DAGApi
 from airflow_client.client.api.dag_run_api import DagRunApi
 from airflow_client.client.api.task_api import TaskApi
@@ -181,6 +182,7 @@ class AirflowSource:
         self._run_api = DagRunApi(self._client)
         self._ti_api = TaskInstanceApi(self._client)
         self._xcom_api = XComApi(self._client)
+        self._asset_api = AssetApi(self._client)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -211,6 +213,18 @@ class AirflowSource:
             self._dag_api.get_dags_without_preload_content,
             "dags",
             order_by=["dag_id"],
+        )
+
+    def assets(self) -> Iterator[dict[str, Any]]:
+        """Every asset (``GET /api/v2/assets``), ordered by ``id``: ``name``, ``uri``, ``group``,
+        ``extra``, ``aliases`` (``{id, name, group}``), ``producing_tasks`` and ``consuming_tasks``
+        (``{dag_id, task_id, created_at, updated_at}``), ``scheduled_dags`` (``{dag_id, …}``),
+        ``last_asset_event`` (``{id, timestamp}``), and on 3.3 ``watchers``."""
+        yield from self._paged(
+            "list assets",
+            self._asset_api.get_assets_without_preload_content,
+            "assets",
+            order_by=["id"],
         )
 
     def tasks(self, dag_id: str) -> list[dict[str, Any]]:

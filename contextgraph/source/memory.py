@@ -42,6 +42,7 @@ class MemorySource:
             missing entries read as ``None`` (Airflow's 404).
         hitl_tries: ``(dag_id, run_id, task_id, try_number, map_index)`` → the HITL detail of an
             earlier try; a missing try raises ``SourceNotFoundError``.
+        assets: ``/assets`` records (``name``, ``uri``, ``producing_tasks``, ``scheduled_dags`` …).
         url: the Airflow URL the records claim to come from (names the graph's source).
         server_time: the server's clock (the sync's watermarks); default: none known.
     """
@@ -56,6 +57,7 @@ class MemorySource:
         hitl_details: Iterable[Any] = (),
         xcoms: Mapping[XComKey, Any] | None = None,
         hitl_tries: Mapping[TryKey, dict[str, Any]] | None = None,
+        assets: Iterable[dict[str, Any]] = (),
         url: str = "http://airflow.memory",
         server_time: datetime | None = None,
     ) -> None:
@@ -66,6 +68,7 @@ class MemorySource:
         self.details = list(hitl_details)
         self.xcoms = dict(xcoms or {})
         self.hitl_tries = dict(hitl_tries or {})
+        self.asset_records = list(assets)
         self.settings = AirflowSettings(url=url)
         self.server_time: datetime | None = server_time
         self.calls = 0
@@ -83,13 +86,21 @@ class MemorySource:
         self.calls += 1
         return copy.deepcopy(self.task_records.get(dag_id, []))
 
-    def dag_runs(self, *, updated_since: datetime | None = None) -> Iterator[dict[str, Any]]:
-        """Every run record (the watermark is not applied; one call)."""
-        return self._served(self.run_records)
+    def assets(self) -> Iterator[dict[str, Any]]:
+        """Every asset record (one call)."""
+        return self._served(self.asset_records)
 
-    def task_instances(self, *, updated_since: datetime | None = None) -> Iterator[dict[str, Any]]:
-        """Every task-instance record (the watermark is not applied; one call)."""
-        return self._served(self.task_instance_records)
+    def dag_runs(
+        self, *, updated_since: datetime | None = None, dag_id: str = "~"
+    ) -> Iterator[dict[str, Any]]:
+        """Every run record, or those of one DAG (the watermark is not applied; one call)."""
+        return self._served(_of_dag(self.run_records, dag_id))
+
+    def task_instances(
+        self, *, updated_since: datetime | None = None, dag_id: str = "~"
+    ) -> Iterator[dict[str, Any]]:
+        """Every task-instance record, or those of one DAG (the watermark is not applied; one call)."""
+        return self._served(_of_dag(self.task_instance_records, dag_id))
 
     def hitl_details(self, *, created_since: datetime | None = None) -> Iterator[dict[str, Any]]:
         """Every HITL detail record, as given, even malformed ones (one call)."""
@@ -113,3 +124,10 @@ class MemorySource:
         self.calls += 1
         key = (dag_id, run_id, task_id) if map_index == -1 else (dag_id, run_id, task_id, map_index)
         return copy.deepcopy(self.xcoms.get(key))
+
+
+def _of_dag(records: list[Any], dag_id: str) -> list[Any]:
+    """The records of one DAG (``~``: all), malformed ones (not objects) kept for ``~`` only."""
+    if dag_id == "~":
+        return records
+    return [r for r in records if isinstance(r, dict) and r.get("dag_id") == dag_id]
