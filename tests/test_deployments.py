@@ -318,8 +318,8 @@ def test_migrate_names_the_deployment_an_older_graph_came_from(target: Target) -
     assert target.query("MATCH (d:Decision {key: $k}) RETURN d.key AS k", k=old) == []
     with target.open() as store:
         stored = store.stats()["relationships"]
-    assert {t: n for t, n in stored.items() if t != "HAS_DAG"} == {
-        t: len(rows) for t, rows in graph["relationships"].items()
+    assert {t: n for t, n in stored.items() if t != "HAS_DAG" and n} == {
+        t: len(rows) for t, rows in graph["relationships"].items() if rows
     }  # every relationship moved with its ends
     trace = target.json("trace", moved)
     assert trace["deployment"] == "eu" and trace["reason"] == "Billing team must fix the address."
