@@ -186,6 +186,7 @@ def test_two_deployments_with_the_same_ids_stay_apart(target: Target) -> None:
     prod_key = m.Decision.key_for(DAG, "r1", "review", -1, 1, deployment="prod")
     assert rows[0]["key"] == prod_key
 
+    target.run("embed")  # the search text (Neo4j's word index reads it) and embeddings
     found = target.json("similar", "refund", "--words-only", "--deployment", "prod")
     assert [(p["key"], p["deployment"]) for p in found] == [(prod_key, "prod")]
     both = target.json("similar", "refund", "--words-only")
@@ -283,6 +284,7 @@ def test_migrate_upgrades_a_graph_written_by_the_previous_version(target: Target
         assert target.query("MATCH (s:SchemaVersion) RETURN s.version AS v")[0]["v"] == 2
 
         # search, traces and forget on the migrated graph
+        target.run("embed")
         refund = m.Decision.key_for("support", "r1", "review", -1, 1)
         found = target.json("similar", "charged twice refund", "--words-only", "--deployment", "default")
         assert found[0]["key"] == refund and found[0]["reason"] == "Card was charged twice; refund it."
@@ -330,5 +332,6 @@ def test_migrate_names_the_deployment_an_older_graph_came_from(target: Target) -
     with StandIn(world({"r2": "Invoice address is wrong"})) as airflow:  # the same ids in another Airflow
         summary = ingest(target, airflow)  # the default deployment
     assert summary["created"]["Decision"] == 1
+    assert "embedded 5 decisions" in target.run("embed").output  # the 4 re-keyed + the new one
     found = target.json("similar", "invoice address", "--words-only", "--deployment", "eu")
     assert found[0]["key"] == moved and {p["deployment"] for p in found} == {"eu"}
