@@ -293,6 +293,7 @@ class Screen:
         self.skipped = 0
         self._salt: str | None = None
         self._hashes: set[str] | None = None
+        self._legacy: str | None = None
 
     def _load(self) -> set[str]:
         if self._hashes is None:
@@ -312,6 +313,19 @@ class Screen:
         assert self._salt is not None
         return key is not None and hash_key(self._salt, kind, key) in (self._hashes or set())
 
+    def _forgotten_node(self, kind: str, node: m.AirflowNode) -> bool:
+        """Whether this node was forgotten: by its key, or, in the deployment a version-1 graph was
+        migrated to (`contextgraph migrate --deployment NAME`), by the key it had before."""
+        if self._forgotten(kind, node.key):
+            return True
+        if self._legacy is None:
+            from contextgraph.migrate import legacy_deployment
+
+            self._legacy = legacy_deployment(self.store) or m.DEFAULT_DEPLOYMENT
+        if node.deployment != self._legacy or node.deployment == m.DEFAULT_DEPLOYMENT:
+            return False
+        return self._forgotten(kind, node.model_copy(update={"deployment": m.DEFAULT_DEPLOYMENT}).key)
+
     def __call__(self, batch: m.GraphBatch) -> m.GraphBatch:
         """The batch without forgotten data (a new batch; the same one when nothing was forgotten)."""
         if not self._load() or not batch:
@@ -322,7 +336,7 @@ class Screen:
         for node in batch.nodes:
             # An Answer is keyed like its decision and forgotten with it.
             kind = "Decision" if isinstance(node, m.Answer) else node.label
-            if isinstance(node, m.Decision | m.Proposal | m.Answer) and self._forgotten(kind, node.key):
+            if isinstance(node, m.Decision | m.Proposal | m.Answer) and self._forgotten_node(kind, node):
                 gone.add(node.key)
                 self.skipped += 1
                 continue
@@ -330,7 +344,7 @@ class Screen:
                 actors.add(node.key)
                 self.skipped += 1
                 continue
-            if isinstance(node, m.DagRun) and node.conf is not None and self._forgotten("DagRun", node.key):
+            if isinstance(node, m.DagRun) and node.conf is not None and self._forgotten_node("DagRun", node):
                 node = node.model_copy(update={"conf": None})
             if isinstance(node, m.Decision):
                 ids = {u for u in [node.responded_by, *node.assigned_users] if self._forgotten(_ACTOR_ID, u)}

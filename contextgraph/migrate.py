@@ -63,6 +63,15 @@ def graph_version(store: GraphStore) -> int | None:
     return 1 if rows and rows[0]["n"] else None
 
 
+def legacy_deployment(store: GraphStore) -> str | None:
+    """The deployment `migrate` gave a version-1 graph's nodes (None: not migrated from one)."""
+    try:
+        rows = store.query(load("schema_version_legacy"))
+    except QueryRefusedError:
+        return None
+    return str(rows[0]["legacy"]) if rows and rows[0]["legacy"] else None
+
+
 def require_current(store: GraphStore) -> None:
     """Check (once per store object) that the graph is at the current version before a write:
     SchemaVersionError (one line: run `contextgraph migrate`) for an older or newer one; an empty
