@@ -414,9 +414,11 @@ def _open_for_search(state: State) -> GraphStore:
 def embed(state: State, batch_size: int, as_json: bool) -> None:
     """Embed the decisions whose embedding is missing or out of date [env CONTEXTGRAPH_EMBEDDING_MODEL]."""
     from contextgraph.embeddings import embed_pending, embedder_from_settings
+    from contextgraph.migrate import require_current
 
     embedder = embedder_from_settings(state.settings())
     with _open_for_search(state) as store:
+        require_current(store)  # an older graph: one line saying to run `contextgraph migrate`
         report = embed_pending(store, embedder, batch_size=batch_size)
     data: dict[str, Any] = {"model": report.model, "embedded": report.embedded, "unchanged": report.unchanged}
     data["seconds"] = round(report.seconds, 2)

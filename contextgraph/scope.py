@@ -122,7 +122,10 @@ class Scope:
                 for r in store.query("MATCH (d:Decision) RETURN DISTINCT d.deployment AS deployment")
             }
             for name in sorted(self.deployments - known_deployments):
-                raise ScopeError(f"unknown deployment {name!r} in the scope")
+                known = ", ".join(sorted(d for d in known_deployments if d)) or "none yet"
+                raise ScopeError(
+                    f"unknown deployment {name!r} in the scope (deployments in the graph: {known})"
+                )
 
 
 SourceOpener = Callable[[], contextlib.AbstractContextManager[GraphStore]]
@@ -296,7 +299,14 @@ _BY_DAG = (m.Dag, m.Task, m.DagRun, m.TaskInstance, m.Decision, m.Option, m.Prop
 def scoped_subgraph(store: GraphStore, scope: Scope) -> tuple[list[m.Node], list[m.Edge]]:
     """The scope's nodes and the edges between them (see the module's docstring)."""
     dags = scope.visible_dags
-    where, params = ("WHERE n.dag_id IN $dags", {"dags": sorted(dags)}) if dags is not None else ("", {})
+    conditions, params = [], {}
+    if dags is not None:
+        conditions.append("n.dag_id IN $dags")
+        params["dags"] = sorted(dags)
+    if scope.deployments:  # another deployment's DAGs, runs and tasks are not copied either
+        conditions.append("n.deployment IN $deployments")
+        params["deployments"] = sorted(scope.deployments)
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     nodes: dict[str, list[m.Node]] = {}
     for node_type in _BY_DAG:
         found = read_nodes(store, node_type, where, params)

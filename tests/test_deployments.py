@@ -210,10 +210,15 @@ def test_two_deployments_with_the_same_ids_stay_apart(target: Target) -> None:
         try:
             seen = view.query("MATCH (d:Decision) RETURN d.subject AS s, d.deployment AS dep")
             assert seen == [{"s": "Refund for a staging test order", "dep": "staging"}]
+            runs = view.query("MATCH (r:DagRun) RETURN DISTINCT r.deployment AS dep")
+            assert runs == [{"dep": "staging"}]  # nor prod's runs, tasks or DAGs
         finally:
             view.close()
         wrong = ScopedStore(store, Scope.parse("deployment=qa"))
-        with pytest.raises(ScopeError, match="unknown deployment 'qa'"):
+        with pytest.raises(
+            ScopeError,
+            match=r"unknown deployment 'qa' in the scope \(deployments in the graph: prod, staging\)",
+        ):
             wrong.query("MATCH (d:Decision) RETURN d.key")
         wrong.close()
 
