@@ -77,8 +77,8 @@ class Lesson(BaseModel):
     exceptions: list[LessonExample]
     score: float = 0.0
     stale: str | None = None
-    """Why the lesson no longer teaches what to do now, when all its members are stale (the best
-    member's reason: "superseded by DAG version N: …" or "retired by X on DATE: why")."""
+    """Why the lesson no longer teaches what to do now, when all its members that chose `decided`
+    are stale (the best one's reason: "superseded by DAG version N: …" or "retired by X on DATE: why")."""
     maybe_outdated: bool = False
     """A member led to overridden drafts again and again: "this lesson may be outdated"."""
 
@@ -206,7 +206,7 @@ def _lesson(members: list[tuple[ranking.Ranked, dict[str, Any]]], sims: list[Any
     dated = [d for _, d in members if d.get("responded_at") is not None]
     latest = max(dated, key=lambda d: d["responded_at"]) if dated else members[0][1]
     lead = members[0][1]
-    stale = [d.get("stale") for _, d in members]
+    stale = [members[i][1].get("stale") for i in agree]
     return Lesson(
         id=supersede.lesson_id(lead["dag_id"], lead["task_id"], decided),
         dag_id=lead["dag_id"],

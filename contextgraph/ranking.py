@@ -10,7 +10,7 @@ Each store answers only from its own indexes (`GraphStore.vector_candidates`, `t
                                  + W["text"]   * bm25(d) / bm25_max
                                  + W["point"]  if d was decided at the query's decision point
                                  + W["usefulness"] * (2 * usefulness(d) - 1)   (signal off by default)
-                                 - STALE_PENALTY if d is stale (`contextgraph.supersede`)
+                                 - STALE_PENALTY (sum of W) if d is stale (`contextgraph.supersede`)
                     over each list's candidates (a candidate missing from a list gets 0 there), so a
                     signal that is sure of its best match (a clear BM25 margin) counts more than one
                     whose scores are all alike. W = vector 0.75, text 1.0, point 1.0,
@@ -55,9 +55,10 @@ FUSION = "relative"
 """How the lists combine: "relative" (the formula above) or "rrf"."""
 RRF_K = 60.0
 WEIGHTS: dict[str, float] = {"vector": 0.75, "text": 1.0, "point": 1.0, "usefulness": 0.5}
-STALE_PENALTY = 1.0
+STALE_PENALTY = sum(WEIGHTS.values())
 """Subtracted from a stale precedent's fused score (superseded by a DAG version, or its lesson
-retired: `contextgraph.supersede`), so it ranks below comparable current ones."""
+retired: `contextgraph.supersede`): at least any current candidate's score, so it ranks below every
+current candidate found (it is still shown, with why, when fewer current ones match)."""
 POOL = 50
 """How many candidates each index is asked for (at least 5 x k)."""
 LAMBDA = 0.85

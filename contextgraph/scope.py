@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from contextgraph import model as m
+from contextgraph import supersede
 from contextgraph.errors import ConfigError, QueryRefusedError
 from contextgraph.queries import identifier, load
 from contextgraph.store import gate
@@ -194,6 +195,9 @@ class ScopedStore(EmbeddedStore):
         nodes, edges = scoped_subgraph(source, self.scope)
         EmbeddedStore.write(self, m.GraphBatch(nodes=nodes, edges=edges))
         self._copy_embeddings(source, [n.key for n in nodes if isinstance(n, m.Decision)])
+        for retired in supersede.retirements(source):  # the scope's retired lessons rank as in the source
+            if self.scope.sees(retired.dag_id, retired.task_id):
+                supersede.copy_retirement(self, retired)
 
     def _copy_embeddings(self, source: GraphStore, keys: list[str]) -> None:
         if not keys:
@@ -218,6 +222,10 @@ class ScopedStore(EmbeddedStore):
     def _read(self, cypher: str, params: Mapping[str, Any]) -> list[Row]:
         self.refresh()
         return super()._read(cypher, params)
+
+    def _ready_index(self) -> None:
+        self.refresh()  # a search may be the first read: the copy must exist before its index
+        super()._ready_index()
 
     def read_only_query(
         self, cypher: str, params: Mapping[str, Any], *, timeout: float, row_limit: int
@@ -289,7 +297,7 @@ def _read_edges(store: GraphStore, edge_type: type[m.Edge]) -> Iterator[m.Edge]:
         yield m.edge_from_record(edge_type.rel_type, {k: v for k, v in row.items() if v is not None})
 
 
-_BY_DAG = (m.Dag, m.Task, m.DagRun, m.TaskInstance, m.Decision, m.Option, m.Proposal)
+_BY_DAG = (m.Dag, m.Task, m.DagRun, m.TaskInstance, m.Decision, m.Option, m.Proposal, m.DagVersion)
 
 
 def scoped_subgraph(store: GraphStore, scope: Scope) -> tuple[list[m.Node], list[m.Edge]]:

@@ -119,10 +119,15 @@ def retire(store: GraphStore, lesson: str, *, why: str, by: str, at: datetime | 
     dag_id, task_id, decided = resolve(store, lesson)
     when = _utc(at) or datetime.now(UTC).replace(microsecond=0)
     record = Retirement(lesson.strip(), dag_id, task_id, decided, why.strip(), by.strip(), when)
+    copy_retirement(store, record)
+    return record
+
+
+def copy_retirement(store: GraphStore, record: Retirement) -> None:
+    """Write a retirement read from another store (a scoped copy takes its scope's retirements)."""
     _ensure_schema(store)
     row = {k: v for k, v in record.__dict__.items() if k not in ("active", "restored_by", "restored_at")}
     store._write(load("retired_write"), {"row": store._adapt([row])[0]})
-    return record
 
 
 def restore(store: GraphStore, lesson: str, *, by: str, at: datetime | None = None) -> bool:
