@@ -11,7 +11,11 @@ are in scope, and those decisions' embeddings. Every read — precedent search, 
 agent's Cypher (after the same read-only gate as the embedded store's) — runs there, so no query,
 however written (`MATCH (d:Decision) RETURN d`, paths through shared Actor or Option nodes, string
 tricks), can reach what was never copied. Agent Cypher therefore runs in the embedded engine's
-dialect, whichever store holds the graph.
+dialect, whichever store holds the graph; over a Neo4j graph, the common Neo4j idioms (labels(n),
+type(r), toString(), substring() from 0, head(), datetime(), ORDER BY in WITH without LIMIT) are
+translated first (`store.translate`), and the tool's description says what differs
+(`gate.dialect_note("scoped-neo4j")`). DAG versions and retired lessons of the scope are copied too
+(superseded precedents rank as in the full store).
 
 The copy is cached and rebuilt when the source changed: a fingerprint (decision and INFORMED_BY
 counts, the last sync, the number of erasures) is compared at most every `check_seconds`, and a
@@ -39,6 +43,7 @@ from contextgraph.store import gate
 from contextgraph.store.base import EDGE_COLUMNS, NODE_COLUMNS, GraphStore, Row, WriteResult
 from contextgraph.store.embedded import EmbeddedStore
 from contextgraph.store.sidecar import SidecarIndex
+from contextgraph.store.translate import neo4j_to_ladybug
 
 KINDS = ("dag", "point", "deployment")
 
@@ -162,6 +167,17 @@ class ScopedStore(EmbeddedStore):
         self._refresh_lock = threading.RLock()
         self.builds = 0
         """How many times the copy was (re)built."""
+        self.source_dialect: str | None = None
+        """The dialect of the store the copy comes from (known after the first refresh)."""
+
+    @property
+    def cypher_dialect(self) -> str:
+        """What the agent's Cypher is read as: "scoped-neo4j" (Neo4j idioms translated to the
+        copy's Ladybug, `store.translate`) or "embedded"."""
+        if self.source_dialect is None:
+            with contextlib.suppress(Exception):
+                self.refresh()
+        return "scoped-neo4j" if self.source_dialect == "neo4j" else "embedded"
 
     # --- keeping the copy current ---------------------------------------------------------------
 
@@ -175,6 +191,7 @@ class ScopedStore(EmbeddedStore):
             if fresh and not force and now - self._checked_at < self.check_seconds:
                 return
             with self._open() as source:
+                self.source_dialect = source.dialect
                 fingerprint = _fingerprint(source)
                 self._checked_at = now
                 if fresh and not force and fingerprint == self._fingerprint:
@@ -232,8 +249,10 @@ class ScopedStore(EmbeddedStore):
     ) -> tuple[list[Row], bool]:
         """The embedded store's read-only gate (`store.gate`), run on the scoped copy only."""
         allow = gate.allow_list()
-        gate.check_text(cypher, self.dialect, allow)
         self.refresh()
+        if self.source_dialect == "neo4j":  # the agent writes Neo4j Cypher; the copy speaks Ladybug's
+            cypher = neo4j_to_ladybug(cypher)
+        gate.check_text(cypher, self.dialect, allow)
         with self._lock:
             return self._read_limited(
                 self._connection(), cypher, params, timeout=timeout, row_limit=row_limit, allow=allow
