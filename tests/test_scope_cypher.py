@@ -24,7 +24,7 @@ QUERIES = [
     "MATCH (d:Decision) {W} WITH d ORDER BY d.key DESC RETURN d.key AS k LIMIT 3",
     "MATCH (d:Decision) {W} WITH collect(d.key) AS keys RETURN size(keys) AS n",
     "MATCH (d:Decision) {W} "
-    "RETURN count(d) AS n, sum(CASE WHEN d.created_at < datetime() THEN 1 ELSE 0 END) AS past",
+    "RETURN count(d) AS n, count(CASE WHEN d.created_at < datetime() THEN 1 END) AS past",
     "MATCH (d:Decision)-[:DECIDED_BY]->(a:Actor) {W} "
     "RETURN a.name AS who, count(*) AS n ORDER BY n DESC, who",
 ]

@@ -47,17 +47,18 @@ _CLAUSE = re.compile(
 
 def neo4j_to_ladybug(cypher: str) -> str:
     """The query with the Neo4j idioms of the module's table in Ladybug's spelling."""
-    out, last = [], 0
-    for literal in _OPAQUE.finditer(cypher):
-        out.append(_code(cypher[last : literal.start()]))
-        out.append(literal.group(0))
-        last = literal.end()
-    out.append(_code(cypher[last:]))
-    return _order_in_with("".join(out))
+    kept: list[str] = []
+
+    def hide(found: re.Match[str]) -> str:
+        kept.append(found.group(0))
+        return f"\x00{len(kept) - 1}\x00"
+
+    code = _order_in_with(_code(_OPAQUE.sub(hide, cypher)))
+    return re.sub("\x00(\\d+)\x00", lambda found: kept[int(found.group(1))], code)
 
 
 def _code(text: str) -> str:
-    """Rewrite the function calls of a stretch of code (no literals in it)."""
+    """Rewrite the function calls of code whose literals are hidden."""
     result, pos = [], 0
     while True:
         found = _CALL.search(text, pos)
@@ -155,9 +156,8 @@ def _split_args(text: str) -> list[str]:
 
 
 def _order_in_with(cypher: str) -> str:
-    """Add SKIP 0 to a WITH clause's ORDER BY that has neither SKIP nor LIMIT (literals aside)."""
-    masked = _OPAQUE.sub(lambda m: " " * len(m.group(0)), cypher)
-    clauses = list(_CLAUSE.finditer(masked))
+    """Add SKIP 0 to a WITH clause's ORDER BY that has neither SKIP nor LIMIT (literals hidden)."""
+    clauses = list(_CLAUSE.finditer(cypher))
     inserts = []
     for i, clause in enumerate(clauses):
         if not clause.group(1).upper().startswith("ORDER"):
