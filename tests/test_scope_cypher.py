@@ -8,6 +8,7 @@ import pytest
 
 from contextgraph import demo
 from contextgraph.agent_tools import run_read_cypher
+from contextgraph.errors import CypherError, QueryNotAllowedError
 from contextgraph.scope import Scope, ScopedStore
 from contextgraph.store import Neo4jStore
 from contextgraph.store.gate import dialect_note
@@ -45,8 +46,10 @@ def test_neo4j_cypher_works_on_a_scoped_neo4j_view(neo4j_store: Neo4jStore) -> N
             )
             assert full.rows, query
             assert scoped.rows == full.rows, query
-        # What is not translated fails with Ladybug's message and a hint, not a silent wrong answer.
-        with pytest.raises(Exception, match="Ladybug rejected the query"):
+        # What is not translated fails with a message naming the engine, not a silent wrong answer.
+        with pytest.raises(CypherError, match="Ladybug rejected the query: .*ELEMENTID"):
+            run_read_cypher(view, "MATCH (d:Decision) RETURN elementId(d) AS id LIMIT 1")
+        with pytest.raises(QueryNotAllowedError, match="allow-list of the embedded store"):
             run_read_cypher(view, "CALL db.labels() YIELD label RETURN label")
     finally:
         view.close()
