@@ -47,7 +47,7 @@ def test_neo4j_cypher_works_on_a_scoped_neo4j_view(neo4j_store: Neo4jStore) -> N
             assert full.rows, query
             assert scoped.rows == full.rows, query
         # What is not translated fails with a message naming the engine, not a silent wrong answer.
-        with pytest.raises(CypherError, match="Ladybug rejected the query: .*ELEMENTID"):
+        with pytest.raises(CypherError, match=r"Ladybug rejected the query: .*ELEMENTID"):
             run_read_cypher(view, "MATCH (d:Decision) RETURN elementId(d) AS id LIMIT 1")
         with pytest.raises(QueryNotAllowedError, match="allow-list of the embedded store"):
             run_read_cypher(view, "CALL db.labels() YIELD label RETURN label")
