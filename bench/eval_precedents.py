@@ -52,7 +52,16 @@ from typing import Any
 import numpy as np
 
 from bench.cases import CASES, QUERIES, build_batch
-from bench.corpus import CORPUS_DIR, Corpus, Ingested, NewCase, PastDecision, ingest, load_corpus
+from bench.corpus import (
+    CORPUS_DIR,
+    Corpus,
+    Ingested,
+    NewCase,
+    PastDecision,
+    airflow_records,
+    ingest,
+    load_corpus,
+)
 from contextgraph import retrieval
 from contextgraph.embeddings import Embedder, Model2VecEmbedder, embed_pending
 from contextgraph.errors import ContextGraphError
@@ -150,12 +159,111 @@ def decision_ids(store: GraphStore, ingested: Ingested) -> dict[str, str]:
     }
 
 
+def corpus_ids(store: GraphStore, corpus: Corpus) -> dict[str, str]:
+    """Decision key -> corpus id of a store the corpus was ingested into."""
+    wanted = airflow_records(corpus).ids
+    rows = store.query("MATCH (d:Decision) RETURN d.key AS key, d.dag_id AS dag_id, d.run_id AS run_id", {})
+    return {
+        r["key"]: wanted[(r["dag_id"], r["run_id"])] for r in rows if (r["dag_id"], r["run_id"]) in wanted
+    }
+
+
 def signals_supported() -> tuple[str, ...]:
     """The ranking's signal names, if it lets a caller choose them (`SIGNALS` + `signals=`)."""
     names = getattr(retrieval, "SIGNALS", None)
     if names is None or "signals" not in inspect.signature(find_similar_decisions).parameters:
         return ()
     return tuple(names)
+
+
+def default_signals() -> tuple[str, ...]:
+    """The signals the ranking uses when none are named (`ranking.DEFAULT_SIGNALS`, else all)."""
+    from contextgraph import ranking
+
+    return tuple(getattr(ranking, "DEFAULT_SIGNALS", signals_supported()))
+
+
+FEEDBACK_RUN = "eval_feedback__"
+"""run_id prefix of the simulated later decisions (removed after each fold)."""
+SHOWN = 3
+"""Precedents a simulated drafting agent is shown."""
+
+
+def simulate_feedback(
+    store: GraphStore, embedder: Embedder, ids: dict[str, str], history: Sequence[NewCase], corpus: Corpus
+) -> dict[str, int]:
+    """A usage history from `history`'s cases: for each, an agent drafts with the top `SHOWN` hybrid
+    precedents (recorded as INFORMED_BY from a pending decision of its own), and a simulated reviewer
+    approves the draft when the top precedent is relevant to the case (grade >= 1), else overrides
+    it. Then `usefulness.refresh`. Returns the verdict counts."""
+    from contextgraph import model as m
+    from contextgraph import usefulness
+
+    batch = m.GraphBatch()
+    counts: dict[str, int] = defaultdict(int)
+    for case in history:
+        found = find_similar_decisions(
+            store, embedder, case.query, point=(case.dag_id, case.task_id), k=SHOWN
+        )
+        if not found:
+            continue
+        grades = corpus.grades(case)
+        verdict: m.Verdict = "approved" if grades.get(ids.get(found[0].key, ""), 0) >= 1 else "overridden"
+        counts[verdict] += 1
+        later = m.Decision(
+            dag_id=case.dag_id,
+            run_id=FEEDBACK_RUN + case.id,
+            task_id=case.task_id,
+            response_received=False,
+            status="pending",
+        )
+        draft = m.Proposal(dag_id=case.dag_id, run_id=later.run_id, task_id="draft", text="draft")
+        batch.add(later, draft, m.Reviewed(src=later.key, dst=draft.key, verdict=verdict))
+        batch.add(*(m.InformedBy(src=later.key, dst=p.key, rank=i) for i, p in enumerate(found, 1)))
+    store.write(batch)
+    usefulness.refresh(store)
+    return dict(counts)
+
+
+def clear_feedback(store: GraphStore) -> None:
+    """Remove the simulated decisions, their drafts and the stored usefulness scores."""
+    for label in ("Decision", "Proposal"):
+        store._write(
+            f"MATCH (n:{label}) WHERE n.run_id STARTS WITH $prefix DETACH DELETE n", {"prefix": FEEDBACK_RUN}
+        )
+    store._write("MATCH (u:PrecedentUsefulness) DELETE u", {})
+
+
+def usefulness_ablation(
+    store: GraphStore, embedder: Embedder, corpus: Corpus, ids: dict[str, str], split: str
+) -> dict[str, Any]:
+    """hybrid vs hybrid +usefulness on `split`, two folds: the usage history simulated on the even
+    cases (`simulate_feedback`) ranks the odd ones, and the other way round (no case's own feedback
+    ever ranks it; no other split is used)."""
+    if "usefulness" not in signals_supported():
+        return {"note": "n/a: the ranking has no usefulness signal"}
+    cases = corpus.split(split)
+    folds = [list(cases[0::2]), list(cases[1::2])]
+    ranked: dict[str, dict[str, list[str]]] = {"hybrid": {}, "+usefulness": {}}
+    ms = {"hybrid": 0.0, "+usefulness": 0.0}
+    verdicts: dict[str, int] = defaultdict(int)
+    plus = [*default_signals(), "usefulness"]
+    for history, held in ((folds[0], folds[1]), (folds[1], folds[0])):
+        try:
+            for verdict, n in simulate_feedback(store, embedder, ids, history, corpus).items():
+                verdicts[verdict] += n
+            for label, signals in (("hybrid", None), ("+usefulness", plus)):
+                run = run_ranker(graph_ranker(store, embedder, ids, "hybrid", signals=signals), held, corpus)
+                ranked[label].update(run.ranked)
+                ms[label] += run.metrics.ms_per_query * run.metrics.queries
+        finally:
+            clear_feedback(store)
+    grades = [corpus.grades(c) for c in cases]
+    out: dict[str, Any] = {
+        label: metrics([ranked[label][c.id] for c in cases], grades, ms[label]) for label in ranked
+    }
+    out["history_verdicts"] = dict(verdicts)
+    return out
 
 
 def graph_ranker(
@@ -337,6 +445,7 @@ class SplitResult:
     ablation_note: str = ""
     per_kind_hit_at_1: dict[str, float] = field(default_factory=dict)
     lessons: dict[str, Any] = field(default_factory=dict)
+    usefulness: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -345,6 +454,21 @@ class StoreResult:
     decisions: int
     seed_first: bool | None
     splits: dict[str, SplitResult]
+    redacted: dict[str, int] = field(default_factory=dict)
+
+
+PLACEHOLDERS = ("[EMAIL]", "[PHONE]", "[CARD]", "[IBAN]", "[IP]")
+
+
+def redacted_counts(store: GraphStore) -> dict[str, int]:
+    """How many decisions' search text holds each redaction placeholder (with --redact)."""
+    out = {}
+    for placeholder in PLACEHOLDERS:
+        rows = store.query(
+            "MATCH (d:Decision) WHERE d.search_text CONTAINS $p RETURN count(d) AS n", {"p": placeholder}
+        )
+        out[placeholder] = int(rows[0]["n"]) if rows else 0
+    return out
 
 
 def per_kind(run: Run, cases: Sequence[NewCase], corpus: Corpus) -> dict[str, float]:
@@ -395,10 +519,17 @@ def measure(
         if not ablation:
             result.ablation_note = "not measured"
         elif signals:
-            for removed in signals:
-                kept = [s for s in signals if s != removed]
+            default = default_signals()
+            for name in signals:
+                if name in default:
+                    kept = [s for s in default if s != name]
+                    label = f"-{name}"
+                else:
+                    kept, label = [*default, name], f"+{name}"
+                    if name == "usefulness":
+                        continue  # measured with a simulated usage history: usefulness_ablation
                 rank = graph_ranker(store, embedder, ids, "hybrid", signals=kept)
-                result.ablation[f"-{removed}"] = run_ranker(rank, cases, corpus).metrics
+                result.ablation[label] = run_ranker(rank, cases, corpus).metrics
         else:
             result.ablation_note = (
                 "n/a: the ranking exposes no SIGNALS / signals= (contextgraph.retrieval); no ablation"
@@ -538,6 +669,18 @@ def print_report(
                 print(f"  {store_name}: {r.ablation_note}")
             for name, m in r.ablation.items():
                 print(_row(f"{store_name} hybrid {name}", m))
+        for store_name, result in stores.items():
+            u = result.splits[split].usefulness
+            if not u:
+                continue
+            if "note" in u:
+                print(f"  {store_name} +usefulness: {u['note']}")
+                continue
+            history = ", ".join(f"{n} {v}" for v, n in sorted(u["history_verdicts"].items()))
+            print(f"usefulness ({store_name}; simulated usage history, 2 folds: {history}):")
+            for label in ("hybrid", "+usefulness"):
+                m = u[label]
+                print(_row(f"{store_name} {label}", m if isinstance(m, Metrics) else Metrics(**m)))
         kinds = sorted({k for b in base[split].values() for k in b["per_kind_hit_at_1"]})
         columns = [*(f"{s} hybrid" for s in stores), *base[split]]
         print("\nhit@1 per kind of case: " + " | ".join(columns))
@@ -561,6 +704,9 @@ def print_report(
                 )
     print()
     for store_name, result in stores.items():
+        if report.get("redact"):
+            counts = ", ".join(f"{p} {n}" for p, n in result.redacted.items())
+            print(f"redaction at ingest on ({store_name}): decisions holding each placeholder: {counts}")
         print(
             f"seed case first ({store_name}): {_yes(result.seed_first)}  "
             f"[ingest of {result.decisions} decisions: {result.ingest_seconds:.1f} s]"
@@ -601,7 +747,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="the old 27 cases of bench/cases.py instead")
     parser.add_argument("--corpus", type=Path, default=CORPUS_DIR, help="folder of the corpus files")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the JSON results go")
+    parser.add_argument(
+        "--usefulness", action="store_true", help="also hybrid vs +usefulness on a simulated usage history"
+    )
+    parser.add_argument(
+        "--redact",
+        action="store_true",
+        help="ingest with redaction at ingest on (CONTEXTGRAPH_REDACT=true): precedent quality with it",
+    )
     args = parser.parse_args(argv)
+    if args.redact:
+        os.environ["CONTEXTGRAPH_REDACT"] = "true"
     store_names = [s for s in STORES if args.store in (s, "both")]
     splits = [s for s in SPLITS if args.split in (s, "both")]
     embedder = default_embedder()
@@ -612,6 +768,14 @@ def main(argv: list[str] | None = None) -> int:
     for name in store_names:
         with OPENERS[name]() as store:
             stores[name] = evaluate_store(store, embedder, corpus, splits)
+            if args.usefulness:
+                ids = corpus_ids(store, corpus)
+                for split in splits:
+                    stores[name].splits[split].usefulness = usefulness_ablation(
+                        store, embedder, corpus, ids, split
+                    )
+            if args.redact:
+                stores[name].redacted = redacted_counts(store)
     base = baselines(corpus, embedder, splits)
     report: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -620,6 +784,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": embedder.name,
         "splits": splits,
         "signals": list(signals_supported()),
+        "redact": bool(args.redact),
         "stores": {name: asdict(result) for name, result in stores.items()},
         "baselines": {
             s: {n: {**b, "metrics": asdict(b["metrics"])} for n, b in v.items()} for s, v in base.items()

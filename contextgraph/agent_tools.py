@@ -441,7 +441,8 @@ async def _describe_dialect(ctx: RunContext[ContextGraphDeps], tool_def: Any) ->
     """read_cypher's description names the engine that answers and its dialect's differences."""
     from dataclasses import replace
 
-    note = cypher_dialect_note(ctx.deps.store.dialect)
+    store = ctx.deps.store
+    note = cypher_dialect_note(getattr(store, "cypher_dialect", store.dialect))
     return replace(tool_def, description=f"{tool_def.description}\n\n{note}")
 
 

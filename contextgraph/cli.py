@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -477,11 +478,17 @@ def similar(
         )
 
     def table() -> Table:
-        t = Table("#", "score", "subject", "chosen", "reason", "reviewer", "link", title="similar decisions")
+        t = Table(
+            "#", "score", "subject", "chosen", "reason", "reviewer", "useful", "note", "link",
+            title="similar decisions",
+        )
         for rank, p in enumerate(found, start=1):
             chosen_text = ", ".join(p.chosen_options)
+            useful = f"{p.usefulness:.2f} of {p.shown}" if p.usefulness is not None else ""
+            note = p.notes().strip(" []")
             t.add_row(
-                str(rank), f"{p.score:.3f}", p.subject, chosen_text, p.reason or "", p.reviewer or "", p.url
+                str(rank), f"{p.score:.3f}", p.subject, chosen_text, p.reason or "", p.reviewer or "",
+                useful, note, p.url,
             )
         return t
 
@@ -489,7 +496,7 @@ def similar(
 
 
 @cli.command()
-@click.argument("text")
+@click.argument("text", required=False)
 @click.option("--dag", "dag_id", help="Only decisions of this DAG.")
 @click.option("--task", "task_id", help="Only decisions of this task (decision point).")
 @click.option("--k", default=3, show_default=True, type=click.IntRange(1, 20), help="How many lessons.")
@@ -499,23 +506,76 @@ def similar(
     help="Only decisions of this Airflow deployment.",
 )
 @click.option("--words-only", is_flag=True, help="Rank by words only (no embedding model needed).")
+@click.option("--retire", "retire_id", metavar="ID", help="Retire the lesson with this id (needs --why).")
+@click.option("--why", help="Why the lesson is retired (shown with its decisions).")
+@click.option("--by", "by", help="Who retires or restores it [default: $USER].")
+@click.option("--restore", "restore_id", metavar="ID", help="Un-retire the lesson with this id.")
+@click.option("--retired", "list_retired", is_flag=True, help="List retired lessons.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 @handle_errors
 def lessons(
     state: State,
-    text: str,
+    text: str | None,
     dag_id: str | None,
     task_id: str | None,
     k: int,
     deployment: str | None,
     words_only: bool,
+    retire_id: str | None,
+    why: str | None,
+    by: str | None,
+    restore_id: str | None,
+    list_retired: bool,
     as_json: bool,
 ) -> None:
-    """What past decisions like TEXT teach: lessons with option shares, reason, exceptions."""
+    """What past decisions like TEXT teach: lessons (with their ids) with option shares, reason,
+    exceptions. --retire ID --why "…" marks a lesson outdated: its decisions stay, rank below current
+    ones and say why; --restore ID undoes it; --retired lists them."""
+    from contextgraph import supersede
+
+    actions = [bool(text), bool(retire_id), bool(restore_id), list_retired]
+    if sum(actions) != 1:
+        raise click.UsageError("give TEXT, or one of --retire ID, --restore ID, --retired")
+    who = by or os.environ.get("USER") or "unknown"
+    if retire_id or restore_id or list_retired:
+        with state.store() as store:
+            if store.dialect == "embedded":
+                store.ensure_schema()
+            if retire_id:
+                if not why or not why.strip():
+                    raise click.UsageError("--retire needs --why with the reason")
+                record = supersede.retire(store, retire_id, why=why, by=who)
+                data: Any = {**record.__dict__, "message": f"{record.key} {record.reason()}"}
+                if as_json:
+                    emit(data, True)
+                else:
+                    click.echo(data["message"])
+            elif restore_id:
+                done = supersede.restore(store, restore_id, by=who)
+                message = f"restored {restore_id}" if done else f"{restore_id} was not retired"
+                if as_json:
+                    emit({"key": restore_id, "restored": done}, True)
+                else:
+                    click.echo(message)
+            else:
+                rows = [r.__dict__ for r in supersede.retirements(store, active_only=False)]
+
+                def table() -> Table:
+                    t = Table("lesson", "point", "decided", "why", "by", "at", "active", title="retired")
+                    for r in rows:
+                        t.add_row(
+                            r["key"], f"{r['dag_id']}/{r['task_id']}", r["decided"], r["why"],
+                            r["retired_by"], str(r["retired_at"]), "yes" if r["active"] else "restored",
+                        )
+                    return t
+
+                emit(rows, as_json, table)
+        return
     from contextgraph.embeddings import embedder_from_settings
     from contextgraph.retrieval import find_lessons, lessons_prompt
 
+    assert text is not None
     embedder = None if words_only else embedder_from_settings(state.settings())
     with _open_for_search(state) as store:
         found = find_lessons(

@@ -14,6 +14,12 @@ the reason in a sentence (the most central reason among the members who chose th
 count, the latest example, the exemplars (members who chose the majority option, best first) and
 the exceptions (members who decided otherwise, with their reasons). Lessons are ordered by their
 best member's rank. Without an embedder, every precedent is a lesson of its own.
+
+Each lesson has a stable `id` naming what it teaches (`supersede.lesson_id(dag_id, task_id,
+decided)`), which a reviewer passes to `contextgraph lessons --retire ID --why "…"`. A lesson whose
+members are all stale (superseded by a DAG version, or retired) says why in `stale`; one with a
+member flagged by `contextgraph.usefulness` (drafts it informed were overridden again and again)
+has `maybe_outdated` ("this lesson may be outdated").
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from contextgraph import ranking
+from contextgraph import ranking, supersede, usefulness
 from contextgraph.embeddings import Embedder, normalise
 from contextgraph.store.base import CandidateFilter, GraphStore
 
@@ -47,11 +53,16 @@ class LessonExample(BaseModel):
     reason: str | None = None
     reviewer: str | None = None
     responded_at: datetime | None = None
+    stale: str | None = None
+    """Why it ranks below current decisions (`contextgraph.supersede`), or None."""
+    maybe_outdated: bool = False
 
 
 class Lesson(BaseModel):
     """What similar decisions at one decision point teach (see the module's docstring)."""
 
+    id: str = ""
+    """Stable id of (decision point, decided option): `supersede.lesson_id`."""
     dag_id: str
     task_id: str
     decided: str
@@ -65,6 +76,11 @@ class Lesson(BaseModel):
     exemplars: list[LessonExample]
     exceptions: list[LessonExample]
     score: float = 0.0
+    stale: str | None = None
+    """Why the lesson no longer teaches what to do now, when all its members that chose `decided`
+    are stale (the best one's reason: "superseded by DAG version N: …" or "retired by X on DATE: why")."""
+    maybe_outdated: bool = False
+    """A member led to overridden drafts again and again: "this lesson may be outdated"."""
 
     def to_prompt(self) -> str:
         """The lesson in two to four compact lines, for a prompt or a reviewer."""
@@ -72,7 +88,11 @@ class Lesson(BaseModel):
         head = f"{self.shares.get(self.decided, 0)} of {self.count}: {self.decided}"
         if others:
             head += f" ({others})"
-        lines = [f"- {head} at {self.dag_id}/{self.task_id}: {self.reason}"]
+        lines = [f"- [{self.id}] {head} at {self.dag_id}/{self.task_id}: {self.reason}"]
+        if self.stale:
+            lines.append(f"  stale: {self.stale}")
+        if self.maybe_outdated:
+            lines.append("  this lesson may be outdated: drafts it informed were overridden again and again")
         latest = self.latest.responded_at.date().isoformat() if self.latest.responded_at else "date unknown"
         lines.append(f"  latest: {latest}, {self.latest.subject!r} [{self.latest.key}]")
         for ex in self.exceptions[:2]:
@@ -121,7 +141,12 @@ def find_lessons(
     query = ranking.prepare(embedder, text, point=point, filters=filters, signals=None)
     ranked = ranking.rank(store, query, POOL, diversify=False)
     details = store.decision_details([r.key for r in ranked])
-    members = [(r, details[r.key]) for r in ranked if r.key in details]
+    outdated = {u.key for u in usefulness.stored(store, [r.key for r in ranked]).values() if u.maybe_outdated}
+    members = [
+        (r, {**details[r.key], "stale": r.stale, "maybe_outdated": r.key in outdated})
+        for r in ranked
+        if r.key in details
+    ]
     if not members:
         return []
     keys = [r.key for r, _ in members]
@@ -166,11 +191,13 @@ def _example(d: dict[str, Any]) -> LessonExample:
         reason=d.get("reason"),
         reviewer=d.get("actor_name") or d.get("responded_by") or d.get("actor_id"),
         responded_at=d.get("responded_at"),
+        stale=d.get("stale"),
+        maybe_outdated=bool(d.get("maybe_outdated")),
     )
 
 
 def _choice(d: dict[str, Any]) -> str:
-    return " / ".join(d.get("chosen_options") or []) or "(nothing chosen)"
+    return supersede.choice_label(d.get("chosen_options"))
 
 
 def _lesson(members: list[tuple[ranking.Ranked, dict[str, Any]]], sims: list[Any]) -> Lesson:
@@ -185,7 +212,9 @@ def _lesson(members: list[tuple[ranking.Ranked, dict[str, Any]]], sims: list[Any
     dated = [d for _, d in members if d.get("responded_at") is not None]
     latest = max(dated, key=lambda d: d["responded_at"]) if dated else members[0][1]
     lead = members[0][1]
+    stale = [members[i][1].get("stale") for i in agree]
     return Lesson(
+        id=supersede.lesson_id(lead["dag_id"], lead["task_id"], decided),
         dag_id=lead["dag_id"],
         task_id=lead["task_id"],
         decided=decided,
@@ -196,6 +225,8 @@ def _lesson(members: list[tuple[ranking.Ranked, dict[str, Any]]], sims: list[Any
         exemplars=[_example(members[i][1]) for i in agree],
         exceptions=[_example(d) for c, (_, d) in zip(choices, members, strict=True) if c != decided],
         score=float(members[0][0].score),
+        stale=stale[0] if all(stale) else None,
+        maybe_outdated=any(d.get("maybe_outdated") for _, d in members),
     )
 
 

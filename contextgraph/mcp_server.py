@@ -279,7 +279,11 @@ class PrecedentTools:
         """read_cypher's docstring (up to its Args) and which engine answers, with its dialect."""
         doc = inspect.getdoc(self.read_cypher) or ""
         summary = doc.split("\nArgs:")[0].strip()
-        return f"{summary}\n\n{dialect_note('neo4j' if self.settings.neo4j.uri else 'embedded')}"
+        if self.scope is not None:  # a scoped server's Cypher runs on a Ladybug copy of its scope
+            dialect = "scoped-neo4j" if self.settings.neo4j.uri else "embedded"
+        else:
+            dialect = "neo4j" if self.settings.neo4j.uri else "embedded"
+        return f"{summary}\n\n{dialect_note(dialect)}"
 
     def record_precedents(
         self, decision_key: str, precedent_keys: list[str], scores: list[float] | None = None

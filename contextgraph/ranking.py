@@ -9,9 +9,12 @@ Each store answers only from its own indexes (`GraphStore.vector_candidates`, `t
                         score(d) = W["vector"] * (cos(d) - cos_min) / (cos_max - cos_min)
                                  + W["text"]   * bm25(d) / bm25_max
                                  + W["point"]  if d was decided at the query's decision point
+                                 + W["usefulness"] * (2 * usefulness(d) - 1)   (signal off by default)
+                                 - STALE_PENALTY (sum of W) if d is stale (`contextgraph.supersede`)
                     over each list's candidates (a candidate missing from a list gets 0 there), so a
                     signal that is sure of its best match (a clear BM25 margin) counts more than one
-                    whose scores are all alike. W = vector 0.75, text 1.0, point 1.0.
+                    whose scores are all alike. W = vector 0.75, text 1.0, point 1.0,
+                    usefulness 0.5 (usefulness in 0..1, 0.5 = no evidence; see contextgraph.usefulness).
                     (`FUSION = "rrf"`: reciprocal-rank fusion, W[s] / (RRF_K + rank_s(d)), scored
                     lower on dev: it ignores the margins.)
     3. reranking    an optional `Reranker` reorders the top `RERANK_TOP` (none by default).
@@ -34,6 +37,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from contextgraph import supersede
 from contextgraph.embeddings import Embedder
 from contextgraph.errors import EmbeddingError
 from contextgraph.store.base import CandidateFilter, GraphStore
@@ -41,13 +45,20 @@ from contextgraph.words import query_terms
 
 log = logging.getLogger(__name__)
 
-SIGNALS: tuple[str, ...] = ("vector", "text", "point")
+SIGNALS: tuple[str, ...] = ("vector", "text", "point", "usefulness")
 """The signals the fusion can use; `find_similar_decisions(signals=...)` picks a subset."""
+DEFAULT_SIGNALS: tuple[str, ...] = ("vector", "text", "point")
+"""The signals used when none are named. "usefulness" (how often drafts a precedent informed were
+approved, `contextgraph.usefulness`) is off: on the dev split it did not help (README, "Governance")."""
 
 FUSION = "relative"
 """How the lists combine: "relative" (the formula above) or "rrf"."""
 RRF_K = 60.0
-WEIGHTS: dict[str, float] = {"vector": 0.75, "text": 1.0, "point": 1.0}
+WEIGHTS: dict[str, float] = {"vector": 0.75, "text": 1.0, "point": 1.0, "usefulness": 0.5}
+STALE_PENALTY = sum(WEIGHTS.values())
+"""Subtracted from a stale precedent's fused score (superseded by a DAG version, or its lesson
+retired: `contextgraph.supersede`): at least any current candidate's score, so it ranks below every
+current candidate found (it is still shown, with why, when fewer current ones match)."""
 POOL = 50
 """How many candidates each index is asked for (at least 5 x k)."""
 LAMBDA = 0.85
@@ -69,6 +80,9 @@ class Ranked:
     text_rank: int | None = None
     text_score: float | None = None
     same_point: bool = False
+    usefulness: float | None = None
+    stale: str | None = None
+    """Why this precedent is stale (superseded or retired), or None when it is current."""
     vector: Any = field(default=None, repr=False)
 
 
@@ -105,7 +119,7 @@ def prepare(
     signals: Collection[str] | None,
 ) -> Query:
     """Tokenise and embed the query once; unknown signal names are a ValueError."""
-    chosen = frozenset(SIGNALS if signals is None else signals)
+    chosen = frozenset(DEFAULT_SIGNALS if signals is None else signals)
     unknown = chosen - set(SIGNALS)
     if unknown:
         raise ValueError(f"unknown signals {sorted(unknown)}; known: {', '.join(SIGNALS)}")
@@ -152,12 +166,23 @@ def rank(
     t_scores = [r.text_score for r in found.values() if r.text_score is not None]
     v_hi, v_lo = (max(v_scores), min(v_scores)) if v_scores else (0.0, 0.0)
     t_hi = max(t_scores) if t_scores else 0.0
+    useful: dict[str, Any] = {}
+    if "usefulness" in query.signals:
+        from contextgraph import usefulness
+
+        useful = usefulness.stored(store, list(found))
+    stale = supersede.stale(store, list(found))
     for r in found.values():
         r.same_point = query.point is not None and point_of(r.key) == query.point
+        if r.key in useful:
+            r.usefulness = useful[r.key].score
         if FUSION == "relative":
             r.score = _relative(r, query.signals, v_hi, v_lo, t_hi)
         else:
             r.score = _fused(r, query.signals)
+        r.stale = stale.get(r.key)
+        if r.stale is not None:
+            r.score -= STALE_PENALTY
     ordered = sorted(found.values(), key=lambda r: (-r.score, r.key))
     need_vectors = query.vector is not None and diversify
     if need_vectors:
@@ -180,6 +205,8 @@ def _relative(r: Ranked, signals: frozenset[str], v_hi: float, v_lo: float, t_hi
         score += WEIGHTS["text"] * r.text_score / t_hi
     if "point" in signals and r.same_point:
         score += WEIGHTS["point"]
+    if "usefulness" in signals and r.usefulness is not None:
+        score += WEIGHTS["usefulness"] * (2 * r.usefulness - 1)
     return score
 
 
@@ -191,6 +218,8 @@ def _fused(r: Ranked, signals: frozenset[str]) -> float:
         score += WEIGHTS["text"] / (RRF_K + r.text_rank)
     if "point" in signals and r.same_point:
         score += WEIGHTS["point"] / (RRF_K + 1)
+    if "usefulness" in signals and r.usefulness is not None:
+        score += WEIGHTS["usefulness"] * (2 * r.usefulness - 1) / (RRF_K + 1)
     return score
 
 

@@ -20,7 +20,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, Field
 
 from contextgraph import model as m
-from contextgraph import ranking
+from contextgraph import ranking, usefulness
 from contextgraph.embeddings import Embedder
 from contextgraph.errors import ConfigError, ContextGraphError, UnknownDeploymentError
 from contextgraph.lessons import Lesson, find_lessons, lessons_prompt
@@ -95,11 +95,28 @@ class Precedent(DecisionRef):
     url: str | None = None
     score: float = 0.0
     signals: Signals = Field(default_factory=Signals)
+    usefulness: float | None = None
+    """How often drafts this precedent informed were approved, 0..1 (`contextgraph.usefulness`;
+    None: never shown to a drafting agent, or scores not refreshed yet)."""
+    shown: int = 0
+    """How many reviewed drafts it informed (the evidence behind `usefulness`)."""
+    maybe_outdated: bool = False
+    """It led to overridden drafts again and again: "this lesson may be outdated" (for a human)."""
+    stale: str | None = None
+    """Why it ranks below current precedents: "superseded by DAG version N: …" or
+    "retired by X on DATE: why" (`contextgraph.supersede`); None when current."""
 
     def summary(self) -> str:
         chosen = " / ".join(self.chosen_options) or "(nothing chosen)"
         why = f" because {self.reason!r}" if self.reason else ""
-        return f"{self.subject!r}: {chosen}{why}"
+        return f"{self.subject!r}: {chosen}{why}{self.notes()}"
+
+    def notes(self) -> str:
+        """Why a reader should weigh it less: " [stale reason; this lesson may be outdated]" or ""."""
+        notes = [self.stale] if self.stale else []
+        if self.maybe_outdated:
+            notes.append("this lesson may be outdated")
+        return f" [{'; '.join(notes)}]" if notes else ""
 
 
 # --- precedent search ---------------------------------------------------------------------------
@@ -148,7 +165,8 @@ def find_similar_decisions(
     `point` = (dag_id, task_id) of the decision at hand prefers precedents from the same decision
     point without excluding others (given dag_id and task_id filters, it defaults to them).
     `exclude` leaves decisions out (e.g. the one being decided). `mode` keeps one signal only
-    ("vector", "text"); `signals` names the signals to use (default: all of `SIGNALS`); `diversify`
+    ("vector", "text"); `signals` names the signals to use (default: `ranking.DEFAULT_SIGNALS`;
+    "usefulness" is off unless named); `diversify`
     applies MMR; `reranker` reorders the best 20. Without an embedder, only words are used.
 
     Raises QueryTextError for an empty, over-long (> MAX_QUERY_CHARS) or wordless text, and
@@ -187,7 +205,10 @@ def find_similar_decisions(
         store, query, k, diversify=diversify and mode == "hybrid", reranker=reranker, describe=describe
     )
     details = store.decision_details([r.key for r in ranked])
-    return [_precedent(details[r.key], r, airflow_url) for r in ranked if r.key in details]
+    learned = usefulness.stored(store, [r.key for r in ranked])
+    return [
+        _precedent(details[r.key], r, airflow_url, learned.get(r.key)) for r in ranked if r.key in details
+    ]
 
 
 def check_deployment(store: GraphStore, deployment: str | None) -> None:
@@ -216,7 +237,9 @@ def _ref_fields(d: Row) -> dict[str, Any]:
     }
 
 
-def _precedent(d: Row, hit: ranking.Ranked, airflow_url: str | None) -> Precedent:
+def _precedent(
+    d: Row, hit: ranking.Ranked, airflow_url: str | None, learned: usefulness.Usefulness | None
+) -> Precedent:
     return Precedent(
         **_ref_fields(d),
         chosen_options=d["chosen_options"] or [],
@@ -234,6 +257,10 @@ def _precedent(d: Row, hit: ranking.Ranked, airflow_url: str | None) -> Preceden
             text_score=hit.text_score,
             same_point=hit.same_point,
         ),
+        usefulness=learned.score if learned else None,
+        shown=learned.shown if learned else 0,
+        maybe_outdated=bool(learned and learned.maybe_outdated),
+        stale=hit.stale,
     )
 
 

@@ -11,7 +11,11 @@ are in scope, and those decisions' embeddings. Every read — precedent search, 
 agent's Cypher (after the same read-only gate as the embedded store's) — runs there, so no query,
 however written (`MATCH (d:Decision) RETURN d`, paths through shared Actor or Option nodes, string
 tricks), can reach what was never copied. Agent Cypher therefore runs in the embedded engine's
-dialect, whichever store holds the graph.
+dialect, whichever store holds the graph; over a Neo4j graph, the common Neo4j idioms (labels(n),
+type(r), toString(), substring() from 0, head(), datetime(), ORDER BY in WITH without LIMIT) are
+translated first (`store.translate`), and the tool's description says what differs
+(`gate.dialect_note("scoped-neo4j")`). DAG versions and retired lessons of the scope are copied too
+(superseded precedents rank as in the full store).
 
 The copy is cached and rebuilt when the source changed: a fingerprint (decision and INFORMED_BY
 counts, the last sync, the number of erasures) is compared at most every `check_seconds`, and a
@@ -32,12 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from contextgraph import model as m
+from contextgraph import supersede
 from contextgraph.errors import ConfigError, QueryRefusedError
 from contextgraph.queries import identifier, load
 from contextgraph.store import gate
 from contextgraph.store.base import EDGE_COLUMNS, NODE_COLUMNS, GraphStore, Row, WriteResult
 from contextgraph.store.embedded import EmbeddedStore
 from contextgraph.store.sidecar import SidecarIndex
+from contextgraph.store.translate import neo4j_to_ladybug
 
 KINDS = ("dag", "point", "deployment")
 
@@ -165,6 +171,17 @@ class ScopedStore(EmbeddedStore):
         self._schema_checked = True  # a copy of the source's current graph, never stamped
         self.builds = 0
         """How many times the copy was (re)built."""
+        self.source_dialect: str | None = None
+        """The dialect of the store the copy comes from (known after the first refresh)."""
+
+    @property
+    def cypher_dialect(self) -> str:
+        """What the agent's Cypher is read as: "scoped-neo4j" (Neo4j idioms translated to the
+        copy's Ladybug, `store.translate`) or "embedded"."""
+        if self.source_dialect is None:
+            with contextlib.suppress(Exception):
+                self.refresh()
+        return "scoped-neo4j" if self.source_dialect == "neo4j" else "embedded"
 
     # --- keeping the copy current ---------------------------------------------------------------
 
@@ -178,6 +195,7 @@ class ScopedStore(EmbeddedStore):
             if fresh and not force and now - self._checked_at < self.check_seconds:
                 return
             with self._open() as source:
+                self.source_dialect = source.dialect
                 fingerprint = _fingerprint(source)
                 self._checked_at = now
                 if fresh and not force and fingerprint == self._fingerprint:
@@ -198,6 +216,9 @@ class ScopedStore(EmbeddedStore):
         nodes, edges = scoped_subgraph(source, self.scope)
         EmbeddedStore.write(self, m.GraphBatch(nodes=nodes, edges=edges))
         self._copy_embeddings(source, [n.key for n in nodes if isinstance(n, m.Decision)])
+        for retired in supersede.retirements(source):  # the scope's retired lessons rank as in the source
+            if self.scope.sees(retired.dag_id, retired.task_id):
+                supersede.copy_retirement(self, retired)
 
     def _copy_embeddings(self, source: GraphStore, keys: list[str]) -> None:
         if not keys:
@@ -223,13 +244,19 @@ class ScopedStore(EmbeddedStore):
         self.refresh()
         return super()._read(cypher, params)
 
+    def _ready_index(self) -> None:
+        self.refresh()  # a search may be the first read: the copy must exist before its index
+        super()._ready_index()
+
     def read_only_query(
         self, cypher: str, params: Mapping[str, Any], *, timeout: float, row_limit: int
     ) -> tuple[list[Row], bool]:
         """The embedded store's read-only gate (`store.gate`), run on the scoped copy only."""
         allow = gate.allow_list()
-        gate.check_text(cypher, self.dialect, allow)
         self.refresh()
+        if self.source_dialect == "neo4j":  # the agent writes Neo4j Cypher; the copy speaks Ladybug's
+            cypher = neo4j_to_ladybug(cypher)
+        gate.check_text(cypher, self.dialect, allow)
         with self._lock:
             return self._read_limited(
                 self._connection(), cypher, params, timeout=timeout, row_limit=row_limit, allow=allow
@@ -293,7 +320,7 @@ def read_edges(store: GraphStore, edge_type: type[m.Edge]) -> Iterator[m.Edge]:
         yield m.edge_from_record(edge_type.rel_type, {k: v for k, v in row.items() if v is not None})
 
 
-_BY_DAG = (m.Dag, m.Task, m.DagRun, m.TaskInstance, m.Decision, m.Option, m.Proposal)
+_BY_DAG = (m.Dag, m.Task, m.DagRun, m.TaskInstance, m.Decision, m.Option, m.Proposal, m.DagVersion)
 
 
 def scoped_subgraph(store: GraphStore, scope: Scope) -> tuple[list[m.Node], list[m.Edge]]:

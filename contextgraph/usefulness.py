@@ -9,7 +9,9 @@ later verdicts — approved, overridden (a human rewrote it), escalated — and 
 A precedent whose drafts were overridden `OUTDATED_MIN_OVERRIDES` times or more, at least half of
 the times it was shown, is flagged `maybe_outdated` ("this lesson may be outdated") for a human.
 `refresh(store)` stores the scores (`PrecedentUsefulness` nodes, one per precedent, replaced on
-each refresh); `stored(store, keys)` reads them for results. The ranking does not use the score.
+each refresh); `stored(store, keys)` reads them for results (precedents and lessons show the score
+and the flag). The ranking uses the score only when asked (signal "usefulness", off by default:
+on the dev split of the precedent evaluation it changed nothing, see README "Governance").
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ def refresh(store: GraphStore) -> dict[str, Usefulness]:
 
 def stored(store: GraphStore, keys: Sequence[str]) -> dict[str, Usefulness]:
     """The stored usefulness of these precedents (missing: never refreshed, or never shown)."""
+    if store.dialect == "embedded" and not _has_table(store):
+        return {}  # before the first refresh (asking anyway would leave a failed statement cached)
     try:
         rows = store.query(load("usefulness_read"), {"keys": list(keys)})
     except QueryRefusedError:
@@ -85,3 +89,9 @@ def stored(store: GraphStore, keys: Sequence[str]) -> dict[str, Usefulness]:
             raise
         return {}  # the table does not exist before the first refresh
     return {r["key"]: Usefulness(**{k: r[k] for k in Usefulness.__dataclass_fields__}) for r in rows}
+
+
+def _has_table(store: GraphStore) -> bool:
+    """Whether the embedded store has the PrecedentUsefulness table yet."""
+    rows = store.query("CALL show_tables() RETURN name")
+    return any(r["name"] == "PrecedentUsefulness" for r in rows)

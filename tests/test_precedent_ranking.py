@@ -135,7 +135,7 @@ def test_signals_can_be_switched_off(store: GraphStore, embedder: Model2VecEmbed
     _write(store, embedder, c.CASES)
     words = find_similar_decisions(store, embedder, c.SEED_QUERY, k=5, signals={"text"})
     assert words and all(p.signals.vector_rank is None and p.signals.text_rank for p in words)
-    assert set(SIGNALS) == {"vector", "text", "point"}
+    assert set(SIGNALS) == {"vector", "text", "point", "usefulness"}
     with pytest.raises(ValueError, match="unknown signals"):
         find_similar_decisions(store, embedder, c.SEED_QUERY, signals={"vibes"})
 

@@ -12,7 +12,11 @@ from click.testing import CliRunner
 from contextgraph import demo, mapping, usefulness
 from contextgraph import model as m
 from contextgraph.cli import cli
+from contextgraph.embeddings import Model2VecEmbedder, embed_pending
+from contextgraph.retrieval import find_lessons, find_similar_decisions
 from contextgraph.store import EmbeddedStore, GraphStore
+
+from .conftest import SHARED_MODEL
 
 
 def _expected(records: demo.Scenario) -> dict[str, Counter[str]]:
@@ -72,3 +76,55 @@ def test_usefulness_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
     assert rows and rows == sorted(rows, key=lambda r: (-r["score"], r["key"]))
+
+
+def test_outdated_flag_and_score_show_in_precedents_and_lessons(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A precedent behind overridden drafts again and again carries "this lesson may be outdated"
+    and its score in precedent search (library, CLI table) and in its lesson."""
+    monkeypatch.delenv("NEO4J_URI", raising=False)
+    monkeypatch.setenv("CONTEXTGRAPH_EMBEDDING_MODEL", str(SHARED_MODEL))
+    path = tmp_path / "g.lbdb"
+    with EmbeddedStore(path) as store:
+        store.ensure_schema()
+        demo.load(store, 60)
+        embedder = Model2VecEmbedder(str(SHARED_MODEL))
+        embed_pending(store, embedder)
+        overridden = [
+            r["key"]
+            for r in store.query(
+                "MATCH (d:Decision)-[:REVIEWED {verdict: 'overridden'}]->(:Proposal) RETURN d.key AS key"
+            )
+        ]
+        target = next(
+            r
+            for r in store.query("MATCH (d:Decision) RETURN d.key AS key, d.subject AS subject")
+            if r["key"] not in overridden
+        )
+        later = [k for k in overridden if k != target["key"]][:4]
+        store.write(m.GraphBatch(edges=[m.InformedBy(src=k, dst=target["key"], rank=1) for k in later]))
+        learned = usefulness.refresh(store)[target["key"]]
+        assert learned.maybe_outdated
+
+        found = find_similar_decisions(store, embedder, target["subject"], k=10, diversify=False)
+        hit = next(p for p in found if p.key == target["key"])
+        assert hit.maybe_outdated and hit.usefulness == learned.score and hit.shown == learned.shown
+        assert "this lesson may be outdated" in hit.summary()
+        known = usefulness.stored(store, [p.key for p in found])
+        for p in found:  # every other result carries its own record (or none)
+            record = known.get(p.key)
+            assert p.usefulness == (record.score if record else None)
+            assert p.maybe_outdated == bool(record and record.maybe_outdated)
+
+        lessons = find_lessons(store, embedder, target["subject"], k=10)
+        lesson = next(x for x in lessons if target["key"] in [e.key for e in x.exemplars + x.exceptions])
+        assert lesson.maybe_outdated and "this lesson may be outdated" in lesson.to_prompt()
+
+    shown = CliRunner().invoke(
+        cli, ["--store-path", str(path), "similar", target["subject"], "--k", "10", "--json"]
+    )
+    assert shown.exit_code == 0, shown.output
+    rows = {r["key"]: r for r in json.loads(shown.output)}
+    assert rows[target["key"]]["maybe_outdated"] is True
+    assert rows[target["key"]]["usefulness"] == learned.score

@@ -421,6 +421,18 @@ DIALECTS = {
 }
 
 
+DIALECTS["scoped-neo4j"] = (
+    "This tool is scoped: a copy of the scope's part of the Neo4j graph answers, in the Ladybug "
+    "engine. Write Neo4j Cypher: labels(n), type(r), toString/toInteger/toFloat/toBoolean, toLower/"
+    "toUpper, substring(s, i, n) counting from 0, head()/last(), datetime()/date(), and ORDER BY "
+    "inside WITH without LIMIT are translated. What differs still: lists are indexed from 1 "
+    "(list[1] is the first); no CALL { … } subqueries and no db.* procedures or APOC (CALL "
+    "show_tables() RETURN * lists the labels and relationship types); a pattern may use one "
+    "relationship twice (add WHERE a <> b); shortest paths are (a)-[:T* SHORTEST 1..10]->(b). "
+    "Errors come from Ladybug."
+)
+
+
 def dialect_note(dialect: str) -> str:
     """One paragraph for a tool description: which engine answers and where its dialect differs."""
     return DIALECTS.get(dialect, DIALECTS["neo4j"])
