@@ -101,6 +101,10 @@ def rekey(node_type: type[Node], key: str, deployment: str) -> str:
     """A key of this kind moved to `deployment` (unchanged for kinds that are not per deployment)."""
     if not node_type.deployment_scoped:
         return key
+    if "\\" not in key and key.count(KEY_SEPARATOR) + 1 == len(node_type.key_fields):
+        # A default-deployment key with nothing escaped (the usual case; a hot path of every ingest
+        # of a named deployment): the name goes in front (a name never needs escaping).
+        return key if deployment == DEFAULT_DEPLOYMENT else f"{deployment}{KEY_SEPARATOR}{key}"
     _, parts = parse_key(node_type, key)
     return deployment_key(deployment, parts)
 
