@@ -517,10 +517,38 @@ class _Run:
         batch = m.GraphBatch()
         for item in batches:
             batch.extend(item)
-        batch = self.screen(batch)
+        batch = self.screen(_latest_wins(batch))
         self.report.forgotten_skipped = self.screen.skipped
         if batch:
             self.report.add(self.store.write(batch))
+
+
+def _latest_wins(batch: m.GraphBatch) -> m.GraphBatch:
+    """One item per node key and per edge: where records of one page describe the same node or
+    edge differently (a reviewer renamed between two answers, a user given once by id only, a
+    record listed twice while it changed), the later record's values win and its missing (None)
+    values are taken from the earlier one — instead of one odd record failing the whole sync."""
+    merged: dict[tuple[str, ...], m.Node | m.Edge] = {}
+    items: list[m.Node | m.Edge] = [*batch.nodes, *batch.edges]
+    for item in items:
+        if isinstance(item, m.Node):
+            ident: tuple[str, ...] = (item.label, item.key)
+        else:
+            ident = (item.rel_type, item.src, item.dst)
+        earlier = merged.get(ident)
+        if earlier is not None and earlier != item:
+            old, new = m.properties(earlier), m.properties(item)
+            missing = {k: old[k] for k, v in new.items() if v is None and old.get(k) is not None}
+            changed = sorted(k for k, v in new.items() if v is not None and old.get(k) != v)
+            if changed:
+                log.info("%s %s: the later record's %s kept", ident[0], ident[1:], ", ".join(changed))
+            if missing:
+                item = item.model_copy(update=missing)
+        merged[ident] = item
+    return m.GraphBatch(
+        nodes=[i for i in merged.values() if isinstance(i, m.Node)],
+        edges=[i for i in merged.values() if isinstance(i, m.Edge)],
+    )
 
 
 def _pages(records: Iterable[T], size: int) -> Iterator[list[T]]:
