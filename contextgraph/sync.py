@@ -376,7 +376,21 @@ class _Run:
 
     def _fetch_tasks(self, dag_id: str) -> mapping.DagShape:
         self.fetched_tasks.add(dag_id)
-        records = self.source.tasks(dag_id)
+        try:
+            records = self.source.tasks(dag_id)
+        except SourceNotFoundError as exc:
+            # Listed, then gone (deleted meanwhile), or its file no longer parses: Airflow answers
+            # 404 for its tasks. Its runs and decisions are still read, with the tasks the graph has.
+            self.report.rejected.append(
+                Rejected(
+                    f"DAG {dag_id}",
+                    "tasks",
+                    f"Airflow has no tasks for it ({exc}); the graph keeps the tasks it had",
+                )
+            )
+            log.warning("DAG %s: no tasks from Airflow (%s)", dag_id, exc)
+            self.shapes[dag_id] = shape = self._stored_shape(dag_id)
+            return shape
         self.report.fetched["tasks"] += len(records)
         batch, shape = mapping.map_tasks(dag_id, records, self.decision_points.get(dag_id, set()))
         self._write(batch)
