@@ -446,3 +446,36 @@ def test_the_cli_cypher_path_refuses_file_and_url_reads(neo4j_store: GraphStore,
     """`contextgraph cypher` (retrieval.read_cypher): Neo4j calls LOAD CSV a read; it is refused."""
     with pytest.raises(QueryNotAllowedError, match=r"may not load files or URLs|not on the read-only"):
         read_cypher(neo4j_store, query)
+
+
+# One expression that builds a huge list or string. Ladybug folds it while binding (EXPLAIN runs
+# it too), checks its timeout only between chunks of rows, and keeps lists outside its buffer
+# pool: in-process, `size(range(1, 2000000000))` ran 215 s past a 2 s timeout and took 17 GB.
+BOMBS = [
+    "RETURN size(range(1, 400000000)) AS n",  # ~3 GB of integers in one value
+    "UNWIND range(1, 5) AS i RETURN size(range(1, 300000000 + i)) AS n",  # not a constant
+    "RETURN size(list_transform(range(1, 40000), x -> range(1, 40000))) AS n",  # nested: 1.6e9
+    "RETURN size(repeat('x', 300000000)) AS n",
+    "MATCH (d:Decision) WITH d LIMIT 1 RETURN size(lpad(d.key, 300000000, 'x')) AS n",
+]
+
+
+@pytest.mark.parametrize("query", BOMBS)
+def test_one_expression_bomb_is_stopped_on_the_embedded_store(embedded_store: GraphStore, query: str) -> None:
+    """Stopped at the timeout or the memory cap, in a worker process: the caller's memory stays
+    flat, the wall time is the timeout plus the grace, and the next query gets its answer."""
+    import resource
+
+    batch, _ = c.build_batch()
+    embedded_store.write(batch)
+    run_read_cypher(embedded_store, "RETURN 1 AS one", timeout=TIMEOUT)  # the worker has started
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.monotonic()
+    with pytest.raises(QueryStoppedError, match=r"longer than 1 s|needed more than \d+ MB"):
+        run_read_cypher(embedded_store, query, timeout=TIMEOUT, row_limit=ROW_LIMIT)
+    seconds = time.monotonic() - started
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+    assert seconds < TIMEOUT + 8, f"stopped only after {seconds:.1f} s"
+    assert grown_mb < 200, f"the caller's memory grew by {grown_mb:.0f} MB"
+    n = run_read_cypher(embedded_store, "MATCH (d:Decision) RETURN count(d) AS n").rows[0]["n"]
+    assert n == len({x.key for x in batch.nodes if type(x).__name__ == "Decision"})
