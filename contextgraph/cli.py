@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from datetime import UTC
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -400,6 +401,8 @@ def similar(
             k=k,
             airflow_url=settings.airflow.url,
         )
+        if not found and (dag_id or task_id or chosen or since):
+            click.echo(_why_nothing(store, dag_id, task_id, chosen, since), err=True)
 
     def table() -> Table:
         t = Table("#", "score", "subject", "chosen", "reason", "reviewer", "link", title="similar decisions")
@@ -411,6 +414,31 @@ def similar(
         return t
 
     emit([p.model_dump(mode="json") for p in found], as_json, table)
+
+
+def _why_nothing(
+    store: GraphStore, dag_id: str | None, task_id: str | None, chosen: str | None, since: Any
+) -> str:
+    """One line: which filter of a precedent search keeps no decision (a typo in a DAG id, a task
+    or an option), naming what the graph has."""
+    from contextgraph.queries import load
+
+    since_utc = since.replace(tzinfo=UTC) if since is not None and since.tzinfo is None else since
+    row = store.query(
+        load("similar_filters"), {"dag_id": dag_id, "task_id": task_id, "chosen": chosen, "since": since_utc}
+    )[0]
+    why = []
+    if dag_id and not row["of_dag"]:
+        why.append(f"no decision of DAG {dag_id!r} (DAGs with decisions: {', '.join(sorted(row['dags']))})")
+    if task_id and not row["of_task"]:
+        why.append(f"no decision at task {task_id!r} (decision points: {', '.join(sorted(row['tasks']))})")
+    if chosen and not row["with_chosen"]:
+        why.append(f"no decision chose {chosen!r} (option labels are matched exactly)")
+    if since is not None and not row["since"]:
+        why.append(f"no decision answered since {since_utc:%Y-%m-%d %H:%M} UTC")
+    if not why:
+        why.append("no decision matches all the filters together")
+    return f"nothing found of {row['decisions']} decisions: " + "; ".join(why)
 
 
 @cli.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -317,3 +318,39 @@ def test_a_pasted_email_is_searched_by_its_new_message_not_its_quoted_history_or
             assert lessons and kind[lessons[0].exemplars[0].key] == new.kind
         found = find_similar_decisions(store, embedder, _html(text), k=3)
         assert [p.key for p in found] == plain, (new.id, [p.subject for p in found])
+
+
+@pytest.mark.parametrize(
+    ("flags", "why"),
+    [
+        (
+            ["--dag", "ai_support_ticket_sytem"],
+            f"no decision of DAG 'ai_support_ticket_sytem' \\(DAGs with decisions: {c.SUPPORT_DAG}",
+        ),
+        (["--task", "review"], f"no decision at task 'review' \\(decision points: {c.SUPPORT_POINT}"),
+        (
+            ["--chosen", c.MANUAL.lower()],
+            f"no decision chose '{c.MANUAL.lower()}' \\(option labels are matched exactly",
+        ),
+        (["--since", "2099-01-01"], "no decision answered since 2099-01-01 00:00 UTC"),
+    ],
+)
+def test_a_filter_that_keeps_nothing_says_why(
+    tmp_path: Path, embedder: Model2VecEmbedder, flags: list[str], why: str
+) -> None:
+    """A typo in --dag/--task/--chosen or a --since in the future: an empty result (`[]` on stdout
+    for --json) and one line on stderr naming the filter and what the graph has."""
+    path = tmp_path / "graph.lbdb"
+    store = EmbeddedStore(path)
+    store.ensure_schema()
+    _write(store, embedder, c.CASES[:6])
+    store.close()
+    result = CliRunner().invoke(
+        cli, ["--store-path", str(path), "similar", "dark mode please", "--words-only", "--json", *flags]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "[]"
+    assert (
+        result.stderr.startswith("nothing found of 6 decisions: ") and len(result.stderr.splitlines()) == 1
+    )
+    assert re.search(why, result.stderr), result.stderr
