@@ -350,7 +350,5 @@ def test_a_filter_that_keeps_nothing_says_why(
     )
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == "[]"
-    assert (
-        result.stderr.startswith("nothing found of 6 decisions: ") and len(result.stderr.splitlines()) == 1
-    )
+    assert result.stderr.startswith("nothing found of 6 decisions: ") and len(result.stderr.splitlines()) == 1
     assert re.search(why, result.stderr), result.stderr
