@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from datetime import UTC
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -476,10 +477,20 @@ def similar(
             k=k,
             airflow_url=settings.airflow.url,
         )
+        if not found and (dag_id or task_id or chosen or since):
+            click.echo(_why_nothing(store, dag_id, task_id, chosen, since), err=True)
 
     def table() -> Table:
         t = Table(
-            "#", "score", "subject", "chosen", "reason", "reviewer", "useful", "note", "link",
+            "#",
+            "score",
+            "subject",
+            "chosen",
+            "reason",
+            "reviewer",
+            "useful",
+            "note",
+            "link",
             title="similar decisions",
         )
         for rank, p in enumerate(found, start=1):
@@ -487,12 +498,44 @@ def similar(
             useful = f"{p.usefulness:.2f} of {p.shown}" if p.usefulness is not None else ""
             note = p.notes().strip(" []")
             t.add_row(
-                str(rank), f"{p.score:.3f}", p.subject, chosen_text, p.reason or "", p.reviewer or "",
-                useful, note, p.url,
+                str(rank),
+                f"{p.score:.3f}",
+                p.subject,
+                chosen_text,
+                p.reason or "",
+                p.reviewer or "",
+                useful,
+                note,
+                p.url,
             )
         return t
 
     emit([p.model_dump(mode="json") for p in found], as_json, table)
+
+
+def _why_nothing(
+    store: GraphStore, dag_id: str | None, task_id: str | None, chosen: str | None, since: Any
+) -> str:
+    """One line: which filter of a precedent search keeps no decision (a typo in a DAG id, a task
+    or an option), naming what the graph has."""
+    from contextgraph.queries import load
+
+    since_utc = since.replace(tzinfo=UTC) if since is not None and since.tzinfo is None else since
+    row = store.query(
+        load("similar_filters"), {"dag_id": dag_id, "task_id": task_id, "chosen": chosen, "since": since_utc}
+    )[0]
+    why = []
+    if dag_id and not row["of_dag"]:
+        why.append(f"no decision of DAG {dag_id!r} (DAGs with decisions: {', '.join(sorted(row['dags']))})")
+    if task_id and not row["of_task"]:
+        why.append(f"no decision at task {task_id!r} (decision points: {', '.join(sorted(row['tasks']))})")
+    if chosen and not row["with_chosen"]:
+        why.append(f"no decision chose {chosen!r} (option labels are matched exactly)")
+    if since is not None and not row["since"]:
+        why.append(f"no decision answered since {since_utc:%Y-%m-%d %H:%M} UTC")
+    if not why:
+        why.append("no decision matches all the filters together")
+    return f"nothing found of {row['decisions']} decisions: " + "; ".join(why)
 
 
 @cli.command()
@@ -565,8 +608,13 @@ def lessons(
                     t = Table("lesson", "point", "decided", "why", "by", "at", "active", title="retired")
                     for r in rows:
                         t.add_row(
-                            r["key"], f"{r['dag_id']}/{r['task_id']}", r["decided"], r["why"],
-                            r["retired_by"], str(r["retired_at"]), "yes" if r["active"] else "restored",
+                            r["key"],
+                            f"{r['dag_id']}/{r['task_id']}",
+                            r["decided"],
+                            r["why"],
+                            r["retired_by"],
+                            str(r["retired_at"]),
+                            "yes" if r["active"] else "restored",
                         )
                     return t
 

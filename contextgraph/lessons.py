@@ -127,7 +127,7 @@ def find_lessons(
     """
     from contextgraph.retrieval import check_query
 
-    check_query(text)
+    text = check_query(text)
     if k < 1:
         return []
     if point is None and dag_id is not None and task_id is not None:

@@ -28,7 +28,7 @@ from contextgraph.model import DEFAULT_DEPLOYMENT
 from contextgraph.queries import load
 from contextgraph.ranking import SIGNALS, Reranker
 from contextgraph.store.base import CandidateFilter, GraphStore, Row
-from contextgraph.words import lucene_query, query_terms
+from contextgraph.words import lucene_query, query_terms, query_text
 
 __all__ = [
     "SIGNALS",
@@ -123,7 +123,8 @@ class Precedent(DecisionRef):
 
 
 def check_query(text: str) -> str:
-    """The query text, or QueryTextError saying why it cannot be searched with."""
+    """The text to search with (`words.query_text`: a pasted email without markup or quoted
+    history), or QueryTextError saying why the text cannot be searched with."""
     if not isinstance(text, str) or not text.strip():
         raise QueryTextError("the query text is empty: describe the case (its subject and request)")
     if len(text) > MAX_QUERY_CHARS:
@@ -136,7 +137,7 @@ def check_query(text: str) -> str:
             "the query text has no words to search with (only stop words, numbers, symbols or emoji): "
             "describe the case in words"
         )
-    return text
+    return query_text(text)
 
 
 def find_similar_decisions(
@@ -172,7 +173,7 @@ def find_similar_decisions(
     Raises QueryTextError for an empty, over-long (> MAX_QUERY_CHARS) or wordless text, and
     EmbeddingError when the store's embeddings come from another model or have another width.
     """
-    check_query(text)
+    text = check_query(text)
     if k < 1:
         return []
     if point is None and dag_id is not None and task_id is not None:

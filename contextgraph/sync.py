@@ -593,7 +593,21 @@ class _Run:
 
     def _fetch_tasks(self, dag_id: str) -> mapping.DagShape:
         self.fetched_tasks.add(dag_id)
-        records = self.source.tasks(dag_id)
+        try:
+            records = self.source.tasks(dag_id)
+        except SourceNotFoundError as exc:
+            # Listed, then gone (deleted meanwhile), or its file no longer parses: Airflow answers
+            # 404 for its tasks. Its runs and decisions are still read, with the tasks the graph has.
+            self.report.rejected.append(
+                Rejected(
+                    f"DAG {dag_id}",
+                    "tasks",
+                    f"Airflow has no tasks for it ({exc}); the graph keeps the tasks it had",
+                )
+            )
+            log.warning("DAG %s: no tasks from Airflow (%s)", dag_id, exc)
+            self.shapes[dag_id] = shape = self._stored_shape(dag_id)
+            return shape
         self.report.fetched["tasks"] += len(records)
         batch, shape = mapping.map_tasks(dag_id, records, self.decision_points.get(dag_id, set()))
         self._write(batch)
@@ -739,10 +753,38 @@ class _Run:
         batch = m.GraphBatch()
         for item in batches:
             batch.extend(item)
-        batch = self.screen(batch.in_deployment(self.deployment))
+        batch = self.screen(_latest_wins(batch).in_deployment(self.deployment))
         self.report.forgotten_skipped = self.screen.skipped
         if batch:
             self.report.add(self.store.write(batch))
+
+
+def _latest_wins(batch: m.GraphBatch) -> m.GraphBatch:
+    """One item per node key and per edge: where records of one page describe the same node or
+    edge differently (a reviewer renamed between two answers, a user given once by id only, a
+    record listed twice while it changed), the later record's values win and its missing (None)
+    values are taken from the earlier one — instead of one odd record failing the whole sync."""
+    merged: dict[tuple[str, ...], m.Node | m.Edge] = {}
+    items: list[m.Node | m.Edge] = [*batch.nodes, *batch.edges]
+    for item in items:
+        if isinstance(item, m.Node):
+            ident: tuple[str, ...] = (item.label, item.key)
+        else:
+            ident = (item.rel_type, item.src, item.dst)
+        earlier = merged.get(ident)
+        if earlier is not None and earlier != item:
+            old, new = m.properties(earlier), m.properties(item)
+            missing = {k: old[k] for k, v in new.items() if v is None and old.get(k) is not None}
+            changed = sorted(k for k, v in new.items() if v is not None and old.get(k) != v)
+            if changed:
+                log.info("%s %s: the later record's %s kept", ident[0], ident[1:], ", ".join(changed))
+            if missing:
+                item = item.model_copy(update=missing)
+        merged[ident] = item
+    return m.GraphBatch(
+        nodes=[i for i in merged.values() if isinstance(i, m.Node)],
+        edges=[i for i in merged.values() if isinstance(i, m.Edge)],
+    )
 
 
 def _pages(records: Iterable[T], size: int) -> Iterator[list[T]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import lru_cache
+from html.parser import HTMLParser
 from typing import Any
 
 MAX_TERMS = 32
@@ -40,6 +41,56 @@ def query_terms(text: str, limit: int = MAX_TERMS) -> list[str]:
         if not word.isdigit():
             seen.setdefault(word, None)
     return list(seen)[:limit]
+
+
+_HTML = re.compile(r"</?(?:html|head|body|div|p|br|span|table|tr|td|font|style|b|i|a|ul|li)\b[^>]*>", re.I)
+
+
+class _Text(HTMLParser):
+    """The text of an HTML document: no tags, no style/script/head content; blocks end lines."""
+
+    _SKIP = frozenset({"style", "script", "head", "title"})
+    _BLOCK = frozenset({"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "blockquote", "table"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skipping = 0
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        self._skipping += tag in self._SKIP
+        if tag in self._BLOCK:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._SKIP and self._skipping:
+            self._skipping -= 1
+        if tag in self._BLOCK:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skipping:
+            self.parts.append(data.replace("\xa0", " "))
+
+
+def query_text(text: str) -> str:
+    """What a precedent query searches with: a pasted HTML email as its text (no tags, styles or
+    entities), and of an email thread the new message only — its quoted history (`> …`, "On … wrote:",
+    "-----Original Message-----", "From: … Sent: …") and signature left out (email-reply-parser).
+    Text that has no words left after that is searched as given."""
+    cleaned = text
+    if _HTML.search(cleaned):
+        parser = _Text()
+        parser.feed(cleaned)
+        parser.close()
+        cleaned = "".join(parser.parts)
+    from email_reply_parser import EmailReplyParser
+
+    reply = EmailReplyParser.parse_reply(cleaned).strip()
+    for candidate in (reply, cleaned.strip()):
+        if candidate and query_terms(candidate):
+            return candidate
+    return text
 
 
 def stems(words: Sequence[str]) -> list[str]:

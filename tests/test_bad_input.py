@@ -128,3 +128,43 @@ def test_earlier_tries_of_a_retried_hitl_task_are_ingested_once(store: GraphStor
     again = RetriedSource()
     report = Sync(again, store).run()
     assert again.try_calls == 0 and report.written == 0
+
+
+def test_records_of_one_page_that_describe_a_node_differently_do_not_stop_the_sync(
+    store: GraphStore,
+) -> None:
+    """A reviewer renamed between two answers, the same user given once by id only, an assignee
+    listed without a name: the later record's values win, nothing is rejected or lost (this
+    stopped the whole sync, every time, with "two records in one batch have the same key")."""
+    records = [
+        detail("r-first", created_at="2026-11-20T09:00:00Z", responded_by_user={"id": "ana", "name": "Ana"}),
+        detail("r-id-only", created_at="2026-11-20T10:00:00Z", responded_by_user={"id": "ana"}),
+        detail("r-string", created_at="2026-11-20T10:30:00Z", responded_by_user="ana"),
+        detail(
+            "r-renamed",
+            created_at="2026-11-20T11:00:00Z",
+            responded_by_user={"id": "ana", "name": "Ana García"},
+            assigned_users=[{"id": "ben", "name": "Ben"}, {"id": "ana", "name": "ana"}],
+        ),
+        detail(
+            "r-late",
+            created_at="2026-11-20T12:00:00Z",
+            assigned_users=[{"id": "ana"}],
+            responded_by_user={"id": "ana", "name": "Ana G."},
+        ),
+        detail("r-other", created_at="2026-11-20T12:30:00Z", responded_by_user={"id": "ben", "name": None}),
+    ]
+    report = Sync(ListSource(records), store).run()
+
+    assert report.rejected == []
+    runs = {r["run"] for r in store.query("MATCH (d:Decision) RETURN d.run_id AS run")}
+    assert runs == {"r-first", "r-id-only", "r-string", "r-renamed", "r-late", "r-other"}
+    by_reviewer = {
+        (r["id"], r["name"]): r["n"]
+        for r in store.query(
+            "MATCH (d:Decision)-[:DECIDED_BY]->(a:Actor) "
+            "RETURN a.actor_id AS id, a.name AS name, count(d) AS n"
+        )
+    }
+    # the latest record names ana "Ana G." (its assignee entry has no name); ben's null name is ignored
+    assert by_reviewer == {("ana", "Ana G."): 5, ("ben", "Ben"): 1}, by_reviewer

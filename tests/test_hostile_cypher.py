@@ -446,3 +446,82 @@ def test_the_cli_cypher_path_refuses_file_and_url_reads(neo4j_store: GraphStore,
     """`contextgraph cypher` (retrieval.read_cypher): Neo4j calls LOAD CSV a read; it is refused."""
     with pytest.raises(QueryNotAllowedError, match=r"may not load files or URLs|not on the read-only"):
         read_cypher(neo4j_store, query)
+
+
+# One expression that builds a huge list or string. Ladybug folds it while binding (EXPLAIN runs
+# it too), checks its timeout only between chunks of rows, and keeps lists outside its buffer
+# pool: in-process, `size(range(1, 2000000000))` ran 215 s past a 2 s timeout and took 17 GB.
+BOMBS = [
+    "RETURN size(range(1, 400000000)) AS n",  # ~3 GB of integers in one value
+    "UNWIND range(1, 5) AS i RETURN size(range(1, 300000000 + i)) AS n",  # not a constant
+    "RETURN size(list_transform(range(1, 40000), x -> range(1, 40000))) AS n",  # nested: 1.6e9
+    "RETURN size(repeat('x', 300000000)) AS n",
+    "MATCH (d:Decision) WITH d LIMIT 1 RETURN size(lpad(d.key, 300000000, 'x')) AS n",
+]
+
+
+@pytest.mark.parametrize("query", BOMBS)
+def test_one_expression_bomb_is_stopped_on_the_embedded_store(embedded_store: GraphStore, query: str) -> None:
+    """Stopped at the timeout or the memory cap, in a worker process: the caller's memory stays
+    flat, the wall time is the timeout plus the grace, and the next query gets its answer."""
+    import resource
+
+    batch, _ = c.build_batch()
+    embedded_store.write(batch)
+    run_read_cypher(embedded_store, "RETURN 1 AS one", timeout=TIMEOUT)  # the worker has started
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.monotonic()
+    with pytest.raises(QueryStoppedError, match=r"longer than 1 s|needed more than \d+ MB"):
+        run_read_cypher(embedded_store, query, timeout=TIMEOUT, row_limit=ROW_LIMIT)
+    seconds = time.monotonic() - started
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+    assert seconds < TIMEOUT + 8, f"stopped only after {seconds:.1f} s"
+    assert grown_mb < 200, f"the caller's memory grew by {grown_mb:.0f} MB"
+    n = run_read_cypher(embedded_store, "MATCH (d:Decision) RETURN count(d) AS n").rows[0]["n"]
+    assert n == len({x.key for x in batch.nodes if type(x).__name__ == "Decision"})
+
+
+# APOC functions whose result's size is a number argument (or grows combinatorially): APOC builds it
+# on the server's heap, outside the per-transaction memory limit and the timeout. The first one made
+# the test server unreachable for minutes; each is refused by the gate, so the server never sees it.
+AMPLIFIERS = [
+    "RETURN size(apoc.coll.combinations(range(1, 40), 20)) AS n",
+    "RETURN size(`apoc`.`coll`.`combinations`(range(1, 40), 20)) AS n",
+    "MATCH (d:Decision) WITH collect(d.key) AS ks RETURN size(apoc.coll.combinations(ks, 1, size(ks))) AS n",
+    "RETURN size(apoc.coll.fill('x', 2000000000)) AS n",
+    "RETURN size(APOC.COLL.FILL('x', 2000000000)) AS n",
+    "RETURN size(apoc.coll.randomItems([1], 2000000000, true)) AS n",
+    "RETURN size(apoc.text.repeat('x', 1500000000)) AS n",
+    "RETURN size(apoc.text.lpad('x', 2000000000, ' ')) AS n",
+    "RETURN size(apoc.text.rpad('x', 2000000000, ' ')) AS n",
+    "RETURN size(apoc.text.format('%2000000000d', [1])) AS n",
+    "RETURN size(apoc.text.random(2000000000, 'a')) AS n",
+    "CALL () { RETURN apoc.text.repeat('x', 1500000000) AS s } RETURN size(s) AS n",
+]
+
+
+def test_apoc_functions_that_build_unbounded_results_are_refused(neo4j_store: GraphStore) -> None:
+    """Refused by the gate with the reason; the server still answers; pure APOC still runs."""
+    batch, _ = c.build_batch()
+    neo4j_store.write(batch)
+    for query in AMPLIFIERS:
+        with pytest.raises(QueryNotAllowedError, match=r"refused: the size of what it builds is set by"):
+            run_read_cypher(neo4j_store, query, timeout=TIMEOUT)
+    rows = run_read_cypher(
+        neo4j_store,
+        "MATCH (d:Decision)-[:CHOSE]->(o:Option) "
+        "RETURN apoc.coll.frequencies(collect(o.name)) AS f, apoc.text.join(['a', 'b'], '-') AS j",
+    ).rows
+    assert rows[0]["j"] == "a-b"
+    assert (
+        sum(f["count"] for f in rows[0]["f"])
+        == neo4j_store.query("MATCH (:Decision)-[:CHOSE]->(:Option) RETURN count(*) AS n")[0]["n"]
+    )
+
+
+@pytest.mark.parametrize(
+    "command", [":param limit => 5", ":params {limit: 5}", "  :use system", ":play movies"]
+)
+def test_a_browser_command_gets_one_line_saying_what_it_is(store: GraphStore, command: str) -> None:
+    with pytest.raises(CypherError, match=r"is a Neo4j Browser command, not Cypher — send the query alone"):
+        run_read_cypher(store, command, timeout=TIMEOUT)

@@ -3,7 +3,9 @@ embedded store's BM25/vector index beside its file, lessons, diversity and bad q
 
 from __future__ import annotations
 
+import html
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -269,3 +271,84 @@ def test_a_reranker_reorders_the_best_candidates(
     assert [p.key for p in reranked] == [p.key for p in reversed(fused)]
     assert [p.score for p in reranked] == sorted((p.score for p in reranked), reverse=True)
     assert any("check the roadmap first" in text for _, text in reverse.seen)
+
+
+def _thread(new: str, old: c.Case, style: str) -> str:
+    """`new` as a reply on top of a quoted earlier exchange about `old`, as mail clients write it."""
+    history = f"{old.subject}\n{old.body}\n{old.proposal}"
+    if style == "gmail":
+        quoted = "\n".join(f"> {line}" for line in history.splitlines() * 3)
+        header = "On Mon, Nov 3, 2026 at 10:12 AM Support <support@example.com> wrote:"
+        return f"{new}\n\nThanks,\nMaria\n\n{header}\n{quoted}"
+    return (
+        f"{new}\n\n-----Original Message-----\nFrom: Support Team\nSent: Monday, November 3, 2026 10:12 AM\n"
+        f"To: Maria\nSubject: RE: {old.subject}\n\n{history}\n{history}"
+    )
+
+
+def _html(text: str) -> str:
+    """`text` as an Outlook-style HTML email body."""
+    body = "".join(
+        f"<p class=MsoNormal>{html.escape(line).replace(' ', '&nbsp;')}</p>" for line in text.splitlines()
+    )
+    return (
+        "<html><head><style>p.MsoNormal{font-family:Calibri,sans-serif;font-size:11pt;color:#1F497D;"
+        "margin:0cm;mso-fareast-language:EN-US}</style></head><body><div class=WordSection1 "
+        f'style="font-family:Calibri,sans-serif;font-size:11pt">{body}</div></body></html>'
+    )
+
+
+def test_a_pasted_email_is_searched_by_its_new_message_not_its_quoted_history_or_markup(
+    store: GraphStore, embedder: Model2VecEmbedder
+) -> None:
+    """An agent pastes a whole email: quoted history about another kind of case (three times as
+    long as the new message) must not decide the ranking, nor must HTML tags, styles and entities."""
+    keys = _write(store, embedder, c.CASES)
+    kind = {keys[case.id]: case.kind for case in c.CASES}
+    pairs = [(a, b) for a in c.CASES[::4] for b in c.CASES[2::5] if a.kind != b.kind][:4]
+    assert len(pairs) == 4
+    for new, old in pairs:
+        text = f"{new.subject}\n{new.body}"
+        plain = [p.key for p in find_similar_decisions(store, embedder, text, k=3)]
+        assert kind[plain[0]] == new.kind  # the control: the message alone finds its kind
+        for style in ("gmail", "outlook"):
+            found = find_similar_decisions(store, embedder, _thread(text, old, style), k=3)
+            assert [p.key for p in found] == plain, (style, new.id, old.id, [p.subject for p in found])
+            lessons = find_lessons(store, embedder, _thread(text, old, style), k=1)
+            assert lessons and kind[lessons[0].exemplars[0].key] == new.kind
+        found = find_similar_decisions(store, embedder, _html(text), k=3)
+        assert [p.key for p in found] == plain, (new.id, [p.subject for p in found])
+
+
+@pytest.mark.parametrize(
+    ("flags", "why"),
+    [
+        (
+            ["--dag", "ai_support_ticket_sytem"],
+            f"no decision of DAG 'ai_support_ticket_sytem' \\(DAGs with decisions: {c.SUPPORT_DAG}",
+        ),
+        (["--task", "review"], f"no decision at task 'review' \\(decision points: {c.SUPPORT_POINT}"),
+        (
+            ["--chosen", c.MANUAL.lower()],
+            f"no decision chose '{c.MANUAL.lower()}' \\(option labels are matched exactly",
+        ),
+        (["--since", "2099-01-01"], "no decision answered since 2099-01-01 00:00 UTC"),
+    ],
+)
+def test_a_filter_that_keeps_nothing_says_why(
+    tmp_path: Path, embedder: Model2VecEmbedder, flags: list[str], why: str
+) -> None:
+    """A typo in --dag/--task/--chosen or a --since in the future: an empty result (`[]` on stdout
+    for --json) and one line on stderr naming the filter and what the graph has."""
+    path = tmp_path / "graph.lbdb"
+    store = EmbeddedStore(path)
+    store.ensure_schema()
+    _write(store, embedder, c.CASES[:6])
+    store.close()
+    result = CliRunner().invoke(
+        cli, ["--store-path", str(path), "similar", "dark mode please", "--words-only", "--json", *flags]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "[]"
+    assert result.stderr.startswith("nothing found of 6 decisions: ") and len(result.stderr.splitlines()) == 1
+    assert re.search(why, result.stderr), result.stderr

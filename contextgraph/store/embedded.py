@@ -35,7 +35,7 @@ from contextgraph.errors import (
 )
 from contextgraph.model import EDGE_TYPES, NODE_TYPES, Edge, GraphBatch, Node
 from contextgraph.queries import load
-from contextgraph.store import gate
+from contextgraph.store import gate, sandbox
 from contextgraph.store.base import (
     EDGE_COLUMNS,
     NODE_COLUMNS,
@@ -83,6 +83,9 @@ def _missing_columns(store: EmbeddedStore) -> list[str]:
 
 #: Ladybug's buffer pool (its page cache, most of the store's memory) unless told otherwise.
 DEFAULT_BUFFER_POOL_MB = 512
+QUERY_MEMORY_MB = 1024
+"""What an agent's query may take beyond the buffer pool (MB) before its worker is stopped
+(`store.sandbox`): Ladybug keeps lists and strings outside the pool."""
 #: Ladybug 0.22 keeps ~14-24 MB of buffer-pool memory per `COPY` until the database is closed
 #: (measured: 50 COPYs of 500 rows filled a 128 MB pool, "buffer pool is full", while MERGE of the
 #: same rows stayed flat). The store closes and reopens its database after COPYs worth this share
@@ -141,6 +144,7 @@ class EmbeddedStore(GraphStore):
         self._lock = threading.Lock()
         self._file_lock: str | None = None
         self.index = SidecarIndex(self.path.with_name(self.path.name + ".index"))
+        self._sandbox = sandbox.LadybugSandbox(memory_mb=buffer_pool_mb + QUERY_MEMORY_MB)
 
     def _connection(self) -> ladybug.Connection:
         """Open the database on first use (never in the constructor).
@@ -228,6 +232,7 @@ class EmbeddedStore(GraphStore):
 
     def close(self) -> None:
         self._copies = 0
+        self._sandbox.close()
         if self._conn is not None:
             self._conn.close()
         if self._db is not None:
@@ -459,8 +464,10 @@ class EmbeddedStore(GraphStore):
         """Run an agent's query only if the read-only gate (`store.gate`) lets it through: every
         operator of EXPLAIN's plan must be a read operator of the allow-list and every table
         function an allowed one. It runs on a separate read-only Ladybug database of the same file,
-        so that nothing can write even if the check missed something; a query timeout and the row
-        limit apply. Raises QueryNotAllowedError (refused), CypherError (Ladybug rejected it; one
+        so that nothing can write even if the check missed something, in a worker process
+        (`store.sandbox`) that is killed when it outlives the timeout or takes more than the
+        buffer pool plus QUERY_MEMORY_MB (Ladybug cannot stop one long expression itself); the
+        row limit applies. Raises QueryNotAllowedError (refused), CypherError (Ladybug rejected it; one
         line with what to change), QueryTimeoutError or QueryMemoryError (stopped while running).
         """
         allow = gate.allow_list()
@@ -468,23 +475,49 @@ class EmbeddedStore(GraphStore):
         self._connection()  # the file exists and is consistent before it is opened read-only
         with self._lock:
             try:
-                database = ladybug.Database(
-                    str(self.path), read_only=True, buffer_pool_size=self.buffer_pool_mb << 20
+                names, values, cut = self._sandbox.run(
+                    self.path,
+                    self.buffer_pool_mb,
+                    cypher,
+                    params,
+                    timeout=timeout,
+                    row_limit=row_limit,
+                    check_plan=lambda plan: gate.check_embedded_plan(plan, allow),
                 )
-            except RuntimeError as exc:
-                raise _translate_open(self.path, exc) from None
-            try:
-                conn = ladybug.Connection(database)
-                try:
-                    return self._read_limited(
-                        conn, cypher, params, timeout=timeout, row_limit=row_limit, allow=allow
-                    )
-                finally:
-                    conn.close()
-            finally:
-                database.close()
+            except sandbox.Stopped as exc:
+                if exc.reason == "memory":
+                    raise QueryMemoryError(
+                        f"the query needed more than {self._sandbox.memory_mb} MB and was stopped: "
+                        "narrow it, aggregate, or add a LIMIT"
+                    ) from None
+                raise QueryTimeoutError(
+                    f"the query ran longer than {timeout:g} s and was stopped: narrow it or add a LIMIT"
+                ) from None
+            except sandbox.EngineFailure as exc:
+                raise self._engine_failure(exc, cypher, timeout) from None
+        rows = [{n: to_plain(v) for n, v in zip(names, row, strict=True)} for row in values]
+        return rows, cut
 
-    def _read_limited(
+    def _engine_failure(self, exc: sandbox.EngineFailure, cypher: str, timeout: float) -> Exception:
+        text = exc.text
+        if text == sandbox.SEVERAL:
+            return QueryNotAllowedError("only one statement may run here; remove the `;`-separated others")
+        if exc.stage == "plan":
+            if "read-only" in text:
+                return QueryNotAllowedError("only read queries may run here; this one would write")
+            return gate.engine_error(self.dialect, text, stage="plan", query=cypher)
+        if "interrupt" in text.lower() or "timeout" in text.lower():
+            return QueryTimeoutError(
+                f"the query ran longer than {timeout:g} s and was stopped: narrow it or add a LIMIT"
+            )
+        if "buffer pool is full" in text.lower() or "allocate" in text.lower():
+            return QueryMemoryError(
+                "the query needed more memory than the embedded store allows it and was stopped: "
+                "narrow it, aggregate, or add a LIMIT"
+            )
+        return gate.engine_error(self.dialect, text, stage="run", query=cypher)
+
+    def _read_limited(  # in-process: the scoped in-memory copy (`scope.py`)
         self,
         conn: ladybug.Connection,
         cypher: str,

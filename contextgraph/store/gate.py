@@ -143,11 +143,23 @@ class AllowList:
     embedded_table_functions: tuple[str, ...]
     embedded_operators: tuple[str, ...]
     extra: tuple[str, ...] = ()
+    neo4j_functions_denied: tuple[str, ...] = ()
+    """Refused although a pattern allows them (unless `extra` names them exactly): functions whose
+    result size a number argument sets."""
 
     def allows(self, category: str, name: str) -> bool:
-        patterns: Iterable[str] = (*getattr(self, category), *self.extra)
         lowered = name.lower()
+        if category == "neo4j_functions" and self.denied(name):
+            return False
+        patterns: Iterable[str] = (*getattr(self, category), *self.extra)
         return any(fnmatch.fnmatchcase(lowered, p.lower()) for p in patterns)
+
+    def denied(self, name: str) -> bool:
+        """Whether a Neo4j function is refused for the size of what it can build."""
+        lowered = name.lower()
+        return any(lowered == d.lower() for d in self.neo4j_functions_denied) and not any(
+            lowered == e.lower() for e in self.extra
+        )
 
 
 @functools.cache
@@ -161,6 +173,7 @@ def _packaged() -> AllowList:
         neo4j_functions=tuple(neo4j["functions"]),
         neo4j_operators=tuple(neo4j["operators"]),
         neo4j_planner=tuple(neo4j["planner_expressions"]),
+        neo4j_functions_denied=tuple(neo4j.get("functions_denied", ())),
         embedded_table_functions=tuple(embedded["table_functions"]),
         embedded_operators=tuple(embedded["operators"]),
     )
@@ -180,6 +193,13 @@ def check_text(cypher: str, dialect: str, allow: AllowList, catalog: Catalog | N
     """Refuse administration/listing commands, `USE`, and calls of names not on the allow-list
     (Neo4j); return the call sites for the plan check. Raises QueryNotAllowedError."""
     toks = tokens(cypher)
+    if toks and toks[0].text == ":":
+        command = cypher.strip().split(None, 1)[0]
+        raise CypherError(
+            f"{command} is a Neo4j Browser command, not Cypher",
+            stage="plan",
+            hint="send the query alone; give values in the tool's params ($name in the query)",
+        )
     for i, tok in enumerate(toks):
         before = toks[i - 1].text if i else ""
         following = toks[i + 1] if i + 1 < len(toks) else None
@@ -217,9 +237,18 @@ def check_text(cypher: str, dialect: str, allow: AllowList, catalog: Catalog | N
             if not known:
                 hint = "labels(n) gives a node's labels" if name.lower() == "label" else None
                 raise CypherError(f"Neo4j 5 has no function {name}()", stage="plan", hint=hint)
+            if allow.denied(name):
+                raise QueryNotAllowedError(_DENIED.format(name=name))
             if not allow.allows("neo4j_functions", name):
                 raise QueryNotAllowedError(f"function {name}() is not on the read-only allow-list; {EXTEND}")
     return sites
+
+
+_DENIED = (
+    "function {name}() is refused: the size of what it builds is set by a number argument, on the "
+    "server's heap outside the per-transaction memory limit and the timeout; build the list or "
+    "text in Cypher instead (list comprehensions are memory-limited)"
+)
 
 
 def _at_clause(toks: list[Token], i: int) -> bool:
@@ -308,6 +337,8 @@ def check_neo4j_plan(
             continue  # an expression the planner wrote into the plan, e.g. getDegree(d, OUTGOING)
         if lowered not in catalog.functions and lowered not in _CONSTRUCTS and lowered not in _KEYWORDS:
             raise QueryNotAllowedError(f"cannot identify the function {name}(); refused")
+        if allow.denied(name):
+            raise QueryNotAllowedError(_DENIED.format(name=name))
         if lowered not in _KEYWORDS and not allow.allows("neo4j_functions", name):
             raise QueryNotAllowedError(f"function {name}() is not on the read-only allow-list; {EXTEND}")
 
