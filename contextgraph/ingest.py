@@ -12,7 +12,7 @@ from datetime import timedelta
 from contextgraph.config import Settings
 from contextgraph.embeddings import embed_pending, embedder_from_settings
 from contextgraph.source import AirflowSource
-from contextgraph.store import Neo4jStore, open_store
+from contextgraph.store import open_store
 from contextgraph.sync import Progress, Sync, SyncOptions, SyncReport
 
 
@@ -27,8 +27,7 @@ def run_ingest(
         overlap=timedelta(seconds=settings.sync_overlap_seconds),
     )
     with open_store(settings) as store, AirflowSource(settings.airflow) as source:
-        if isinstance(store, Neo4jStore):
-            store.verify()
+        store.verify()
         store.ensure_schema()
         report = Sync(source, store, options, progress).run(full=full)
         if embed:

@@ -117,10 +117,7 @@ class Scope:
         if self.deployments:
             if "deployment" not in m.Decision.model_fields:
                 raise ScopeError("deployment scopes need a graph that records deployments")
-            known_deployments = {
-                r["deployment"]
-                for r in store.query("MATCH (d:Decision) RETURN DISTINCT d.deployment AS deployment")
-            }
+            known_deployments = {r["deployment"] for r in store.query(store.cypher("scope_deployments"))}
             for name in sorted(self.deployments - known_deployments):
                 raise ScopeError(f"unknown deployment {name!r} in the scope")
 
@@ -203,7 +200,7 @@ class ScopedStore(EmbeddedStore):
         from contextgraph.embeddings import EmbeddingRow
 
         by_model: dict[str, list[EmbeddingRow]] = {}
-        for row in source.query(load("scope_embeddings", source.dialect), {"keys": keys}):
+        for row in source.query(source.cypher("scope_embeddings"), {"keys": keys}):
             if row["vector"] is None:
                 continue
             vector = np.asarray(row["vector"], dtype=np.float32)
