@@ -246,7 +246,7 @@ class EmbeddedStore(GraphStore):
             self.ensure_schema()
 
     def missing_schema(self, error: Exception) -> bool:
-        return isinstance(error, QueryRefusedError)
+        return isinstance(error, QueryRefusedError | StoreError)  # Ladybug: no such table yet
 
     def delete_embeddings(self, keys: Sequence[str]) -> None:
         if keys:
