@@ -17,7 +17,7 @@ test:  ## the full lane, as CI runs it: starts a real Neo4j and a real Airflow
 lint:  ## lint, format check and types
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check contextgraph
-	.venv/bin/mypy contextgraph
+	.venv/bin/mypy contextgraph tests
 
 format:  ## format the package in place
 	.venv/bin/ruff format contextgraph

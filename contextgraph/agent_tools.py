@@ -24,14 +24,13 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
 from contextgraph.config import Settings
 from contextgraph.embeddings import Embedder, embedder_from_settings
-from contextgraph.errors import ContextGraphError, EmbeddingError, QueryRefusedError, StoreUnavailableError
+from contextgraph.errors import ContextGraphError, EmbeddingError, QueryRefusedError
 from contextgraph.retrieval import (
     DecisionTrace,
     Lesson,
@@ -43,8 +42,7 @@ from contextgraph.retrieval import (
     record_precedents,
 )
 from contextgraph.scope import Scope, ScopedStore
-from contextgraph.store import EmbeddedStore, GraphStore, Neo4jStore
-from contextgraph.store.gate import dialect_note as cypher_dialect_note
+from contextgraph.store import GraphStore, open_store
 
 if TYPE_CHECKING:
     from pydantic_ai import RunContext
@@ -116,10 +114,7 @@ def precedents_from_keys(keys: Sequence[str], known: Sequence[Precedent] = ()) -
 
 def record_shown(store: GraphStore, decision_key: str, precedents: Sequence[Precedent]) -> int:
     """`record_precedents`, idempotent across calls: an edge already recorded keeps its time."""
-    rows = store.query(
-        "MATCH (:Decision {key: $key})-[r:INFORMED_BY]->(:Decision) RETURN max(r.recorded_at) AS at",
-        {"key": decision_key},
-    )
+    rows = store.query(store.cypher("informed_by_recorded_at"), {"key": decision_key})
     return record_precedents(store, decision_key, precedents, recorded_at=rows[0]["at"] if rows else None)
 
 
@@ -220,22 +215,7 @@ def open_deps(
     cannot be loaded leaves the search to words, with a warning. With a `scope`, every tool reads
     a `ScopedStore` holding only that scope (read-only; see contextgraph.scope).
     """
-    store: GraphStore
-    if settings.neo4j.uri:
-        neo4j = Neo4jStore.connect(settings.neo4j, batch_size=settings.batch_size)
-        try:
-            neo4j.verify()
-        except ContextGraphError:
-            neo4j.close()
-            raise
-        store = neo4j
-    else:
-        path = Path(settings.store_path).expanduser()
-        if not path.exists():
-            raise StoreUnavailableError(
-                f"no graph at {path} yet: ingest decisions first (`contextgraph ingest`) or set NEO4J_URI"
-            )
-        store = EmbeddedStore(path, batch_size=settings.batch_size, read_only=True)
+    store: GraphStore = open_store(settings, mode="read")
     if scope is not None:
         store = ScopedStore(store, scope)  # governance: the tools see only this scope
     embedder: Embedder | None = None
@@ -441,8 +421,7 @@ async def _describe_dialect(ctx: RunContext[ContextGraphDeps], tool_def: Any) ->
     """read_cypher's description names the engine that answers and its dialect's differences."""
     from dataclasses import replace
 
-    store = ctx.deps.store
-    note = cypher_dialect_note(getattr(store, "cypher_dialect", store.dialect))
+    note = ctx.deps.store.dialect_note()
     return replace(tool_def, description=f"{tool_def.description}\n\n{note}")
 
 

@@ -24,7 +24,7 @@ from rich.table import Table
 
 from contextgraph.config import Settings
 from contextgraph.errors import ContextGraphError
-from contextgraph.store import GraphStore, Neo4jStore, open_store
+from contextgraph.store import GraphStore, open_store
 from contextgraph.sync import SyncReport
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -55,8 +55,7 @@ class State:
 
     def store(self) -> GraphStore:
         store = open_store(self.settings())
-        if isinstance(store, Neo4jStore):
-            store.verify()
+        store.verify()
         return store
 
 
@@ -108,8 +107,7 @@ def schema(state: State) -> None:
     """Create the constraints, tables and indexes (safe to run again)."""
     with state.store() as store:
         store.ensure_schema()
-        where = store.database if isinstance(store, Neo4jStore) else store.path  # type: ignore[attr-defined]
-    click.echo(f"schema ready ({store.dialect}: {where})")
+    click.echo(f"schema ready ({store.dialect}: {store.location})")
 
 
 @cli.command()
@@ -119,8 +117,7 @@ def schema(state: State) -> None:
 def stats(state: State, as_json: bool) -> None:
     """Count nodes by label and relationships by type."""
     with state.store() as store:
-        if store.dialect == "embedded":  # its tables must exist before anything can be counted
-            store.ensure_schema()
+        store.prepare_read()  # its tables must exist before anything can be counted
         counts = store.stats()
     counts["store"] = store.dialect  # type: ignore[assignment]
 
@@ -296,8 +293,8 @@ def demo(state: State, use_neo4j: bool, demo_path: Path | None) -> None:
     if use_neo4j:
         if not settings.neo4j.uri:
             raise click.ClickException("--neo4j needs NEO4J_URI (or --neo4j-uri) pointing at a Neo4j server")
-        store: GraphStore = Neo4jStore.connect(settings.neo4j, batch_size=settings.batch_size)
-        store.verify()  # type: ignore[attr-defined]
+        store = open_store(settings)
+        store.verify()
         where, prefix = f"Neo4j at {settings.neo4j.uri}", "contextgraph"
     else:
         path = demo_path or (
@@ -360,8 +357,7 @@ def export(state: State, fmt: str, key: str | None, output: Path | None) -> None
     from contextgraph import export as exporter
 
     with state.store() as store:
-        if store.dialect == "embedded":
-            store.ensure_schema()
+        store.prepare_read()
         graph = exporter.decision_trace(store, key) if key else exporter.whole_graph(store)
     text = exporter.write(graph, output, fmt)  # type: ignore[arg-type]
     if text is not None:
@@ -401,8 +397,7 @@ def draw(state: State, key: str, output: Path) -> None:
 
 def _open_for_search(state: State) -> GraphStore:
     store = state.store()
-    if store.dialect == "embedded":  # tables (and the embedding table) must exist to be read
-        store.ensure_schema()
+    store.prepare_read()  # tables (and the embedding table) must exist to be read
     return store
 
 
@@ -583,8 +578,7 @@ def lessons(
     who = by or os.environ.get("USER") or "unknown"
     if retire_id or restore_id or list_retired:
         with state.store() as store:
-            if store.dialect == "embedded":
-                store.ensure_schema()
+            store.prepare_read()
             if retire_id:
                 if not why or not why.strip():
                     raise click.UsageError("--retire needs --why with the reason")
@@ -820,8 +814,7 @@ def forget(
     from contextgraph import forget as governance
 
     with state.store() as store:
-        if store.dialect == "embedded":  # its tables must exist before anything can be read
-            store.ensure_schema()
+        store.prepare_read()  # its tables must exist before anything can be read
         try:
             plan = governance.plan_forget(
                 store, actor=actor_id, decisions=decisions, dag_id=dag_id, before=before, customer=customer
@@ -858,8 +851,7 @@ def usefulness(state: State, outdated: bool, as_json: bool) -> None:
     from contextgraph import usefulness as learn
 
     with state.store() as store:
-        if store.dialect == "embedded":
-            store.ensure_schema()
+        store.prepare_read()
         found = sorted(learn.refresh(store).values(), key=lambda u: (-u.score, u.key))
     if outdated:
         found = [u for u in found if u.maybe_outdated]

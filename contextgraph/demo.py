@@ -32,6 +32,7 @@ from rich.table import Table
 
 from contextgraph import model as m
 from contextgraph.config import Settings, default_store_path
+from contextgraph.mapping import informed_by_edges
 from contextgraph.source.memory import MemorySource
 from contextgraph.store import GraphStore
 from contextgraph.sync import Sync, SyncOptions, SyncReport
@@ -307,11 +308,11 @@ def informed_by(records: Scenario, per_decision: int = 3) -> list[m.InformedBy]:
         created = datetime.fromisoformat(detail["created_at"])
         earlier = answered.setdefault(kind, [])
         if i >= INFORMED_FROM:
-            for rank, (precedent, _) in enumerate(reversed(earlier[-per_decision:]), start=1):
-                score = round(0.92 - 0.07 * rank + 0.01 * (i % 3), 3)
-                edges.append(
-                    m.InformedBy(src=key, dst=precedent, rank=rank, score=score, recorded_at=created)
-                )
+            shown = reversed(earlier[-per_decision:])
+            ranked = [
+                (p, round(0.92 - 0.07 * rank + 0.01 * (i % 3), 3)) for rank, (p, _) in enumerate(shown, 1)
+            ]
+            edges.extend(informed_by_edges(key, ranked, created))
         if detail["response_received"] and detail["responded_by_user"] is not None:
             earlier.append((key, created))
     return edges

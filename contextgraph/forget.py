@@ -151,7 +151,7 @@ def _with_derived(store: GraphStore, plan: ForgetPlan) -> ForgetPlan:
     rows = store.query(load("forget_informed_by"), {"keys": plan.decisions})
     plan.informed_by = sum(int(r["n"]) for r in rows)  # an edge between two forgotten ones counts twice
     plan.embeddings = int(
-        sum(r["n"] for r in store.query(load("forget_embeddings", store.dialect), {"keys": plan.decisions}))
+        sum(r["n"] for r in store.query(store.cypher("forget_embeddings"), {"keys": plan.decisions}))
     )
     return plan
 
@@ -172,7 +172,7 @@ def _flatten(value: Any) -> Iterable[Any]:
 
 def ensure_schema(store: GraphStore) -> None:
     """Create the governance tables/constraints (ForgetAudit, ForgottenKey, GraphSalt); idempotent."""
-    for statement in statements(load("forget_schema", store.dialect)):
+    for statement in statements(store.cypher("forget_schema")):
         store._write(statement, {})
 
 
@@ -198,14 +198,13 @@ def forget(store: GraphStore, plan: ForgetPlan) -> ForgetReport:
         store._write(load("forget_remember"), {"rows": store._adapt(rows)})
 
     if plan.decisions:
-        if store.dialect == "embedded":
-            store._write(load("embedding_delete", "embedded"), {"keys": plan.decisions})
+        store.delete_embeddings(plan.decisions)
         _delete(store, "Decision", plan.decisions)
         _delete(store, "Answer", plan.decisions)  # the reviewer's own answers, keyed like their decision
         try:  # their usefulness scores (contextgraph.usefulness), where any were stored
             _delete(store, "PrecedentUsefulness", plan.decisions)
-        except (QueryRefusedError, StoreError):  # the embedded store: no such table before any score
-            if store.dialect != "embedded":
+        except (QueryRefusedError, StoreError) as exc:  # the embedded store: no such table before any score
+            if not store.missing_schema(exc):
                 raise
     if plan.proposals:
         _delete(store, "Proposal", plan.proposals)
@@ -303,8 +302,8 @@ class Screen:
                 self._hashes = (
                     {r["hash"] for r in self.store.query(load("forget_remembered"))} if self._salt else set()
                 )
-            except QueryRefusedError:
-                if self.store.dialect != "embedded":
+            except QueryRefusedError as exc:
+                if not self.store.missing_schema(exc):
                     raise
                 self._hashes = set()  # the governance tables do not exist: nothing was ever forgotten
         return self._hashes

@@ -14,7 +14,7 @@ from contextgraph.embeddings import embed_pending, embedder_from_settings
 from contextgraph.migrate import require_current
 from contextgraph.selection import DagFilter
 from contextgraph.source import AirflowSource
-from contextgraph.store import Neo4jStore, open_store
+from contextgraph.store import open_store
 from contextgraph.sync import Progress, Sync, SyncOptions, SyncReport
 
 
@@ -38,8 +38,7 @@ def run_ingest(
         feeder_depth=settings.feeder_depth,
     )
     with open_store(settings) as store, AirflowSource(settings.airflow) as source:
-        if isinstance(store, Neo4jStore):
-            store.verify()
+        store.verify()
         store.ensure_schema()
         require_current(store)
         report = Sync(source, store, options, progress).run(full=full)

@@ -640,19 +640,32 @@ def informed_by(key: str, proposals: list[ProposalValue], when: Any) -> list[m.I
     decision keys, or objects with `key` and `score`, best first), so that the feedback loop is
     recorded by the ingest itself. Entries of another shape are ignored."""
     edges: dict[str, m.InformedBy] = {}
-    for proposal in proposals:
-        listed = proposal.value.get("precedents") if isinstance(proposal.value, dict) else None
-        for rank, item in enumerate(listed if isinstance(listed, list) else [], start=1):
-            dst = item.get("key") if isinstance(item, dict) else item
-            score = item.get("score") if isinstance(item, dict) else None
-            if not isinstance(dst, str) or not dst or dst == key or dst in edges:
-                continue
-            if not isinstance(score, int | float) or isinstance(score, bool) or not math.isfinite(score):
-                score = None
-            try:
-                edges[dst] = m.InformedBy(src=key, dst=dst, rank=rank, score=score, recorded_at=when)
-            except ValidationError:
-                continue
+    for proposal in proposals:  # ranks per proposal; a key listed again keeps its first edge
+        items = proposal.value.get("precedents") if isinstance(proposal.value, dict) else None
+        listed = [
+            (item.get("key"), item.get("score")) if isinstance(item, dict) else (item, None)
+            for item in (items if isinstance(items, list) else [])
+        ]
+        for edge in informed_by_edges(key, listed, when):
+            edges.setdefault(edge.dst, edge)
+    return list(edges.values())
+
+
+def informed_by_edges(key: str, precedents: Iterable[tuple[Any, Any]], when: Any) -> list[m.InformedBy]:
+    """The one way INFORMED_BY edges are made (ingest, agent feedback, demo): `precedents` are
+    (precedent key, score or None) pairs, best first; rank = position from 1. The decision itself,
+    a repeated key and an entry that is not a key are skipped (their position still counts); a
+    score that is not a finite number becomes None."""
+    edges: dict[str, m.InformedBy] = {}
+    for rank, (dst, score) in enumerate(precedents, start=1):
+        if not isinstance(dst, str) or not dst or dst == key or dst in edges:
+            continue
+        if not isinstance(score, int | float) or isinstance(score, bool) or not math.isfinite(score):
+            score = None
+        try:
+            edges[dst] = m.InformedBy(src=key, dst=dst, rank=rank, score=score, recorded_at=when)
+        except ValidationError:
+            continue
     return list(edges.values())
 
 

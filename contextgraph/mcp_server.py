@@ -20,7 +20,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
@@ -40,7 +39,7 @@ from contextgraph.agent_tools import (
 )
 from contextgraph.config import Settings
 from contextgraph.embeddings import Embedder, embedder_from_settings
-from contextgraph.errors import ContextGraphError, StoreUnavailableError
+from contextgraph.errors import ContextGraphError
 from contextgraph.retrieval import (
     DecisionTrace,
     Lesson,
@@ -50,8 +49,7 @@ from contextgraph.retrieval import (
     get_decision_trace,
 )
 from contextgraph.scope import Scope, ScopedStore
-from contextgraph.store import EmbeddedStore, GraphStore, Neo4jStore
-from contextgraph.store.gate import dialect_note
+from contextgraph.store import GraphStore, dialect_note, open_store
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +67,6 @@ INSTRUCTIONS = (
     "one decision in full context; read_cypher answers other questions (read-only). After a decision "
     "was made with precedents shown, record_precedents links them (INFORMED_BY)."
 )
-
-
-_KNOWN = "UNWIND $keys AS k MATCH (d:Decision {key: k}) RETURN d.key AS key"
 
 
 class Recorded(BaseModel):
@@ -108,7 +103,7 @@ class PrecedentTools:
         self.timeout = timeout
         self.row_limit = row_limit
         self.max_chars = max_chars
-        self._neo4j: Neo4jStore | None = None
+        self._shared: GraphStore | None = None  # a store that serves every call (a server's pool)
         self._embedder: Embedder | None = None
         self._embedder_tried = False
         self._lock = threading.Lock()  # one scoped view in use at a time
@@ -127,23 +122,19 @@ class PrecedentTools:
 
     @contextmanager
     def _full_store(self, *, write: bool = False) -> Iterator[GraphStore]:
-        if self.settings.neo4j.uri:
-            if self._neo4j is None:
-                self._neo4j = Neo4jStore.connect(self.settings.neo4j, batch_size=self.settings.batch_size)
-            yield self._neo4j
+        if self._shared is not None:
+            yield self._shared
             return
-        path = Path(self.settings.store_path).expanduser()
-        if not path.exists():
-            raise StoreUnavailableError(
-                f"no graph at {path} yet: run `contextgraph ingest` (or `contextgraph demo`), "
-                "or set CONTEXTGRAPH_STORE_PATH / NEO4J_URI"
-            )
-        with self._embedded_lock:
-            embedded = EmbeddedStore(path, batch_size=self.settings.batch_size, read_only=not write)
+        with self._embedded_lock:  # one store that locks its file open at a time in this process
+            store = open_store(self.settings, mode="write" if write else "read")
+            if store.shared:
+                self._shared = store
+                yield store
+                return
             try:
-                yield embedded
+                yield store
             finally:
-                embedded.close()
+                store.close()
 
     def embedder(self) -> Embedder | None:
         if not self._embedder_tried:
@@ -163,9 +154,9 @@ class PrecedentTools:
     def close(self) -> None:
         if self._scoped is not None:
             self._scoped.close()
-        if self._neo4j is not None:
-            self._neo4j.close()
-            self._neo4j = None
+        if self._shared is not None:
+            self._shared.close()
+            self._shared = None
 
     # --- the tools ---------------------------------------------------------------------------------
 
@@ -279,11 +270,8 @@ class PrecedentTools:
         """read_cypher's docstring (up to its Args) and which engine answers, with its dialect."""
         doc = inspect.getdoc(self.read_cypher) or ""
         summary = doc.split("\nArgs:")[0].strip()
-        if self.scope is not None:  # a scoped server's Cypher runs on a Ladybug copy of its scope
-            dialect = "scoped-neo4j" if self.settings.neo4j.uri else "embedded"
-        else:
-            dialect = "neo4j" if self.settings.neo4j.uri else "embedded"
-        return f"{summary}\n\n{dialect_note(dialect)}"
+        # a scoped server's Cypher runs on a Ladybug copy of its scope
+        return f"{summary}\n\n{dialect_note(self.settings, scoped=self.scope is not None)}"
 
     def record_precedents(
         self, decision_key: str, precedent_keys: list[str], scores: list[float] | None = None
@@ -298,7 +286,12 @@ class PrecedentTools:
         """
         if self.scope is not None:
             with self._errors(), self.store() as view:
-                known = {r["key"] for r in view.query(_KNOWN, {"keys": [decision_key, *precedent_keys]})}
+                known = {
+                    r["key"]
+                    for r in view.query(
+                        view.cypher("decisions_known"), {"keys": [decision_key, *precedent_keys]}
+                    )
+                }
             outside = [k for k in [decision_key, *precedent_keys] if k not in known]
             if outside:
                 raise ToolError(f"decision {outside[0]!r} is not in this server's scope ({self.scope})")

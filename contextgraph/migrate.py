@@ -161,5 +161,4 @@ def _give_deployment(store: GraphStore, deployment: str, report: MigrationReport
         report.rekeyed += len(keys)
         if label == "Decision":
             report.to_embed = len(keys)
-            if store.dialect == "embedded":  # its embeddings sit in their own table, by key
-                store._write(load("embedding_delete", "embedded"), {"keys": sorted(keys)})
+            store.delete_embeddings(sorted(keys))  # where the engine keeps them apart from the node

@@ -24,6 +24,7 @@ from contextgraph import ranking, usefulness
 from contextgraph.embeddings import Embedder
 from contextgraph.errors import ConfigError, ContextGraphError, UnknownDeploymentError
 from contextgraph.lessons import Lesson, find_lessons, lessons_prompt
+from contextgraph.mapping import informed_by_edges
 from contextgraph.model import DEFAULT_DEPLOYMENT
 from contextgraph.queries import load
 from contextgraph.ranking import SIGNALS, Reranker
@@ -394,7 +395,7 @@ def _quote(text: str) -> str:
 
 def get_decision_trace(store: GraphStore, key: str, *, airflow_url: str | None = None) -> DecisionTrace:
     """The decision with `key` in its context; raises LookupError if there is none."""
-    rows = store.query(load("trace_decision", store.dialect), {"key": key})
+    rows = store.query(store.cypher("trace_decision"), {"key": key})
     if not rows:
         raise LookupError(f"no decision with key {key!r}")
     d = rows[0]
@@ -413,7 +414,7 @@ def get_decision_trace(store: GraphStore, key: str, *, airflow_url: str | None =
         "run_id": d["run_id"],
         "task_id": d["task_id"],
     }
-    topology = store.query(load("trace_topology", store.dialect), params)
+    topology = store.query(store.cypher("trace_topology"), params)
     upstream_ids = set(d["upstream_task_ids"] or [])
     downstream_ids: set[str] = set()
     if topology:
@@ -421,7 +422,7 @@ def get_decision_trace(store: GraphStore, key: str, *, airflow_url: str | None =
         downstream_ids = set(topology[0]["downstream"] or [])
     instances = {
         (r["task_id"], r["map_index"]): TaskState(**r)
-        for r in store.query(load("trace_instances", store.dialect), params)
+        for r in store.query(store.cypher("trace_instances"), params)
     }
     by_task: dict[str, list[TaskState]] = {}
     for (task, _), state in instances.items():
@@ -435,7 +436,7 @@ def get_decision_trace(store: GraphStore, key: str, *, airflow_url: str | None =
 
     informed = [
         InformingPrecedent(**{k: v for k, v in r.items() if k in InformingPrecedent.model_fields})
-        for r in store.query(load("trace_informed_by", store.dialect), {"key": key})
+        for r in store.query(store.cypher("trace_informed_by"), {"key": key})
     ]
     return DecisionTrace(
         **_ref_fields(d),
@@ -472,22 +473,11 @@ def record_precedents(
     scores updates them. Returns how many edges were written (new or changed).
     """
     when = _utc(recorded_at) or datetime.now(UTC).replace(microsecond=0)
-    batch = m.GraphBatch()
-    for rank, precedent in enumerate(precedents, start=1):
-        if precedent.key == decision_key:
-            continue
-        batch.add(
-            m.InformedBy(
-                src=decision_key,
-                dst=precedent.key,
-                rank=rank,
-                score=round(precedent.score, 6),
-                recorded_at=when,
-            )
-        )
-    if not batch:
+    ranked = [(p.key, round(p.score, 6)) for p in precedents]
+    edges = informed_by_edges(decision_key, ranked, when)
+    if not edges:
         return 0
-    return store.write(batch).written
+    return store.write(m.GraphBatch(edges=list(edges))).written
 
 
 # --- the agents' read-only Cypher tool ----------------------------------------------------------

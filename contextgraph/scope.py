@@ -123,10 +123,7 @@ class Scope:
         if self.deployments:
             if "deployment" not in m.Decision.model_fields:
                 raise ScopeError("deployment scopes need a graph that records deployments")
-            known_deployments = {
-                r["deployment"]
-                for r in store.query("MATCH (d:Decision) RETURN DISTINCT d.deployment AS deployment")
-            }
+            known_deployments = {r["deployment"] for r in store.query(store.cypher("scope_deployments"))}
             for name in sorted(self.deployments - known_deployments):
                 known = ", ".join(sorted(d for d in known_deployments if d)) or "none yet"
                 raise ScopeError(
@@ -183,6 +180,12 @@ class ScopedStore(EmbeddedStore):
                 self.refresh()
         return "scoped-neo4j" if self.source_dialect == "neo4j" else "embedded"
 
+    def dialect_note(self) -> str:
+        """The Cypher tool's note for this view: the dialect of `cypher_dialect`."""
+        from contextgraph.store.gate import dialect_note
+
+        return dialect_note(self.cypher_dialect)
+
     # --- keeping the copy current ---------------------------------------------------------------
 
     def refresh(self, *, force: bool = False) -> None:
@@ -228,7 +231,7 @@ class ScopedStore(EmbeddedStore):
         from contextgraph.embeddings import EmbeddingRow
 
         by_model: dict[str, list[EmbeddingRow]] = {}
-        for row in source.query(load("scope_embeddings", source.dialect), {"keys": keys}):
+        for row in source.query(source.cypher("scope_embeddings"), {"keys": keys}):
             if row["vector"] is None:
                 continue
             vector = np.asarray(row["vector"], dtype=np.float32)

@@ -78,7 +78,7 @@ def _utc(value: Any) -> Any:
 
 
 def _ensure_schema(store: GraphStore) -> None:
-    for statement in statements(load("retired_schema", store.dialect)):
+    for statement in statements(store.cypher("retired_schema")):
         store._write(statement, {})
 
 
@@ -86,8 +86,8 @@ def retirements(store: GraphStore, *, active_only: bool = True) -> list[Retireme
     """The retired lessons, newest first (restored ones too unless `active_only`)."""
     try:
         rows = store.query(load("retired_read"))
-    except QueryRefusedError:
-        if store.dialect != "embedded":
+    except QueryRefusedError as exc:
+        if not store.missing_schema(exc):
             raise
         return []  # the embedded table does not exist before the first retirement
     found = [Retirement(**{k: _utc(v) for k, v in row.items()}) for row in rows if row["key"] is not None]

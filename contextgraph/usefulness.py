@@ -69,7 +69,7 @@ def compute(store: GraphStore) -> dict[str, Usefulness]:
 def refresh(store: GraphStore) -> dict[str, Usefulness]:
     """Compute and store every precedent's usefulness; returns what was stored."""
     found = compute(store)
-    for statement in statements(load("usefulness_schema", store.dialect)):
+    for statement in statements(store.cypher("usefulness_schema")):
         store._write(statement, {})
     at = datetime.now(UTC)
     rows = [{**asdict(u), "at": at} for u in found.values()]
@@ -80,18 +80,12 @@ def refresh(store: GraphStore) -> dict[str, Usefulness]:
 
 def stored(store: GraphStore, keys: Sequence[str]) -> dict[str, Usefulness]:
     """The stored usefulness of these precedents (missing: never refreshed, or never shown)."""
-    if store.dialect == "embedded" and not _has_table(store):
+    if store.lacks_table("PrecedentUsefulness"):
         return {}  # before the first refresh (asking anyway would leave a failed statement cached)
     try:
         rows = store.query(load("usefulness_read"), {"keys": list(keys)})
-    except QueryRefusedError:
-        if store.dialect != "embedded":
+    except QueryRefusedError as exc:
+        if not store.missing_schema(exc):
             raise
         return {}  # the table does not exist before the first refresh
     return {r["key"]: Usefulness(**{k: r[k] for k in Usefulness.__dataclass_fields__}) for r in rows}
-
-
-def _has_table(store: GraphStore) -> bool:
-    """Whether the embedded store has the PrecedentUsefulness table yet."""
-    rows = store.query("CALL show_tables() RETURN name")
-    return any(r["name"] == "PrecedentUsefulness" for r in rows)

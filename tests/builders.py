@@ -4,15 +4,26 @@
 * ``ListSource(details)``: the sync's ``Source`` over such records (no HTTP), with the DAG, runs
   and task instances a real Airflow would list for them.
 * ``support_batch(runs)``: a small decision trace as a ``GraphBatch`` (one DAG, runs, decisions).
+* ``FULL_LANE``: true in CI (``CI`` set) or with ``CONTEXTGRAPH_FULL_TESTS=1``: slow tests then try
+  every case (all hostile queries, hypothesis's ``ci`` profile); the fast lane tries a sample.
 """
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from contextgraph import model as m
 from contextgraph.source.memory import MemorySource
+
+FULL_LANE = os.environ.get("CI", "").lower() in ("1", "true", "yes") or (
+    os.environ.get("CONTEXTGRAPH_FULL_TESTS") == "1"
+)
+
+#: The shared embedding model of these machines (tests that need it set CONTEXTGRAPH_EMBEDDING_MODEL).
+SHARED_MODEL = Path(__file__).resolve().parent.parent.parent / "shared" / "models" / "m2v-minilm-l6-256"
 
 DAG = "support"
 TASKS = [

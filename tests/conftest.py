@@ -8,16 +8,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from pydantic import SecretStr
 
 from contextgraph.config import Neo4jSettings
 from contextgraph.store import EmbeddedStore, GraphStore, Neo4jStore
 
+from .builders import FULL_LANE
 from .neo4j_server import Neo4jServer, wait_for_bolt
 
 pytest_plugins = ["tests.airflow_fixtures"]
 
-SHARED_MODEL = Path(__file__).resolve().parent.parent.parent / "shared" / "models" / "m2v-minilm-l6-256"
+# Fuzzing depth: CI tries 300 examples per property, the while-you-work lane 50
+# (HYPOTHESIS_PROFILE=ci to run the CI depth locally).
+hypothesis_settings.register_profile("ci", max_examples=300)
+hypothesis_settings.register_profile("dev", max_examples=50)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if FULL_LANE else "dev"))
 
 
 def _docker_answers() -> bool:

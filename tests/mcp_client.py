@@ -16,7 +16,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from contextgraph.config import Neo4jSettings
 from contextgraph.store import EmbeddedStore, GraphStore
 
-from .conftest import SHARED_MODEL
+from .builders import SHARED_MODEL
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -32,7 +32,7 @@ from contextgraph.agent_tools import (
 from contextgraph.embeddings import Model2VecEmbedder, embed_pending
 from contextgraph.store import GraphStore
 
-from .conftest import SHARED_MODEL
+from .builders import SHARED_MODEL
 
 AIRFLOW = "http://airflow.example:8080"
 
@@ -118,7 +118,7 @@ def test_the_tool_schemas_the_model_sees_explain_each_tool(
             for part in message.parts
             if isinstance(part, ToolReturnPart)
         }
-        calls = {
+        calls: dict[str, dict[str, Any]] = {
             "find_similar_decisions": {"text": "dark mode theme", "k": 2, "dag_id": c.SUPPORT_DAG},
             "find_lessons": {"text": "dark mode theme", "k": 2},
             "get_decision_trace": {"key": seeded["fr-dark-mode"]},
@@ -132,7 +132,8 @@ def test_the_tool_schemas_the_model_sees_explain_each_tool(
             },
         }
         todo = [ToolCallPart(name, args) for name, args in calls.items() if name not in done]
-        return ModelResponse(parts=todo or [TextPart("done")])
+        parts: list[ToolCallPart | TextPart] = [*todo] or [TextPart("done")]
+        return ModelResponse(parts=parts)
 
     deps = _deps(store, embedder)
     agent = Agent(FunctionModel(model), deps_type=ContextGraphDeps, toolsets=[precedent_toolset()])

@@ -29,8 +29,8 @@ from contextgraph.source import AirflowSource
 from contextgraph.store import EmbeddedStore, GraphStore
 from contextgraph.sync import Sync, SyncOptions, SyncReport
 from tests.airflow_server import AirflowClient
+from tests.example_runs import answer, trigger
 from tests.fault_proxy import FaultProxy
-from tests.test_ingest import answer, trigger
 
 pytestmark = pytest.mark.airflow
 

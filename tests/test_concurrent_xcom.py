@@ -149,7 +149,8 @@ def test_a_sync_of_new_decisions_reads_their_proposals_concurrently(
         store = EmbeddedStore(tmp_path / f"c{concurrency}.lbdb")
         store.ensure_schema()
         # The first 60 decisions are already in the graph; 20 arrive.
-        Sync(MemorySource(history, 60, url=proxy.url), store).run()
+        # bench.replay's source lacks hitl_detail_try (a HITL task's earlier tries): none here
+        Sync(MemorySource(history, 60, url=proxy.url), store).run()  # type: ignore[arg-type]
         proxy.most_in_flight = 0
         with _source(proxy.url, concurrency) as source:
             report = Sync(source, store).run()

@@ -14,7 +14,7 @@ from contextgraph.cli import cli
 from contextgraph.config import Neo4jSettings
 from contextgraph.store import GraphStore, Neo4jStore
 
-from .conftest import SHARED_MODEL
+from .builders import SHARED_MODEL
 
 
 def test_the_scenario_is_what_ingest_writes_and_a_second_load_writes_nothing(store: GraphStore) -> None:

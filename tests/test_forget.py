@@ -20,7 +20,7 @@ from contextgraph.retrieval import find_similar_decisions
 from contextgraph.store import EmbeddedStore, GraphStore
 from contextgraph.sync import Sync, SyncOptions
 
-from .conftest import SHARED_MODEL
+from .builders import SHARED_MODEL
 from .governance_corpus import planted_scenario
 
 OPTIONS = SyncOptions(proposal_tasks={f"{demo.DAG_ID}.{demo.REVIEW_TASK}": [demo.DRAFT_TASK]})

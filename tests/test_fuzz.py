@@ -23,8 +23,6 @@ from contextgraph.sync import Sync
 
 from .builders import ListSource, detail
 
-FUZZ_EXAMPLES = 300
-
 surrogate_text = st.builds(lambda a, b: f"{a}\ud800{b}\udfff", st.text(max_size=5), st.text(max_size=5))
 text = st.one_of(st.text(max_size=40), surrogate_text, st.just("é" * 200_000), st.just("😀🙏💸" * 1000))
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), text)
@@ -66,7 +64,8 @@ def assert_mapped_or_rejected(map_one: Any, record: Any) -> None:
         item.model_dump_json().encode("utf-8")
 
 
-FUZZ = settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Examples per property: the loaded hypothesis profile's (tests/conftest.py: 300 in CI, 50 else).
+FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @FUZZ
@@ -114,7 +113,7 @@ def test_anything_at_all(record: Any) -> None:
 
 
 @settings(
-    max_examples=25,
+    max_examples=max(5, settings().max_examples // 12),  # each example syncs into a new store: 25 in CI
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )

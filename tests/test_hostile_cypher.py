@@ -29,6 +29,7 @@ from contextgraph.retrieval import read_cypher
 from contextgraph.store import GraphStore
 from contextgraph.store.base import EDGE_COLUMNS, NODE_COLUMNS
 
+from .builders import FULL_LANE
 from .mcp_client import error_text, mcp_session, payload, server_env
 
 TIMEOUT = 1.0
@@ -261,6 +262,12 @@ def hostile(dialect: str, url: str) -> list[tuple[str, str]]:
     return [(REFUSE, q) for q in COMMON + extra + outside] + CUT
 
 
+def sample(queries: list[tuple[str, str]], every: int = 5) -> list[tuple[str, str]]:
+    """The fast lane's share: every `every`-th query, and the first of each expected outcome."""
+    firsts = {want: q for want, q in reversed(queries)}
+    return [(want, q) for i, (want, q) in enumerate(queries) if i % every == 0 or firsts[want] == q]
+
+
 def checksum(store: GraphStore) -> str:
     """Counts, keys, every model property of every node and edge, embeddings, schema and tokens."""
     parts: list[Any] = [store.stats()]
@@ -372,7 +379,7 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def recorder() -> Iterator[tuple[str, list[str]]]:
     """A local HTTP server on 127.0.0.1 that records every request it gets."""
-    hits: ClassVar[list[str]] = []
+    hits: list[str] = []
     handler = type("Recorder", (_Recorder,), {"hits": hits})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -397,6 +404,8 @@ def test_hostile_cypher_never_runs(
     before = checksum(store)
     queries = hostile(store.dialect, url)
     assert len(queries) >= 100
+    if not FULL_LANE and store.dialect == "embedded":  # CI tries them all (each opens the file)
+        queries = sample(queries)
 
     started = time.monotonic()
     direct = [_direct(store, q, url) for _, q in queries]

@@ -17,17 +17,12 @@ import pytest
 from contextgraph.config import Neo4jSettings
 from contextgraph.store import Neo4jStore
 from tests.airflow_server import AirflowClient
+from tests.example_runs import put_connection
 
 pytestmark = pytest.mark.airflow
 
 INGEST = "contextgraph_ingest"
 EXAMPLE = "ai_support_ticket_system"
-
-
-def put_connection(airflow: AirflowClient, body: dict[str, Any]) -> None:
-    airflow.request("DELETE", f"/api/v2/connections/{body['connection_id']}")
-    response = airflow.request("POST", "/api/v2/connections", json=body)
-    assert response.status_code == 201, response.text
 
 
 @pytest.fixture

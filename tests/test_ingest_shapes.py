@@ -116,7 +116,7 @@ def test_each_mapped_decision_reviewed_the_draft_at_its_own_map_index(store_path
     w.xcoms = {(DAG, "r1", "per_ticket.draft_reply", i): {"draft": f"Reply to ticket {i}"} for i in (0, 1)}
     with StandIn(w) as airflow:
         summary = ingest(store_path, airflow.url)
-        asked = [q.get("map_index") for q in airflow.queries("/xcomEntries/return_value")]
+        asked = [q.get("map_index") or [] for q in airflow.queries("/xcomEntries/return_value")]
     assert sorted(asked) == [["0"], ["1"]]  # one read per decision, at its own index
     rows = read(
         store_path,

@@ -14,7 +14,7 @@ from bench import cases as c
 from contextgraph.embeddings import Model2VecEmbedder, embed_pending
 from contextgraph.store import GraphStore
 
-from .conftest import SHARED_MODEL
+from .builders import SHARED_MODEL
 from .mcp_client import error_text, mcp_session, payload, server_env
 
 TOOLS = {

@@ -29,7 +29,7 @@ from contextgraph.config import Neo4jSettings
 from contextgraph.embeddings import Model2VecEmbedder
 from contextgraph.store import EmbeddedStore, GraphStore, Neo4jStore
 
-from .conftest import SHARED_MODEL
+from .builders import SHARED_MODEL
 
 MARGIN = 0.05
 """hybrid may trail a single signal by this much on hit@3 (a case or five of ~100)."""
@@ -189,12 +189,12 @@ def test_records_are_what_airflow_api_returns(corpus: Corpus) -> None:
 
     by_id = {p.id: p for p in corpus.past}
     for detail, record in zip(details, records.hitl_details, strict=True):
-        ti = detail.task_instance
-        past: PastDecision = by_id[records.ids[(ti.dag_id, ti.run_id)]]
+        instance = detail.task_instance
+        past: PastDecision = by_id[records.ids[(instance.dag_id, instance.run_id)]]
         assert detail.chosen_options == past.chosen and detail.response_received
         assert past.request in (detail.body or "")
         draft_task = past.point.before[1]
-        xcom = records.xcoms.get((ti.dag_id, ti.run_id, draft_task))
+        xcom = records.xcoms.get((instance.dag_id, instance.run_id, draft_task))
         assert (xcom["value"]["draft"] if xcom else None) == past.proposal
         if past.proposal:
             assert past.proposal in (detail.body or "")

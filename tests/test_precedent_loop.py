@@ -34,9 +34,9 @@ from contextgraph.store import GraphStore, Neo4jStore
 from contextgraph.sync import Sync
 from tests.airflow_server import AirflowClient
 from tests.builders import detail
-from tests.test_ingest_dag import put_connection
+from tests.example_runs import put_connection
 
-from .conftest import SHARED_MODEL
+from .builders import SHARED_MODEL
 
 DAG_FILE = Path(__file__).resolve().parent.parent / "dags" / "ai_support_ticket_system.py"
 TASK = "review_response"

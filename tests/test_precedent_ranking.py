@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ from contextgraph.retrieval import (
 )
 from contextgraph.store import EmbeddedStore, GraphStore
 
-from .conftest import SHARED_MODEL
+from .builders import SHARED_MODEL
 
 QUOTED = "zebrafrost protocol: page the duty manager within fifteen minutes"
 SUPPORT = (c.SUPPORT_DAG, c.SUPPORT_POINT)
@@ -178,11 +179,12 @@ class _OtherWidth(HashingEmbedder):
     """The stored model's name with another width: as when an endpoint's model changes size."""
 
     def __init__(self, name: str, dimensions: int) -> None:
-        self.name = name  # type: ignore[misc]
-        self.dimensions = dimensions  # type: ignore[misc]
+        self.name = name
+        self.dimensions = dimensions
 
-    def embed(self, texts: list[str]) -> Vectors:  # type: ignore[override]
-        return np.ones((len(texts), self.dimensions), dtype=np.float32) / np.sqrt(self.dimensions)
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        vectors: Vectors = np.ones((len(texts), self.dimensions), dtype=np.float32) / np.sqrt(self.dimensions)
+        return vectors
 
 
 def test_another_embedding_model_says_what_to_run(store: GraphStore, embedder: Model2VecEmbedder) -> None:
@@ -254,7 +256,7 @@ class _Reverse:
     def __init__(self) -> None:
         self.seen: list[tuple[str, str]] = []
 
-    def rerank(self, query: str, candidates: list[tuple[str, str]]) -> list[str]:
+    def rerank(self, query: str, candidates: Sequence[tuple[str, str]]) -> list[str]:
         self.seen = list(candidates)
         return [key for key, _ in reversed(candidates)]
 

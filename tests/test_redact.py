@@ -20,7 +20,7 @@ from contextgraph.retrieval import find_similar_decisions
 from contextgraph.store import EmbeddedStore, GraphStore
 from contextgraph.sync import Sync, SyncOptions
 
-from .conftest import SHARED_MODEL
+from .builders import SHARED_MODEL
 from .governance_corpus import planted_scenario
 
 OPTIONS = SyncOptions(proposal_tasks={f"{demo.DAG_ID}.{demo.REVIEW_TASK}": [demo.DRAFT_TASK]})
@@ -91,7 +91,7 @@ def test_redaction_off_by_default(embedded_store: EmbeddedStore, monkeypatch: py
 
 
 def test_only_the_configured_kinds_are_redacted() -> None:
-    settings = RedactSettings(CONTEXTGRAPH_REDACT="email,ip")
+    settings = RedactSettings.model_validate({"CONTEXTGRAPH_REDACT": "email,ip"})
     redactor = Redactor.from_settings(settings)
     assert redactor is not None
     text = "mail a.b@example.org from 10.0.0.7, call (212) 555-1000, card 4539 1488 0343 6467"

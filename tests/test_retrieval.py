@@ -23,7 +23,7 @@ from contextgraph.retrieval import (
 )
 from contextgraph.store import GraphStore
 
-from .conftest import SHARED_MODEL
+from .builders import SHARED_MODEL
 
 AIRFLOW = "http://airflow.example:8080"
 
@@ -56,7 +56,8 @@ def test_the_seed_case_finds_the_roadmap_precedent_first(
 
     first = found[0]
     assert first.key == keys["fr-dark-mode"], [p.subject for p in found]
-    assert first.chosen_options == ["Respond Manually"] and first.reason.startswith("check the roadmap first")
+    assert first.chosen_options == ["Respond Manually"]
+    assert (first.reason or "").startswith("check the roadmap first")
     assert first.verdict == "overridden" and "Dark mode is coming" in (first.proposal or "")
     assert first.reviewer == "Maria" and first.responded_at is not None
     assert first.url == (

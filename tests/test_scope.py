@@ -21,7 +21,7 @@ from contextgraph.scope import Scope, ScopedStore, ScopeError
 from contextgraph.store import EmbeddedStore, GraphStore
 from contextgraph.sync import Sync, SyncOptions
 
-from .conftest import SHARED_MODEL
+from .builders import SHARED_MODEL
 from .governance_corpus import OTHER_DAG, SECRET, TwoDagSource, other_dag_scenario
 
 OPTIONS = SyncOptions(

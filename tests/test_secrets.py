@@ -50,9 +50,9 @@ from contextgraph.source import AirflowSource
 from contextgraph.store import Neo4jStore
 from contextgraph.sync import Sync
 from tests.airflow_server import AirflowClient, free_port
+from tests.example_runs import answer, trigger
 from tests.fault_proxy import FaultProxy
 from tests.slack_standin import SlackStandIn
-from tests.test_ingest import answer, trigger
 
 pytestmark = pytest.mark.airflow
 

@@ -199,7 +199,7 @@ def test_review_answered_in_slack_reaches_airflow_and_the_graph(
     bridge = SlackBridge(bridge_settings(slack, service_account(airflow)), airflow=airflow_client)
     with TestClient(create_app(bridge=bridge)) as app:
 
-        def send(payload: dict[str, Any], **sign: Any) -> httpx.Response:
+        def send(payload: dict[str, Any], **sign: Any) -> Any:  # starlette's TestClient response
             body, headers = signed(payload, **sign)
             return app.post("/slack/interactions", content=body, headers=headers)
 

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote, urlencode
 
 import httpx
@@ -246,7 +246,7 @@ def hostile_inputs(run_id: str) -> list[tuple[str, bytes | str, dict[str, Any] |
         ("run_id 10k chars", {"run_id": "r" * 10_000}),
         ("map_index huge", {"map_index": 2**70}),
     ]:
-        target = {**ref, **ids}
+        target = {**ref, **cast(dict[str, Any], ids)}
         cases.append((f"click, {name}", form(click(json.dumps({**target, "option": APPROVE}))), None, ok))
         cases.append((f"submit, {name}", form(submit(target, [APPROVE], reason("ok"))), None, ok))
     return cases

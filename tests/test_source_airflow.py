@@ -154,7 +154,7 @@ def test_answered_decision_carries_choice_reason_and_reviewer(
     assert [d["chosen_options"] for d in answered] == [[APPROVE]]
     assert len(tries) == 1
     assert tries[0]["chosen_options"] == [APPROVE]
-    assert outcome["action"] == "sent_ai_response"
+    assert outcome is not None and outcome["action"] == "sent_ai_response"
 
 
 @pytest.mark.airflow

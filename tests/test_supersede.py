@@ -18,9 +18,9 @@ from contextgraph.retrieval import find_lessons, find_similar_decisions
 from contextgraph.scope import Scope, ScopedStore
 from contextgraph.store import EmbeddedStore, GraphStore
 from contextgraph.sync import Sync
+from tests.builders import SHARED_MODEL
 
 from .builders import DAG, ListSource, detail
-from .conftest import SHARED_MODEL
 
 OLD_OPTIONS = ["Approve AI Response", "Respond Manually", "Escalate to CRE"]
 NEW_OPTIONS = ["Approve AI Response", "Respond Manually", "Escalate to billing"]

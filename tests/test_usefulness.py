@@ -15,8 +15,7 @@ from contextgraph.cli import cli
 from contextgraph.embeddings import Model2VecEmbedder, embed_pending
 from contextgraph.retrieval import find_lessons, find_similar_decisions
 from contextgraph.store import EmbeddedStore, GraphStore
-
-from .conftest import SHARED_MODEL
+from tests.builders import SHARED_MODEL
 
 
 def _expected(records: demo.Scenario) -> dict[str, Counter[str]]:

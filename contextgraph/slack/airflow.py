@@ -4,25 +4,37 @@ Uses the bridge's own Airflow credentials (``AIRFLOW_URL`` + ``AIRFLOW_USERNAME`
 of a service account, or ``AIRFLOW_TOKEN``), a token from ``POST /auth/token`` fetched on first use
 and once more on a 401.
 
-* 5xx, 429 and connection errors/timeouts are retried with exponential backoff and jitter
-  (``max_retries`` of the settings); then `SourceUnavailableError`.
+Credentials, the retry policy, error messages and redaction are those of every Airflow client
+(`contextgraph.airflow_http`):
+
+* 5xx, 429 and connection errors/timeouts are retried with exponential backoff and jitter, never
+  sooner than the server's ``Retry-After`` (``max_retries`` of the settings); then
+  `SourceUnavailableError`.
 * ``PATCH …/hitlDetails``: 200 → `Answered`; 409 → `AlreadyAnswered` (unless the answer found is the
   one this very call sent before a retry — then `Answered`); 400/422 → `Refused` with Airflow's reason.
-* 401/403 → `SourceAuthError`, 404 → `SourceNotFoundError`. No message holds a password or token.
+* 401 (after one fresh token) and 403 → `SourceAuthError`, 404 → `SourceNotFoundError`, another
+  4xx → `SourceError`. No message holds a password or token.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from contextgraph.config import AirflowSettings, public_url
-from contextgraph.errors import SourceAuthError, SourceError, SourceNotFoundError, SourceUnavailableError
+from contextgraph.airflow_http import (
+    TOKEN_PATH,
+    AirflowCredentials,
+    RetryPolicy,
+    error_detail,
+    is_transient_status,
+    retry_after,
+)
+from contextgraph.config import AirflowSettings
+from contextgraph.errors import SourceUnavailableError
 from contextgraph.mapping import SLACK_IDENTITY_KEY
 from contextgraph.slack.blocks import HITLRef
 
@@ -48,7 +60,11 @@ Outcome = Answered | AlreadyAnswered | Refused
 
 
 class _Transient(Exception):
-    pass
+    """One attempt failed in a way that may pass; `delay` is the server's Retry-After."""
+
+    def __init__(self, reason: str, delay: float | None = None) -> None:
+        super().__init__(reason)
+        self.delay = delay
 
 
 class HITLClient:
@@ -63,11 +79,11 @@ class HITLClient:
         backoff_cap_seconds: float = 8.0,
     ) -> None:
         self.settings = settings
-        self._backoff = (backoff_base_seconds, backoff_cap_seconds)
+        self._retry = RetryPolicy(settings.max_retries, backoff_base_seconds, backoff_cap_seconds)
+        self._auth = AirflowCredentials(settings)
         self._http = httpx.AsyncClient(
-            base_url=settings.url.rstrip("/"), timeout=settings.timeout_seconds, transport=transport
+            base_url=self._auth.url, timeout=settings.timeout_seconds, transport=transport
         )
-        self._token: str | None = settings.token.get_secret_value() if settings.token else None
         self._lock = asyncio.Lock()
 
     async def aclose(self) -> None:
@@ -97,7 +113,7 @@ class HITLClient:
             if retried and _same_answer(current, chosen, params_input):
                 return Answered(current)  # our first attempt did arrive; the retry found it
             return AlreadyAnswered(current)
-        return Refused(_reason(response))
+        return Refused(error_detail(response.content, self._auth.redact))
 
     # -- HTTP ------------------------------------------------------------------------------
 
@@ -118,70 +134,50 @@ class HITLClient:
         attempt = 0
         while attempt < attempts:
             try:
-                headers = await self._auth_headers()
+                headers = await self._auth_headers(what)
                 response = await self._http.request(method, path, json=json, headers=headers)
-                if response.status_code == 401 and not refreshed and self._can_login:
+                if response.status_code == 401 and not refreshed and self._auth.can_login:
                     refreshed = True
-                    self._token = None
+                    self._auth.token = None
                     continue
-                if response.status_code == 429 or response.status_code >= 500:
-                    raise _Transient(f"HTTP {response.status_code}")
+                if is_transient_status(response.status_code):
+                    raise _Transient(
+                        f"HTTP {response.status_code}", retry_after(response.headers.get("Retry-After"))
+                    )
             except (httpx.TransportError, _Transient) as exc:
-                last = str(exc) or type(exc).__name__
+                last = self._auth.redact(str(exc) or type(exc).__name__)
                 attempt += 1
                 if retried is not None:
                     retried.append(True)
                 if attempt < attempts:
-                    delay = min(self._backoff[1], self._backoff[0] * 2 ** (attempt - 1))
-                    delay *= random.uniform(0.8, 1.2)
+                    delay = self._retry.delay(attempt, exc.delay if isinstance(exc, _Transient) else None)
                     logger.warning("%s: %s; retry %d/%d in %.1fs", what, last, attempt, attempts - 1, delay)
                     await asyncio.sleep(delay)
                 continue
             if response.status_code < 300 or response.status_code in ok:
                 return response
             if response.status_code in (401, 403):
-                raise SourceAuthError(
-                    f"{what}: Airflow answered {response.status_code}; check AIRFLOW_USERNAME/"
-                    "AIRFLOW_PASSWORD (or AIRFLOW_TOKEN) of the bridge's service account and its permissions"
-                )
-            if response.status_code == 404:
-                raise SourceNotFoundError(f"{what}: not found in Airflow ({_reason(response)})")
-            raise SourceError(f"{what}: Airflow answered {response.status_code} ({_reason(response)})")
-        raise SourceUnavailableError(
-            f"{what}: Airflow at {public_url(self.settings.url)} did not answer after {attempts} attempts "
-            f"({last})"
-        )
+                raise self._auth.auth_error(what, response.status_code)
+            raise self._auth.status_error(what, response.status_code, response.content)
+        raise self._auth.gave_up(what, attempts, last)
 
-    @property
-    def _can_login(self) -> bool:
-        return bool(self.settings.username) and self.settings.password is not None
-
-    async def _auth_headers(self) -> dict[str, str]:
+    async def _auth_headers(self, what: str) -> dict[str, str]:
         async with self._lock:
-            if self._token is None and self._can_login:
-                assert self.settings.password is not None
-                response = await self._http.post(
-                    "/auth/token",
-                    json={
-                        "username": self.settings.username,
-                        "password": self.settings.password.get_secret_value(),
-                    },
-                )
-                if response.status_code >= 500 or response.status_code == 429:
-                    raise _Transient(f"token: HTTP {response.status_code}")
-                if response.status_code not in (200, 201):
-                    raise SourceAuthError(
-                        f"Airflow refused the bridge's login ({response.status_code}); "
-                        "check AIRFLOW_USERNAME and AIRFLOW_PASSWORD"
+            if self._auth.token is None and self._auth.can_login:
+                response = await self._http.post(TOKEN_PATH, json=self._auth.login_body())
+                if is_transient_status(response.status_code):
+                    raise _Transient(
+                        f"token: HTTP {response.status_code}",
+                        retry_after(response.headers.get("Retry-After")),
                     )
+                if response.status_code not in (200, 201):
+                    raise self._auth.auth_error(f"{what} (log in: POST {TOKEN_PATH})", 401)
                 try:
-                    self._token = str(response.json()["access_token"])
-                except (ValueError, KeyError, TypeError):  # not JSON, or not a token answer
-                    raise SourceError(
-                        f"Airflow at {public_url(self.settings.url)} answered POST /auth/token without "
-                        "an access_token; check AIRFLOW_URL points at the Airflow API server"
-                    ) from None
-        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+                    body = response.json()
+                except ValueError:  # not JSON: not a token answer
+                    body = None
+                self._auth.use_token(body)
+        return self._auth.headers()
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:
@@ -190,16 +186,6 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     except ValueError as exc:
         raise SourceUnavailableError(f"Airflow sent a body that is not JSON ({exc})") from None
     return data if isinstance(data, dict) else {}
-
-
-def _reason(response: httpx.Response) -> str:
-    try:
-        detail = response.json().get("detail")
-    except (ValueError, AttributeError):
-        detail = None
-    if isinstance(detail, list):  # FastAPI validation errors
-        detail = "; ".join(str(d.get("msg", d)) if isinstance(d, dict) else str(d) for d in detail)
-    return str(detail or response.text[:300] or f"HTTP {response.status_code}")
 
 
 def _same_answer(detail: dict[str, Any], chosen: list[str], params_input: dict[str, Any]) -> bool:

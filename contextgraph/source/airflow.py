@@ -8,7 +8,8 @@ minor versions disagree on some models; with raw records such a difference can n
 an ingestion. For the same reason a query parameter the installed client does not know is
 left out (with a log line) instead of failing the call.
 
-Behaviour at the HTTP boundary:
+Behaviour at the HTTP boundary (credentials, retry policy, error messages and redaction come from
+`contextgraph.airflow_http`, shared with the Slack bridge's client):
 
 * **Auth.** ``token`` set → ``Authorization: Bearer <token>``. ``username`` + ``password``
   set → a token is fetched from ``POST {url}/auth/token`` on the first call (not in the
@@ -34,11 +35,9 @@ Behaviour at the HTTP boundary:
 
 from __future__ import annotations
 
-import email.utils
 import inspect
 import json
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -58,13 +57,19 @@ from airflow_client.client.api.x_com_api import XComApi
 from airflow_client.client.exceptions import ApiException
 from pydantic import ValidationError
 
+from contextgraph.airflow_http import (
+    TOKEN_PATH,
+    AirflowCredentials,
+    RetryPolicy,
+    http_date,
+    is_transient_status,
+    retry_after,
+)
 from contextgraph.config import AirflowSettings, public_url
 from contextgraph.errors import (
-    SourceAuthError,
     SourceConfigError,
     SourceError,
     SourceNotFoundError,
-    SourceUnavailableError,
 )
 
 __all__ = ["ALL", "HITL_WAITING_STATES", "AirflowSource", "XComRef", "hitl_is_waiting", "public_url"]
@@ -77,8 +82,6 @@ ALL = "~"
 #: Task-instance states of a HITL task that waits for a human: ``awaiting_input`` since
 #: Airflow 3.3, ``deferred`` on 3.1/3.2.
 HITL_WAITING_STATES = frozenset({"awaiting_input", "deferred"})
-
-_RETRY_AFTER_CAP_SECONDS = 120.0
 
 
 def hitl_is_waiting(detail: dict[str, Any]) -> bool:
@@ -161,15 +164,10 @@ class AirflowSource:
         #: answer: a watermark for the next incremental read that does not depend on this
         #: machine's clock. Subtract a little overlap before using it; re-reads are harmless.
         self.server_time: datetime | None = None
-        self._backoff_base = backoff_base_seconds
-        self._backoff_cap = backoff_cap_seconds
-        self._url = settings.url.rstrip("/")
-        self._password = settings.password.get_secret_value() if settings.password else None
-        self._static_token = settings.token.get_secret_value() if settings.token else None
-        self._can_login = bool(settings.username) and self._password is not None
-        # The token in use; None until needed (fetched lazily when logging in).
-        self._token: str | None = self._static_token
-        self._secrets = {s for s in (self._password, self._static_token) if s}
+        self._retry = RetryPolicy(settings.max_retries, backoff_base_seconds, backoff_cap_seconds)
+        # The token in use (None until needed: fetched lazily when logging in), and redaction.
+        self._auth = AirflowCredentials(settings)
+        self._url = self._auth.url
 
         config = Configuration(host=self._url)
         # We retry ourselves: no hidden urllib3 retries or redirects underneath.
@@ -453,17 +451,16 @@ class AirflowSource:
         return kwargs
 
     def _ensure_token(self) -> None:
-        if self._token is None and self._can_login:
+        if self._auth.token is None and self._auth.can_login:
             with self._login_lock:
-                if self._token is None:  # another worker may have logged in meanwhile
+                if self._auth.token is None:  # another worker may have logged in meanwhile
                     self._login()
-        self._client.configuration.access_token = self._token
+        self._client.configuration.access_token = self._auth.token
 
     def _login(self) -> None:
         """Fetch a token for username/password from ``POST {url}/auth/token``."""
-        assert self.settings.username is not None and self._password is not None
-        url = f"{self._url}/auth/token"
-        payload = {"username": self.settings.username, "password": self._password}
+        url = f"{self._url}{TOKEN_PATH}"
+        payload = self._auth.login_body()
 
         def send() -> _Response:
             resp = self._client.call_api(
@@ -478,14 +475,7 @@ class AirflowSource:
 
         logger.debug("requesting an Airflow token for user %r", self.settings.username)
         body = self._with_retries("log in to Airflow (POST /auth/token)", send, login=True)
-        token = body.get("access_token") if isinstance(body, dict) else None
-        if not isinstance(token, str) or not token:
-            raise SourceAuthError(
-                f"Airflow at {public_url(self._url)} answered POST /auth/token without an "
-                "access_token; check AIRFLOW_URL points at the Airflow API server"
-            )
-        self._token = token
-        self._secrets.add(token)
+        self._auth.use_token(body)
 
     def _with_retries(self, what: str, send: Callable[[], _Response], *, login: bool) -> Any:
         attempt = 0
@@ -493,33 +483,27 @@ class AirflowSource:
         while True:
             if not login:
                 self._ensure_token()
-            used = self._token
+            used = self._auth.token
             try:
                 return self._attempt(what, send, login=login)
             except _NeedsFreshToken:
-                if refreshed or not self._can_login:
-                    raise self._auth_error(what, 401) from None
+                if refreshed or not self._auth.can_login:
+                    raise self._auth.auth_error(what, 401) from None
                 refreshed = True
                 logger.info("Airflow rejected the token (401); fetching a new one")
                 with self._login_lock:
-                    if self._token == used:  # not already replaced by another worker
-                        self._token = None
+                    if self._auth.token == used:  # not already replaced by another worker
+                        self._auth.token = None
             except _Transient as exc:
                 attempt += 1
                 if attempt > self.settings.max_retries:
-                    raise SourceUnavailableError(
-                        self._redact(
-                            f"{what}: Airflow at {public_url(self._url)} still failing after "
-                            f"{attempt} attempts ({exc.reason}); check that it is up and "
-                            "try again later"
-                        )
-                    ) from None
-                delay = self._backoff(attempt, exc.delay)
+                    raise self._auth.gave_up(what, attempt, exc.reason) from None
+                delay = self._retry.delay(attempt, exc.delay)
                 self._gate.close_for(delay)  # every worker of this source waits, not only this one
                 logger.warning(
                     "%s: %s; retry %d/%d in %.2fs",
                     what,
-                    self._redact(exc.reason),
+                    self._auth.redact(exc.reason),
                     attempt,
                     self.settings.max_retries,
                     delay,
@@ -536,7 +520,7 @@ class AirflowSource:
             raise _Transient(f"{type(exc).__name__}: {exc}") from None
         except ApiException as exc:  # the client wraps TLS errors this way
             raise SourceConfigError(
-                self._redact(
+                self._auth.redact(
                     f"{what}: cannot talk to Airflow at {public_url(self._url)} ({exc.reason}); "
                     "check AIRFLOW_URL and its TLS certificate"
                 )
@@ -558,52 +542,15 @@ class AirflowSource:
                 raise _Transient(
                     f"HTTP {status} with a body that is not valid JSON ({len(data)} bytes)"
                 ) from None
-            self.server_time = _http_date(resp.headers.get("Date")) or self.server_time
+            self.server_time = http_date(resp.headers.get("Date")) or self.server_time
             return body
         if status == 401 and not login:
             raise _NeedsFreshToken
         if status in (401, 403):
-            raise self._auth_error(what, status)
-        if status == 429 or status >= 500:
-            raise _Transient(f"HTTP {status}", _retry_after(resp.headers.get("Retry-After")))
-        detail = _detail(data, self._redact)
-        if status == 404:
-            raise SourceNotFoundError(f"{what}: not found in Airflow (HTTP 404: {detail})")
-        raise SourceError(f"{what}: Airflow answered HTTP {status}: {detail}")
-
-    def _auth_error(self, what: str, status: int) -> SourceAuthError:
-        where = public_url(self._url)
-        if status == 403:
-            fix = (
-                f"user {self.settings.username!r} lacks the permission; grant it or set "
-                "AIRFLOW_USERNAME to a user that has it"
-                if self._can_login
-                else "the token lacks the permission; set AIRFLOW_TOKEN to one that has it"
-            )
-            return SourceAuthError(f"{what}: Airflow at {where} refused (HTTP 403): {fix}")
-        if self._can_login:
-            fix = "check AIRFLOW_USERNAME and AIRFLOW_PASSWORD"
-        elif self._static_token:
-            fix = (
-                "AIRFLOW_TOKEN was rejected (expired or invalid); set a fresh AIRFLOW_TOKEN or "
-                "AIRFLOW_USERNAME and AIRFLOW_PASSWORD"
-            )
-        else:
-            fix = "Airflow needs credentials: set AIRFLOW_USERNAME and AIRFLOW_PASSWORD, or AIRFLOW_TOKEN"
-        return SourceAuthError(f"{what}: Airflow at {where} rejected the credentials (HTTP 401): {fix}")
-
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        ceiling = min(self._backoff_cap, self._backoff_base * 2.0 ** (attempt - 1))
-        delay = ceiling / 2 + random.uniform(0, ceiling / 2)
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, _RETRY_AFTER_CAP_SECONDS))
-        return delay
-
-    def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+            raise self._auth.auth_error(what, status)
+        if is_transient_status(status):
+            raise _Transient(f"HTTP {status}", retry_after(resp.headers.get("Retry-After")))
+        raise self._auth.status_error(what, status, data)
 
 
 class _NeedsFreshToken(Exception):
@@ -630,41 +577,3 @@ def _utc(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _http_date(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    when = _http_date(value)
-    if when is None:
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-def _detail(data: bytes, redact: Callable[[str], str]) -> str:
-    """The server's short explanation of an error (or the start of its body), secrets removed.
-
-    Redacted before it is shortened, so a cut can never leave part of a secret behind.
-    """
-    try:
-        body = json.loads(data)
-    except ValueError:
-        text = data.decode("utf-8", "replace")
-    else:
-        text = str(body["detail"]) if isinstance(body, dict) and "detail" in body else json.dumps(body)
-    return redact(text)[:300] or "(empty body)"

@@ -55,6 +55,44 @@ class GraphStore(ABC):
 
     dialect: str
     batch_size: int = 1000
+    #: True when one open store serves many callers at once (a server's connection pool); False when
+    #: each caller opens and closes its own (a file the engine locks).
+    shared: bool = False
+
+    @property
+    def location(self) -> str:
+        """Where the graph lives, for people (a database name, a file path); never holds a secret."""
+        return self.dialect
+
+    def verify(self) -> None:
+        """Check at once that the store can be reached and accepts us; raises StoreUnavailableError
+        or StoreAuthError. Nothing to check for a local file."""
+        return None
+
+    def prepare_read(self) -> None:
+        """Make what a read needs exist (an engine whose reads fail on missing tables creates them)."""
+        return None
+
+    def lacks_table(self, label: str) -> bool:
+        """Whether a read of this node label would fail because its table is not created yet (an
+        engine with declared tables; asking anyway can leave a failed statement cached). Engines
+        without tables never lack one."""
+        return False
+
+    def cypher(self, name: str) -> str:
+        """The text of `cypher/<name>.cypher` in this store's dialect (its variant where one exists)."""
+        return load(name, self.dialect)
+
+    def dialect_note(self) -> str:
+        """One paragraph for an agent's Cypher tool: which engine answers and how its dialect differs."""
+        from contextgraph.store.gate import dialect_note
+
+        return dialect_note(self.dialect)
+
+    def missing_schema(self, error: Exception) -> bool:
+        """Whether a refused read only means that a table this store creates on first write is absent
+        (read as "nothing stored yet"). Engines without tables never refuse for that reason."""
+        return False
 
     @abstractmethod
     def ensure_schema(self) -> None:
@@ -284,6 +322,11 @@ class GraphStore(ABC):
         nodes, so there it does nothing."""
         if keys:
             self.refresh_indexes(force=True)
+
+    def delete_embeddings(self, keys: Sequence[str]) -> None:
+        """Erase these decisions' embeddings where the engine keeps them apart from the decision
+        nodes (on Neo4j they are properties of the node and go with it)."""
+        return None
 
     def rebuild_indexes(self) -> None:
         """Rebuild any search indexes kept outside the engine from the graph as it is now."""

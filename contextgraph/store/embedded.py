@@ -240,6 +240,26 @@ class EmbeddedStore(GraphStore):
         self._conn = self._db = None
         self._unlock_file()
 
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
+    def prepare_read(self) -> None:
+        """Its tables must exist before anything can be read: create them (a read-only file is
+        read as it is)."""
+        if not self.read_only:
+            self.ensure_schema()
+
+    def lacks_table(self, label: str) -> bool:
+        return not any(r["name"] == label for r in self.query("CALL show_tables() RETURN name"))
+
+    def missing_schema(self, error: Exception) -> bool:
+        return isinstance(error, QueryRefusedError | StoreError)  # Ladybug: no such table yet
+
+    def delete_embeddings(self, keys: Sequence[str]) -> None:
+        if keys:
+            self._write(load("embedding_delete", self.dialect), {"keys": list(keys)})
+
     def ensure_schema(self) -> None:
         """Create the tables, and add the columns a file made by an earlier version lacks."""
         for statement in ddl():
@@ -426,7 +446,7 @@ class EmbeddedStore(GraphStore):
         return self.index.vectors_of(keys, model)
 
     def embedding_models(self) -> dict[str, int]:
-        rows = self._read(f"MATCH (e:{EMBEDDING_TABLE}) RETURN e.embedding_model AS model, count(e) AS n", {})
+        rows = self._read(load("embedding_models", self.dialect), {})
         return {r["model"]: int(r["n"]) for r in rows if r["model"]}
 
     def _arrow(self, cypher: str) -> Any:

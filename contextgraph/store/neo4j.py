@@ -90,6 +90,12 @@ class Neo4jStore(GraphStore):
             where=f"Neo4j at {public_url(settings.uri)}",
         )
 
+    shared = True
+
+    @property
+    def location(self) -> str:
+        return f"{self._where}, database {self.database}"
+
     def close(self) -> None:
         if self._owns_driver:
             self._driver.close()
@@ -102,12 +108,10 @@ class Neo4jStore(GraphStore):
             raise self._translate(exc) from None
 
     def ensure_schema(self, dimensions: int = DEFAULT_DIMENSIONS) -> None:
-        words = self._read(
-            "SHOW INDEXES YIELD name, properties WHERE name = 'decision_text' RETURN properties", {}
-        )
+        words = self._read(load("index_text_properties"), {})
         if words and list(words[0]["properties"] or []) != ["situation_text"]:
             log.info("the full-text index decision_text indexes %s: recreating it", words[0]["properties"])
-            self._write("DROP INDEX decision_text IF EXISTS", {})
+            self._write(load("index_text_drop"), {})
         for statement in statements(load("schema")):
             self._execute(statement, {"dimensions": dimensions}, write=True)
 
@@ -141,9 +145,7 @@ class Neo4jStore(GraphStore):
 
     def prepare_embeddings(self, dimensions: int) -> None:
         """(Re)create the vector index for this width if it has another, and wait until it is online."""
-        rows = self._read(
-            "SHOW INDEXES YIELD name, options WHERE name = 'decision_embedding' RETURN options", {}
-        )
+        rows = self._read(load("index_vector_options"), {})
         current = None
         if rows:
             config = (rows[0]["options"] or {}).get("indexConfig") or {}
@@ -151,10 +153,10 @@ class Neo4jStore(GraphStore):
         if current != dimensions:
             if rows:
                 log.info("vector index has %s dimensions, the model %s: recreating it", current, dimensions)
-                self._write("DROP INDEX decision_embedding IF EXISTS", {})
+                self._write(load("index_vector_drop"), {})
             [create] = [s for s in statements(load("schema")) if "decision_embedding" in s]
             self._write(create, {"dimensions": dimensions})
-        self._write("CALL db.awaitIndexes(300)", {})
+        self._write(load("index_await"), {})
 
     def write_embeddings(self, rows: Sequence[Any], model_name: str) -> int:
         vectors = [
@@ -195,9 +197,7 @@ class Neo4jStore(GraphStore):
             )
         except (StoreError, QueryRefusedError) as exc:
             if "dimension" in str(exc).lower():
-                dims = self._read(
-                    "SHOW INDEXES YIELD name, options WHERE name = 'decision_embedding' RETURN options", {}
-                )
+                dims = self._read(load("index_vector_options"), {})
                 config = ((dims[0]["options"] or {}).get("indexConfig") or {}) if dims else {}
                 width = config.get("vector.dimensions")
                 raise EmbeddingError(
@@ -228,11 +228,7 @@ class Neo4jStore(GraphStore):
         return {r["key"]: np.asarray(r["vector"], dtype=np.float32) for r in rows if r["vector"] is not None}
 
     def embedding_models(self) -> dict[str, int]:
-        rows = self._read(
-            "MATCH (d:Decision) WHERE d.embedding_model IS NOT NULL "
-            "RETURN d.embedding_model AS model, count(d) AS n",
-            {},
-        )
+        rows = self._read(load("embedding_models"), {})
         return {r["model"]: int(r["n"]) for r in rows}
 
     def read_only_query(
@@ -293,8 +289,8 @@ class Neo4jStore(GraphStore):
     def _gate_catalog(self) -> gate.Catalog:
         """The procedures (with their mode) and functions this server reports, read once."""
         if self._catalog is None:
-            procedures = self._read("SHOW PROCEDURES YIELD name, mode RETURN name, mode", {})
-            functions = self._read("SHOW FUNCTIONS YIELD name RETURN name", {})
+            procedures = self._read(load("gate_procedures"), {})
+            functions = self._read(load("gate_functions"), {})
             self._catalog = gate.Catalog(
                 procedures={str(r["name"]).lower(): str(r["mode"]) for r in procedures},
                 functions=frozenset(str(r["name"]).lower() for r in functions),

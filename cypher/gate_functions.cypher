@@ -1,0 +1,2 @@
+// The server's functions, for the read-only gate (Neo4j).
+SHOW FUNCTIONS YIELD name RETURN name

@@ -1,0 +1,1 @@
+DROP INDEX decision_text IF EXISTS

@@ -1,0 +1,1 @@
+DROP INDEX decision_embedding IF EXISTS
