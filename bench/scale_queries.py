@@ -66,11 +66,15 @@ def build(size: int, path: Path, seed: int = 0, chunk: int = 5000) -> dict[str, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.scale_queries", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.scale_queries", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--keep", type=Path, help="build the store here and keep it (else a temporary folder)")
+    parser.add_argument(
+        "--keep", type=Path, help="build the store here and keep it (else a temporary folder)"
+    )
     parser.add_argument("--reuse", action="store_true", help="query the store at --keep without building it")
     parser.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -83,18 +87,40 @@ def main(argv: list[str] | None = None) -> int:
         out: dict[str, Any] = {"size": args.size}
         if not args.reuse:
             proc = subprocess.run(  # its own process: its peak RSS is the load's and the embedding's
-                [sys.executable, "-m", "bench.scale_queries", "--build-only", "--size", str(args.size),
-                 "--seed", str(args.seed), "--keep", str(path)],
-                cwd=ROOT, capture_output=True, text=True, check=False,
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.scale_queries",
+                    "--build-only",
+                    "--size",
+                    str(args.size),
+                    "--seed",
+                    str(args.seed),
+                    "--keep",
+                    str(path),
+                ],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=False,
             )
             if proc.returncode != 0:
                 raise SystemExit(f"building the store failed:\n{proc.stderr[-3000:]}")
             out["build"] = json.loads(proc.stdout.strip().splitlines()[-1])
-        spec = {"store": "embedded", "size": args.size, "seed": args.seed, "queries": args.queries,
-                "path": str(path), "query_budget_s": 300}
+        spec = {
+            "store": "embedded",
+            "size": args.size,
+            "seed": args.seed,
+            "queries": args.queries,
+            "path": str(path),
+            "query_budget_s": 300,
+        }
         proc = subprocess.run(
             [sys.executable, "-m", "bench.run", "--worker", "queries", "--spec", json.dumps(spec)],
-            cwd=ROOT, capture_output=True, text=True, check=False,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if proc.returncode != 0:
             raise SystemExit(f"the queries failed:\n{proc.stderr[-3000:]}")
