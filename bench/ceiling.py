@@ -25,7 +25,7 @@ from contextgraph import model as m
 from contextgraph.store.base import EDGE_COLUMNS, NODE_COLUMNS, edge_rows, node_rows
 
 #: Node kinds that recur across chunks (written once).
-SHARED = {"Dag", "Task", "Option", "Actor"}
+SHARED = {"Dag", "Task", "Option", "Actor", "DagVersion"}
 
 
 def graph_chunks(history: History, visible: int, chunk: int) -> Iterator[m.GraphBatch]:
@@ -79,7 +79,17 @@ def _rows(batch: m.GraphBatch, seen: set[str]) -> Iterator[tuple[type[Any], list
         if nodes:
             yield node_type, node_rows(nodes), True
     for edge_type, edges in batch.edges_by_type().items():
-        yield edge_type, edge_rows(edges), False
+        if edge_type.source.label in SHARED and edge_type.target.label in SHARED:
+            # between two shared nodes (e.g. VERSION_OF): once, like its ends
+            kept = []
+            for edge in edges:
+                ident = f"{edge_type.rel_type}|{edge.src}|{edge.dst}"
+                if ident not in seen:
+                    seen.add(ident)
+                    kept.append(edge)
+            edges = kept
+        if edges:
+            yield edge_type, edge_rows(edges), False
 
 
 def neo4j_ceiling(

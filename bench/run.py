@@ -245,9 +245,21 @@ def work_queries(spec: dict[str, Any]) -> dict[str, Any]:
         times.append((time.perf_counter() - began) * 1000)
         if began > deadline and len(times) >= 20:
             break  # a slow store: enough samples for p50/p95 within the time budget
+    # The same-run baseline: what any answer costs before ranking — embedding the query and one
+    # trivial round trip to the store.
+    floor = []
+    for text, _point in queries[: len(times)]:
+        began = time.perf_counter()
+        if embedder is not None:
+            embedder.embed([text])
+        store.query("RETURN 1 AS one", {})
+        floor.append((time.perf_counter() - began) * 1000)
     store.close()
     times.sort()
+    floor.sort()
     return {
+        "baseline_p50_ms": round(statistics.median(floor), 1),
+        "baseline_p95_ms": round(floor[max(0, int(len(floor) * 0.95) - 1)], 1),
         "queries": len(times),
         "p50_ms": round(statistics.median(times), 1),
         "p95_ms": round(times[max(0, int(len(times) * 0.95) - 1)], 1),
@@ -452,26 +464,33 @@ def table(results: dict[str, Any]) -> str:
     new = results["settings"].get("new_decisions_for_sync", 100)
     head = (
         "| store | decisions | ingest dec/s | elements/s | ceiling el/s | ratio | peak RSS MB "
-        f"| query p50/p95 ms | idle sync s, 1st / repeat (calls) | +{new} sync s (calls) |"
+        f"| query p50/p95 ms (baseline p50/p95) | idle sync s, 1st / repeat (calls) "
+        f"| +{new} sync s (calls) | load (ceiling / ingest / queries / sync) |"
     )
-    lines += [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in results["runs"]:
         ing, ceil, q, s = r["ingest"], r["ceiling"], r.get("queries") or {}, r.get("sync") or {}
         ratio = f"{r['ratio']:.0%}" if r.get("ratio") else "-"
         ceiling = f"{ceil['elements_per_s']:,}" if ceil.get("elements_per_s") else "-"
         query = f"{q['p50_ms']:.0f} / {q['p95_ms']:.0f}" if "p50_ms" in q else "-"
+        if "baseline_p50_ms" in q:
+            query += f" ({q['baseline_p50_ms']:.0f} / {q['baseline_p95_ms']:.0f})"
+        loads = " / ".join(
+            f"{step['load'][0][0]:.1f}" if isinstance(step, dict) and step.get("load") else "-"
+            for step in (ceil, ing, q, s)
+        )
         idle = "-"
         if "idle" in s:
             repeat = f" / {s['idle_repeat']['seconds']:.2f}" if "idle_repeat" in s else ""
             idle = f"{s['idle']['seconds']:.2f}{repeat} ({s['idle']['api_calls']})"
         arrived = f"{s['new']['seconds']:.2f} ({s['new']['api_calls']})" if "new" in s else "-"
         if "error" in ing:
-            lines.append(f"| {r['store']} | {r['size']:,} | failed | | | | | | | |")
+            lines.append(f"| {r['store']} | {r['size']:,} | failed | | | | | | | | {loads} |")
             continue
         lines.append(
             f"| {r['store']} | {r['size']:,} | {ing['decisions_per_s']:,} | {ing['elements_per_s']:,} "
             f"| {ceiling} | {ratio} | {ing['peak_rss_mb']:.0f} "
-            f"| {query} | {idle} | {arrived} |"
+            f"| {query} | {idle} | {arrived} | {loads} |"
         )
     fetch = results.get("fetch")
     if fetch and "by_page_size" in fetch:

@@ -186,7 +186,9 @@ def rank(
     ordered = sorted(found.values(), key=lambda r: (-r.score, r.key))
     need_vectors = query.vector is not None and diversify
     if need_vectors:
-        vectors = store.decision_vectors([r.key for r in ordered], query.model)
+        # MMR reads only its head, which a reranker's reorder of its top keeps within this prefix
+        head = ordered[: max(4 * k, 20, RERANK_TOP)]
+        vectors = store.decision_vectors([r.key for r in head], query.model)
         for r in ordered:
             r.vector = vectors.get(r.key)
     if reranker is not None:

@@ -62,6 +62,8 @@ def test_bench_runs_at_a_tiny_size_on_both_stores(neo4j_settings: Neo4jSettings,
         # Six calls: DAGs, assets, runs, task instances, HITL details and the token.
         assert run["sync"]["idle"]["api_calls"] == 6 and run["sync"]["idle"]["written"] == 0
         assert run["sync"]["new"]["new_decisions"] == 20
+        # every figure comes with its same-run reference: queries with their baseline
+        assert 0 < run["queries"]["baseline_p50_ms"] <= run["queries"]["p50_ms"]
     assert len(list(tmp_path.glob("*.json"))) == 2  # <timestamp>.json and latest.json
 
 
@@ -83,3 +85,22 @@ def test_stores_accepts_what_its_help_says_and_refuses_the_rest() -> None:
         proc = bench("--stores", value, "--show", shown)
         assert proc.returncode == 2, value
         assert "unknown store" in proc.stderr and "neo4j, embedded, both or none" in proc.stderr
+
+
+def test_ceiling_writes_each_node_and_shared_edge_once_across_chunks() -> None:
+    """The ceiling loads with plain CREATE/COPY: a node (e.g. a DAG version every run is under) or an
+    edge between shared nodes repeated in a later chunk breaks the uniqueness constraint."""
+    from bench import ceiling
+    from bench.synthetic import History
+
+    seen: set[str] = set()
+    nodes: list[str] = []
+    edges: list[tuple[str, str, str]] = []
+    for batch in ceiling.graph_chunks(History(130, 0), 120, chunk=40):
+        for kind, rows, is_node in ceiling._rows(batch, seen):
+            if is_node:
+                nodes += [f"{kind.label}|{r['key']}" for r in rows]
+            elif kind.source.label in ceiling.SHARED and kind.target.label in ceiling.SHARED:
+                edges += [(kind.rel_type, r["src"], r["dst"]) for r in rows]
+    assert len(nodes) == len(set(nodes)) and any(n.startswith("DagVersion|") for n in nodes)
+    assert edges and len(edges) == len(set(edges))

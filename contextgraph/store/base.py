@@ -291,21 +291,28 @@ class GraphStore(ABC):
 
     def decision_details(self, keys: Sequence[str]) -> dict[str, Row]:
         """What a precedent shows of each decision, by key: ids, subject, choice, reason, answer time,
-        reviewer (actor_name/actor_id), the AI proposal and its verdict. Keys that do not exist are
-        left out."""
+        reviewer (actor_name/actor_id/actor_kind), the AI proposal and its verdict. Keys that do not
+        exist are left out. One query (`precedent_card`); of several proposals the first by text is
+        shown, of several reviewers the first by actor_id (each field: the first that is not null)."""
         details: dict[str, Row] = {}
         if not keys:
             return details
-        params = {"keys": list(keys)}
-        for row in self._read(load("precedent_details", self.dialect), params):
-            empty = {"proposal": None, "verdict": None, "actor_name": None, "actor_id": None}
-            details[row["key"]] = {**row, **empty}
-        for name in ("precedent_proposals", "precedent_reviewers"):
-            for row in self._read(load(name, self.dialect), params):
-                folded = details.get(row["key"])
-                for field_name, value in row.items():
-                    if folded is not None and folded.get(field_name) is None:
-                        folded[field_name] = value
+        rows = self._read(load("precedent_card", self.dialect), {"keys": list(dict.fromkeys(keys))})
+        proposal_fields = ("proposal", "verdict")
+        actor_fields = ("actor_name", "actor_id", "actor_kind")
+        by_proposal = sorted(rows, key=lambda r: (r["proposal"] is None, r["proposal"] or ""))
+        by_actor = sorted(rows, key=lambda r: (r["actor_id"] is None, r["actor_id"] or ""))
+        for row in rows:
+            if row["key"] not in details:
+                details[row["key"]] = {
+                    k: v for k, v in row.items() if k not in proposal_fields + actor_fields
+                } | dict.fromkeys(("proposal", "verdict", "actor_name", "actor_id"))
+        for ordered, fields in ((by_proposal, proposal_fields), (by_actor, actor_fields)):
+            for row in ordered:
+                folded = details[row["key"]]
+                for name in fields:
+                    if folded.get(name) is None and row[name] is not None:
+                        folded[name] = row[name]
         return details
 
     def refresh_indexes(self, *, force: bool = False) -> dict[str, Any]:

@@ -373,24 +373,16 @@ class EmbeddedStore(GraphStore):
         """Rebuild the BM25 and vector index beside the store file (`<store>.index/`) from the
         answered decisions and their embeddings (of the most common model). Without `force`, an
         index that exists is only rebuilt when answered decisions were written since it was built."""
-        import numpy as np
-
         from contextgraph.embeddings import decision_text
 
         if not force and self.index.exists() and not self._index_stale:
             return self.index.info()
         table = self._arrow(load("index_rows", self.dialect))
-        columns = table.to_pydict()
-        models = [m for m in columns["model"] if m]
-        model = max(set(models), key=models.count) if models else None
-        vectors = None
-        if model is not None:
-            pairs = list(zip(columns["embedding"], columns["model"], strict=True))
-            width = next(len(v) for v, m in pairs if m == model and v is not None)
-            vectors = np.zeros((len(columns["key"]), width), dtype=np.float32)
-            for i, (v, m) in enumerate(zip(columns["embedding"], columns["model"], strict=True)):
-                if m == model and v is not None and len(v) == width:
-                    vectors[i] = v
+        # Columns stay Arrow/numpy: 100k x 256 floats as Python objects held ~1 GB at once.
+        vectors, model = _vector_matrix(table.column("embedding"), table.column("model"))
+        embedding_at = table.schema.get_field_index("embedding")
+        columns = table.remove_column(embedding_at).to_pydict()
+        del table
         at = [
             (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp() if t is not None else 0.0
             for t in columns["answered_at"]
@@ -623,6 +615,34 @@ def _arrow(rows: Sequence[Row], columns: Mapping[str, ScalarType]) -> Any:
             values = [_naive_utc(v) for v in values]
         arrays[column] = pa.array(values, kinds.get(type_, pa.string()))
     return pa.table(arrays)
+
+
+def _vector_matrix(embeddings: Any, models: Any) -> tuple[Any, str | None]:
+    """(rows x width float32 matrix, model) from Arrow columns of embeddings (list<float>) and their
+    model names: the most common model's vectors, zeros in rows of another model or width, or
+    without one; (None, None) when no row has an embedding. Never builds Python float lists."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    names = models.combine_chunks() if isinstance(models, pa.ChunkedArray) else models
+    counts = pc.value_counts(names.drop_null()).to_pylist()
+    if not counts:
+        return None, None
+    model = max(counts, key=lambda c: (c["counts"], c["values"]))["values"]
+    lists = embeddings.combine_chunks() if isinstance(embeddings, pa.ChunkedArray) else embeddings
+    lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
+    same_model = pc.fill_null(pc.equal(names, model), False).to_numpy(zero_copy_only=False)
+    width = int(lengths[same_model & (lengths > 0)].max()) if (same_model & (lengths > 0)).any() else 0
+    if width == 0:
+        return None, None
+    keep = same_model & (lengths == width)
+    matrix = np.zeros((len(lists), width), dtype=np.float32)
+    if keep.any():
+        picked = lists.filter(pa.array(keep))
+        flat = pc.list_flatten(picked).to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+        matrix[keep] = flat.reshape(-1, width)
+    return matrix, model
 
 
 def _naive_utc(value: Any) -> Any:

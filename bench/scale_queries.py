@@ -1,0 +1,135 @@
+"""Precedent queries on a large embedded store without a full ingest.
+
+    .venv/bin/python -m bench.scale_queries --size 100000 [--queries 100] [--keep PATH]
+
+A full `Sync` of 100k decisions into the embedded store takes hours on a busy 2-core machine; the
+query path does not depend on how the graph was written. So this loads the same graph the ingest
+makes (bench/ceiling.py's rows: the same mapping, keys and content hashes) with Ladybug's `COPY`
+from Arrow, reopening the database after each chunk (Ladybug holds memory per `COPY` until it is
+closed), then runs the real embedding pass (`embed_pending`, which rebuilds the sidecar index) and
+times `find_similar_decisions` exactly as `bench.run`'s queries step does (a worker process).
+
+Prints one JSON line: load seconds, embedding-pass seconds, peak RSS of the load+embed process
+(MB), the query figures of `bench.run.work_queries`, and the load average at each step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import ceiling
+from bench.run import NEW_DECISIONS, ROOT, _embedder, _load, _peak_rss_mb
+
+
+def build(size: int, path: Path, seed: int = 0, chunk: int = 5000) -> dict[str, Any]:
+    """Write `size` decisions' graph into a new embedded store at `path`, embed and index them."""
+    from bench.synthetic import History
+    from contextgraph.embeddings import embed_pending
+    from contextgraph.store import EmbeddedStore
+
+    history = History(size + NEW_DECISIONS, seed)
+    store = EmbeddedStore(path)
+    store.ensure_schema()
+    load = _load()
+    began = time.perf_counter()
+    copied = ceiling.CeilingResult()
+    for batch in ceiling.graph_chunks(history, size, chunk=chunk):
+        part = ceiling.embedded_ceiling(store._connection(), iter([batch]))
+        copied.seconds += part.seconds
+        copied.nodes += part.nodes
+        copied.edges += part.edges
+        store.close()  # frees what the COPYs held
+    load_seconds = time.perf_counter() - began
+    embedder = _embedder()
+    if embedder is None:
+        raise SystemExit("no embedding model: set CONTEXTGRAPH_EMBEDDING_MODEL")
+    report = embed_pending(store, embedder)
+    store.close()
+    return {
+        "decisions": size,
+        "elements": copied.elements,
+        "load_seconds": round(load_seconds, 1),
+        "copy_seconds": round(copied.seconds, 1),
+        "embed_seconds": round(report.seconds, 1),
+        "embedded": report.embedded,
+        "peak_rss_mb": _peak_rss_mb(),
+        "load": [load, _load()],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.scale_queries", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--size", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--keep", type=Path, help="build the store here and keep it (else a temporary folder)"
+    )
+    parser.add_argument("--reuse", action="store_true", help="query the store at --keep without building it")
+    parser.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="contextgraph-scale-"))
+    path = args.keep or workdir / "store.lbdb"
+    try:
+        if args.build_only:
+            print(json.dumps(build(args.size, path, args.seed)), flush=True)
+            return 0
+        out: dict[str, Any] = {"size": args.size}
+        if not args.reuse:
+            proc = subprocess.run(  # its own process: its peak RSS is the load's and the embedding's
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.scale_queries",
+                    "--build-only",
+                    "--size",
+                    str(args.size),
+                    "--seed",
+                    str(args.seed),
+                    "--keep",
+                    str(path),
+                ],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if proc.returncode != 0:
+                raise SystemExit(f"building the store failed:\n{proc.stderr[-3000:]}")
+            out["build"] = json.loads(proc.stdout.strip().splitlines()[-1])
+        spec = {
+            "store": "embedded",
+            "size": args.size,
+            "seed": args.seed,
+            "queries": args.queries,
+            "path": str(path),
+            "query_budget_s": 300,
+        }
+        proc = subprocess.run(
+            [sys.executable, "-m", "bench.run", "--worker", "queries", "--spec", json.dumps(spec)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise SystemExit(f"the queries failed:\n{proc.stderr[-3000:]}")
+        out["queries"] = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(json.dumps(out), flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
