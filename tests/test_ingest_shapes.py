@@ -463,13 +463,14 @@ def test_a_store_file_of_an_earlier_version_gets_the_new_columns(store_path: Pat
 def test_a_dag_whose_tasks_airflow_no_longer_has_is_rejected_and_the_rest_ingested(store_path: Path) -> None:
     """`/dags` lists a DAG, `/dags/{id}/tasks` answers 404 (deleted meanwhile, or its file broke):
     the DAG is listed under `rejected` (field `tasks`); the other DAG's decisions are ingested and
-    the sync exits 0 (it stopped with "not found in Airflow" before, every time)."""
+    the sync exits 0 (it stopped with "not found in Airflow" before, every time). `--all-dags`:
+    the broken DAG has no decision point, and only tracked DAGs have their tasks read."""
     details = [hitl(ti("r1", "per_ticket.review_reply", i)) for i in (0, 1)]
     w = world(MAPPED_TASKS, details)
     w.dags.insert(0, {"dag_id": "finance.reports_ü", "tags": [], "owners": []})
     with StandIn(w) as airflow:
-        summary = ingest(store_path, airflow.url)
-        again = ingest(store_path, airflow.url)
+        summary = ingest(store_path, airflow.url, "--all-dags")
+        again = ingest(store_path, airflow.url, "--all-dags")
     for report in (summary, again):
         assert [(r["record"], r["field"]) for r in report["rejected"]] == [("DAG finance.reports_ü", "tasks")]
         assert "404" in report["rejected"][0]["reason"]
