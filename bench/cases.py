@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
-from contextgraph import mapping
 from contextgraph import model as m
+from contextgraph.ingest import mapping
 
 SUPPORT_DAG = "ai_support_ticket_system"
 SUPPORT_POINT = "review_response"

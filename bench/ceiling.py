@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench.synthetic import History
-from contextgraph import mapping
 from contextgraph import model as m
+from contextgraph.ingest import mapping
 from contextgraph.store.base import EDGE_COLUMNS, NODE_COLUMNS, edge_rows, node_rows
 
 #: Node kinds that recur across chunks (written once).

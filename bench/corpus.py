@@ -16,7 +16,7 @@ act_on_decision), the DAG run, its task instances, the HITL detail
 (`GET /api/v2/dags/~/dagRuns/~/hitlDetails`: `task_instance`, subject, a body as the reviewer saw
 it, options, chosen_options, params, params_input, responded_by_user …) and the proposal as the
 XCom `return_value` of the task upstream of the decision point. `corpus_source` serves them to
-`contextgraph.sync.Sync` as `contextgraph.source.AirflowSource` would; nothing of the corpus's
+`contextgraph.ingest.sync.Sync` as `contextgraph.ingest.source.AirflowSource` would; nothing of the corpus's
 ids or kinds reaches the graph: `Ingested.ids` maps (dag_id, run_id) back to corpus ids.
 """
 
@@ -33,10 +33,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from contextgraph.embeddings import Embedder, EmbedReport, embed_pending
-from contextgraph.source.memory import MemorySource
+from contextgraph.ingest.embeddings import Embedder, EmbedReport, embed_pending
+from contextgraph.ingest.source.memory import MemorySource
+from contextgraph.ingest.sync import Sync, SyncReport
 from contextgraph.store import GraphStore
-from contextgraph.sync import Sync, SyncReport
 
 CORPUS_DIR = Path(__file__).resolve().parent / "precedents"
 AIRFLOW_URL = "http://airflow.precedents.bench"

@@ -9,13 +9,13 @@ store → embed_pending) into a fresh store: Neo4j (NEO4J_URI if set — its dat
 else a throw-away server from the tests' launcher) and/or the embedded store in a temp folder.
 Embedder: CONTEXTGRAPH_EMBEDDING_MODEL (default: the shared model folder).
 
-Each new case of the split asks `contextgraph.retrieval.find_similar_decisions(query,
+Each new case of the split asks `contextgraph.retrieval.precedents.find_similar_decisions(query,
 point=(dag_id, task_id))`, as the agent tools do. Printed per split and store:
 
 * hit@1, hit@3 (a result with relevance >= 1 at rank <= k), MRR (first relevant result), nDCG@5
   (graded gains 2^grade - 1 over the ideal order of all graded decisions), ms/query, for hybrid
   and each single signal (mode="vector", mode="text");
-* ablation: hybrid with each signal removed, if `contextgraph.retrieval` exposes `SIGNALS` and
+* ablation: hybrid with each signal removed, if `contextgraph.retrieval.precedents` exposes `SIGNALS` and
   `find_similar_decisions` takes `signals=` (else a note);
 * two same-run baselines with no graph, over subject + request + proposal + reason: plain cosine
   with the same embedder (numpy), plain BM25 (`bm25s`, English stop words, no stemmer);
@@ -62,10 +62,10 @@ from bench.corpus import (
     ingest,
     load_corpus,
 )
-from contextgraph import retrieval
-from contextgraph.embeddings import Embedder, Model2VecEmbedder, embed_pending
 from contextgraph.errors import ContextGraphError
-from contextgraph.retrieval import Mode, find_similar_decisions
+from contextgraph.ingest.embeddings import Embedder, Model2VecEmbedder, embed_pending
+from contextgraph.retrieval import precedents as retrieval
+from contextgraph.retrieval.precedents import Mode, find_similar_decisions
 from contextgraph.store import EmbeddedStore, GraphStore, Neo4jStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -178,7 +178,7 @@ def signals_supported() -> tuple[str, ...]:
 
 def default_signals() -> tuple[str, ...]:
     """The signals the ranking uses when none are named (`ranking.DEFAULT_SIGNALS`, else all)."""
-    from contextgraph import ranking
+    from contextgraph.retrieval import ranking
 
     return tuple(getattr(ranking, "DEFAULT_SIGNALS", signals_supported()))
 
@@ -197,7 +197,7 @@ def simulate_feedback(
     approves the draft when the top precedent is relevant to the case (grade >= 1), else overrides
     it. Then `usefulness.refresh`. Returns the verdict counts."""
     from contextgraph import model as m
-    from contextgraph import usefulness
+    from contextgraph.retrieval import usefulness
 
     batch = m.GraphBatch()
     counts: dict[str, int] = defaultdict(int)
@@ -328,11 +328,12 @@ class BM25Baseline:
 
 
 def lessons_supported() -> Callable[..., Any] | None:
-    """`find_lessons` of contextgraph.retrieval (or contextgraph.lessons), if the library has it."""
+    """`find_lessons` of contextgraph.retrieval.precedents (or contextgraph.retrieval.lessons), if the library
+    has it."""
     found = getattr(retrieval, "find_lessons", None)
     if found is None:
         try:
-            lessons = importlib.import_module("contextgraph.lessons")
+            lessons = importlib.import_module("contextgraph.retrieval.lessons")
         except ImportError:
             return None
         found = getattr(lessons, "find_lessons", None)
@@ -531,9 +532,7 @@ def measure(
                 rank = graph_ranker(store, embedder, ids, "hybrid", signals=kept)
                 result.ablation[label] = run_ranker(rank, cases, corpus).metrics
         else:
-            result.ablation_note = (
-                "n/a: the ranking exposes no SIGNALS / signals= (contextgraph.retrieval); no ablation"
-            )
+            result.ablation_note = "n/a: the ranking exposes no SIGNALS / signals= (contextgraph.retrieval.precedents); no ablation"  # noqa: E501
         if lessons:
             result.lessons = lesson_coverage(store, embedder, ids, cases, corpus)
         results[split] = result

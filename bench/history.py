@@ -43,8 +43,8 @@ def work(spec: dict[str, Any]) -> dict[str, Any]:
 
     from bench.run import _fresh
     from contextgraph.config import AirflowSettings
-    from contextgraph.source import AirflowSource
-    from contextgraph.sync import Sync
+    from contextgraph.ingest.source import AirflowSource
+    from contextgraph.ingest.sync import Sync
 
     replay = ["-m", "bench.replay", "--decisions", str(spec["size"]), "--seed", str(spec["seed"])]
     proc = subprocess.Popen(

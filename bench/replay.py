@@ -1,6 +1,6 @@
 """A replay of the Airflow 3.3 REST API v2 over a synthetic history, and an in-memory source.
 
-`Replay` answers the requests `contextgraph.source.AirflowSource` sends, with Airflow 3.3's
+`Replay` answers the requests `contextgraph.ingest.source.AirflowSource` sends, with Airflow 3.3's
 shapes and rules: `POST /auth/token` (201, `access_token`; other requests need the bearer token,
 401 without it), lists with `limit`/`offset` and `total_entries`, `limit` capped at
 `maximum_page_limit` (Airflow's `[api] maximum_page_limit`, default 100), `order_by` (an unknown

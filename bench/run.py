@@ -8,7 +8,7 @@ step and nothing is shared between them):
 1. ceiling — the fastest plain bulk load of the same nodes and edges (bench/ceiling.py);
 2. ingest — the real `Sync` over a replay of the synthetic history (bench/synthetic.py), from
    API payloads to a committed graph (mapping, writing) plus the embedding pass when
-   contextgraph.embeddings and a model are available; decisions/s, elements/s, ratio to the
+   contextgraph.ingest.embeddings and a model are available; decisions/s, elements/s, ratio to the
    ceiling, peak RSS. Time spent generating the payloads is measured and left out;
 3. queries — p50/p95 of `find_similar_decisions` (query embedding included), when it exists;
 4. sync — the real `AirflowSource` over HTTP against a replay of Airflow 3.3's REST API
@@ -87,9 +87,9 @@ def _machine() -> dict[str, Any]:
 
 
 def _embedder() -> Any | None:
-    """The embedding model when contextgraph.embeddings exists and a model is at hand."""
+    """The embedding model when contextgraph.ingest.embeddings exists and a model is at hand."""
     try:
-        from contextgraph.embeddings import Model2VecEmbedder
+        from contextgraph.ingest.embeddings import Model2VecEmbedder
     except ImportError:
         return None
     model = os.environ.get("CONTEXTGRAPH_EMBEDDING_MODEL") or str(SHARED_MODEL)
@@ -174,7 +174,7 @@ def work_ceiling(spec: dict[str, Any]) -> dict[str, Any]:
 def work_ingest(spec: dict[str, Any]) -> dict[str, Any]:
     from bench.replay import MemorySource
     from bench.synthetic import History
-    from contextgraph.sync import Sync, SyncOptions
+    from contextgraph.ingest.sync import Sync, SyncOptions
 
     history = History(spec["size"] + NEW_DECISIONS, spec["seed"])
     source = MemorySource(history, spec["size"], url=spec["replay_url"])
@@ -192,7 +192,7 @@ def work_ingest(spec: dict[str, Any]) -> dict[str, Any]:
     sync_seconds = time.perf_counter() - began - source.generating
     embed_seconds = None
     if embedder is not None:
-        from contextgraph.embeddings import embed_pending
+        from contextgraph.ingest.embeddings import embed_pending
 
         embed_seconds = embed_pending(store, embedder).seconds
     if profiler is not None:
@@ -219,9 +219,9 @@ def work_ingest(spec: dict[str, Any]) -> dict[str, Any]:
 
 def work_queries(spec: dict[str, Any]) -> dict[str, Any]:
     try:
-        from contextgraph.retrieval import find_similar_decisions
+        from contextgraph.retrieval.precedents import find_similar_decisions
     except ImportError:
-        return {"skipped": "contextgraph.retrieval is not there yet"}
+        return {"skipped": "contextgraph.retrieval.precedents is not there yet"}
     from bench.synthetic import History
 
     history = History(spec["size"] + NEW_DECISIONS, spec["seed"])
@@ -275,8 +275,8 @@ def work_sync(spec: dict[str, Any]) -> dict[str, Any]:
     from pydantic import SecretStr
 
     from contextgraph.config import AirflowSettings
-    from contextgraph.source import AirflowSource
-    from contextgraph.sync import Sync
+    from contextgraph.ingest.source import AirflowSource
+    from contextgraph.ingest.sync import Sync
 
     settings = AirflowSettings(
         url=spec["replay_url"], username=REPLAY_USER[0], password=SecretStr(REPLAY_USER[1])
@@ -399,7 +399,7 @@ def fetch_benchmark(decisions: int, page_sizes: list[int], repeats: int = 3) -> 
     from pydantic import SecretStr
 
     from contextgraph.config import AirflowSettings
-    from contextgraph.source import AirflowSource
+    from contextgraph.ingest.source import AirflowSource
     from tests.airflow_server import AirflowServer
 
     limit = str(max(page_sizes))

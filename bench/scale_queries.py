@@ -32,7 +32,7 @@ from bench.run import NEW_DECISIONS, ROOT, _embedder, _load, _peak_rss_mb
 def build(size: int, path: Path, seed: int = 0, chunk: int = 5000) -> dict[str, Any]:
     """Write `size` decisions' graph into a new embedded store at `path`, embed and index them."""
     from bench.synthetic import History
-    from contextgraph.embeddings import embed_pending
+    from contextgraph.ingest.embeddings import embed_pending
     from contextgraph.store import EmbeddedStore
 
     history = History(size + NEW_DECISIONS, seed)

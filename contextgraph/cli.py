@@ -24,8 +24,8 @@ from rich.table import Table
 
 from contextgraph.config import Settings
 from contextgraph.errors import ContextGraphError
+from contextgraph.ingest.sync import SyncReport
 from contextgraph.store import GraphStore, open_store
-from contextgraph.sync import SyncReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -192,7 +192,7 @@ def ingest(
     and replaces its environment setting.
     """
     from contextgraph.config import split_names
-    from contextgraph.ingest import run_ingest
+    from contextgraph.ingest.pipeline import run_ingest
 
     settings = state.settings()
     if deployment:
@@ -314,7 +314,7 @@ def demo(state: State, use_neo4j: bool, demo_path: Path | None) -> None:
 @cli.command()
 def browser() -> None:
     """How to explore the graph in Neo4j Browser: the style file and the named queries."""
-    from contextgraph.browser import browser_queries, grass_path
+    from contextgraph.render.browser import browser_queries, grass_path
 
     out = Console()
     out.print(
@@ -334,7 +334,7 @@ def browser() -> None:
 @click.argument("name")
 def browser_query(name: str) -> None:
     """Print one Neo4j Browser query (its :param lines first) to paste into Browser."""
-    from contextgraph import browser as queries
+    from contextgraph.render import browser as queries
 
     try:
         query = queries.browser_query(name)
@@ -354,7 +354,7 @@ def browser_query(name: str) -> None:
 @handle_errors
 def export(state: State, fmt: str, key: str | None, output: Path | None) -> None:
     """Export the graph, or one decision's trace, as GraphML (Gephi, yEd) or node-link JSON."""
-    from contextgraph import export as exporter
+    from contextgraph.render import export as exporter
 
     with state.store() as store:
         store.prepare_read()
@@ -381,8 +381,8 @@ def export(state: State, fmt: str, key: str | None, output: Path | None) -> None
 @handle_errors
 def draw(state: State, key: str, output: Path) -> None:
     """Draw one decision's trace (DAG, run, task instances, options, reviewer, AI proposal, precedents)."""
-    from contextgraph.draw import draw_trace
-    from contextgraph.export import decision_trace
+    from contextgraph.render.draw import draw_trace
+    from contextgraph.render.export import decision_trace
 
     with state.store() as store:
         graph = decision_trace(store, key)
@@ -392,7 +392,7 @@ def draw(state: State, key: str, output: Path) -> None:
     )
 
 
-# --- precedent search (contextgraph.retrieval) --------------------------------------------------
+# --- precedent search (contextgraph.retrieval.precedents) --------------------------------------------------
 
 
 def _open_for_search(state: State) -> GraphStore:
@@ -410,8 +410,8 @@ def _open_for_search(state: State) -> GraphStore:
 @handle_errors
 def embed(state: State, batch_size: int, as_json: bool) -> None:
     """Embed the decisions whose embedding is missing or out of date [env CONTEXTGRAPH_EMBEDDING_MODEL]."""
-    from contextgraph.embeddings import embed_pending, embedder_from_settings
-    from contextgraph.migrate import require_current
+    from contextgraph.ingest.embeddings import embed_pending, embedder_from_settings
+    from contextgraph.store.migrate import require_current
 
     embedder = embedder_from_settings(state.settings())
     with _open_for_search(state) as store:
@@ -454,8 +454,8 @@ def similar(
     as_json: bool,
 ) -> None:
     """Past human decisions most like TEXT, best first, with their reasons."""
-    from contextgraph.embeddings import embedder_from_settings
-    from contextgraph.retrieval import find_similar_decisions
+    from contextgraph.ingest.embeddings import embedder_from_settings
+    from contextgraph.retrieval.precedents import find_similar_decisions
 
     settings = state.settings()
     embedder = None if words_only else embedder_from_settings(settings)
@@ -513,7 +513,7 @@ def _why_nothing(
 ) -> str:
     """One line: which filter of a precedent search keeps no decision (a typo in a DAG id, a task
     or an option), naming what the graph has."""
-    from contextgraph.queries import load
+    from contextgraph.store.queries import load
 
     since_utc = since.replace(tzinfo=UTC) if since is not None and since.tzinfo is None else since
     row = store.query(
@@ -570,7 +570,7 @@ def lessons(
     """What past decisions like TEXT teach: lessons (with their ids) with option shares, reason,
     exceptions. --retire ID --why "…" marks a lesson outdated: its decisions stay, rank below current
     ones and say why; --restore ID undoes it; --retired lists them."""
-    from contextgraph import supersede
+    from contextgraph.retrieval import supersede
 
     actions = [bool(text), bool(retire_id), bool(restore_id), list_retired]
     if sum(actions) != 1:
@@ -614,8 +614,8 @@ def lessons(
 
                 emit(rows, as_json, table)
         return
-    from contextgraph.embeddings import embedder_from_settings
-    from contextgraph.retrieval import find_lessons, lessons_prompt
+    from contextgraph.ingest.embeddings import embedder_from_settings
+    from contextgraph.retrieval.precedents import find_lessons, lessons_prompt
 
     assert text is not None
     embedder = None if words_only else embedder_from_settings(state.settings())
@@ -640,8 +640,8 @@ def lessons(
 @handle_errors
 def migrate(state: State, deployment: str | None, as_json: bool) -> None:
     """Upgrade a graph written by an older contextgraph to this version (safe to run again)."""
-    from contextgraph.migrate import migrate as run_migrate
     from contextgraph.model import DEFAULT_DEPLOYMENT
+    from contextgraph.store.migrate import migrate as run_migrate
 
     with state.store() as store:
         store.ensure_schema()
@@ -690,7 +690,7 @@ def reindex(state: State) -> None:
 @handle_errors
 def trace(state: State, key: str, fmt: str, picture: Path | None) -> None:
     """One decision in context: upstream tasks, AI proposal, options, choice, reason, what followed."""
-    from contextgraph.retrieval import get_decision_trace
+    from contextgraph.retrieval.precedents import get_decision_trace
 
     settings = state.settings()
     with _open_for_search(state) as store:
@@ -699,8 +699,8 @@ def trace(state: State, key: str, fmt: str, picture: Path | None) -> None:
         except LookupError as exc:
             raise click.ClickException(f"{exc.args[0]}: list keys with `contextgraph similar`") from None
         if picture is not None:
-            from contextgraph.draw import draw_trace
-            from contextgraph.export import decision_trace
+            from contextgraph.render.draw import draw_trace
+            from contextgraph.render.export import decision_trace
 
             draw_trace(decision_trace(store, key), picture)
             console.print(f"drew the trace into {picture}")
@@ -735,7 +735,7 @@ def cypher(
 ) -> None:
     """Run a read-only Cypher QUERY (anything that would write, or calls a procedure or function
     not on the read-only allow-list, is refused). A result cut by --limit says so on stderr."""
-    from contextgraph.agent_tools import run_read_cypher
+    from contextgraph.tools.agent import run_read_cypher
 
     if timeout <= 0 or row_limit < 1:
         raise click.BadParameter("--timeout and --limit must be positive")
@@ -773,10 +773,10 @@ def cypher(
 def mcp(state: State, timeout: float, row_limit: int, scope: str | None) -> None:
     """Serve the precedent tools to MCP clients over stdio (needs contextgraph[agents])."""
     try:
-        from contextgraph.mcp_server import serve
+        from contextgraph.tools.mcp import serve
     except ImportError as exc:
         raise click.ClickException(f"{exc}: pip install 'contextgraph[agents]'") from None
-    from contextgraph.scope import Scope
+    from contextgraph.governance.scope import Scope
 
     bound = Scope.parse(scope) if scope else None
     serve(state.settings(), timeout=timeout, row_limit=row_limit, scope=bound)
@@ -811,7 +811,7 @@ def forget(
     """Erase an actor, decisions, a DAG's decisions or a customer's tickets, with everything derived
     (embeddings, index entries, INFORMED_BY edges, proposals, run conf); later syncs skip them.
     Dry run unless --yes. Each erasure leaves an audit record (what kind, when, counts)."""
-    from contextgraph import forget as governance
+    from contextgraph.governance import forget as governance
 
     with state.store() as store:
         store.prepare_read()  # its tables must exist before anything can be read
@@ -848,7 +848,7 @@ def forget(
 def usefulness(state: State, outdated: bool, as_json: bool) -> None:
     """Score each precedent by what happened to the drafts it informed (INFORMED_BY + verdict), store
     the scores, and list them, most useful first; flags precedents that led to overrides repeatedly."""
-    from contextgraph import usefulness as learn
+    from contextgraph.retrieval import usefulness as learn
 
     with state.store() as store:
         store.prepare_read()

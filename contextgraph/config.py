@@ -123,7 +123,7 @@ REDACT_KINDS = ("email", "phone", "card", "iban", "ip")
 
 
 class RedactSettings(BaseSettings):
-    """Redaction at ingest (`contextgraph.redact`), per deployment.
+    """Redaction at ingest (`contextgraph.ingest.redact`), per deployment.
 
     CONTEXTGRAPH_REDACT: `true` (every kind), `false`/unset (off), or the kinds to redact as a JSON
     list or comma-separated (`email,card`; kinds: email, phone, card, iban, ip).
@@ -237,7 +237,7 @@ class Settings(BaseSettings):
     """JSON: `{"dag_id.task_id": ["param", ...], "*": ["param", ...]}` — the params_input names that
     hold the reviewer's reason at a decision point (`*`: every other point), looked at first; then
     the usual names: reason, comments, comment, feedback, rationale, justification, note(s), explanation,
-    why, remarks, … (`contextgraph.mapping.REASON_KEYS`); when none is set, the other free-text
+    why, remarks, … (`contextgraph.ingest.mapping.REASON_KEYS`); when none is set, the other free-text
     params' values are the reason."""
     verdicts: dict[str, dict[str, Verdict]] = {}
     """JSON: `{"dag_id.task_id": {"Approve": "approved", "Send back": "overridden"}, "*": {...}}` —

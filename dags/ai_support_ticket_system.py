@@ -139,8 +139,8 @@ def _precedent_deps() -> Any | None:
     try:
         from airflow.sdk import BaseHook
 
-        from contextgraph.agent_tools import open_deps
         from contextgraph.airflow_connections import settings_from_connections
+        from contextgraph.tools.agent import open_deps
     except ImportError as exc:
         log.info("Drafting without precedents: contextgraph is not installed here (%s)", exc)
         return None
@@ -156,7 +156,7 @@ def _consult(deps: Any | None, case: str) -> list[Any]:
     """The deterministic agent: the best precedents for the case, logged; [] if there are none."""
     if deps is None:
         return []
-    from contextgraph.agent_tools import consult_precedents
+    from contextgraph.tools.agent import consult_precedents
 
     try:
         found = consult_precedents(deps, case, k=PRECEDENTS)
@@ -177,7 +177,7 @@ def _llm_draft(model: Any, ticket: dict[str, str], deps: Any | None) -> tuple[st
 
     prompt = f"Subject: {ticket['subject']}\n\n{ticket['body']}"
     if deps is not None:
-        from contextgraph.agent_tools import precedent_agent
+        from contextgraph.tools.agent import precedent_agent
 
         try:
             result = precedent_agent(model, LLM_INSTRUCTIONS).run_sync(prompt, deps=deps)
@@ -192,7 +192,7 @@ def _lessons(deps: Any | None, case: str) -> list[Any]:
     """What similar past decisions teach (contextgraph lessons), logged; [] if there are none."""
     if deps is None:
         return []
-    from contextgraph.agent_tools import consult_lessons
+    from contextgraph.tools.agent import consult_lessons
 
     try:
         found = consult_lessons(deps, case, k=LESSONS)
@@ -211,7 +211,7 @@ def _cited(precedents: list[Any], lessons: list[Any] | None = None) -> dict[str,
     lessons = lessons or []
     if not precedents and not lessons:
         return {"precedents": [], "lessons": [], "precedent_notes": ""}
-    from contextgraph.agent_tools import compact, compact_lesson, precedent_notes
+    from contextgraph.tools.agent import compact, compact_lesson, precedent_notes
 
     return {
         "precedents": [compact(p) for p in precedents],

@@ -51,7 +51,7 @@ def contextgraph_ingest() -> None:
     def ingest(params: dict[str, Any] | None = None) -> dict[str, Any]:
         from contextgraph.airflow_connections import settings_from_connections
         from contextgraph.errors import TerminalError
-        from contextgraph.ingest import run_ingest
+        from contextgraph.ingest.pipeline import run_ingest
 
         try:
             settings = settings_from_connections(BaseHook.get_connection)

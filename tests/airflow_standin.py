@@ -2,7 +2,7 @@
 
 Each test describes the records a real Airflow 3.3 would return (`World`), starts `StandIn(world)`
 and runs the real `contextgraph ingest` against `standin.url`. The server answers the requests
-`contextgraph.source.AirflowSource` sends: lists with `limit`/`offset`/`total_entries`,
+`contextgraph.ingest.source.AirflowSource` sends: lists with `limit`/`offset`/`total_entries`,
 `created_at_gte` on HITL details and `updated_at_gte` on runs and task instances (as filters,
 on records that carry `updated_at`), runs and task instances of all DAGs (`~`) or of one, assets,
 tasks per DAG, XCom entries per `map_index` (404 when missing), HITL tries (404). Every request

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from contextgraph import model as m
-from contextgraph.source.memory import MemorySource
+from contextgraph.ingest.source.memory import MemorySource
 
 FULL_LANE = os.environ.get("CI", "").lower() in ("1", "true", "yes") or (
     os.environ.get("CONTEXTGRAPH_FULL_TESTS") == "1"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from stdnum import iban, luhn
 
 from contextgraph import demo
-from contextgraph.source.memory import MemorySource
+from contextgraph.ingest.source.memory import MemorySource
 
 
 @dataclass

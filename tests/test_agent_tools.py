@@ -22,15 +22,15 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.test import TestModel
 
 from bench import cases as c
-from contextgraph.agent_tools import (
+from contextgraph.ingest.embeddings import Model2VecEmbedder, embed_pending
+from contextgraph.store import GraphStore
+from contextgraph.tools.agent import (
     ContextGraphDeps,
     consult_precedents,
     precedent_agent,
     precedent_notes,
     precedent_toolset,
 )
-from contextgraph.embeddings import Model2VecEmbedder, embed_pending
-from contextgraph.store import GraphStore
 
 from .builders import SHARED_MODEL
 

@@ -25,9 +25,9 @@ from pydantic import SecretStr
 
 from contextgraph.config import AirflowSettings
 from contextgraph.errors import SourceUnavailableError
-from contextgraph.source import AirflowSource
+from contextgraph.ingest.source import AirflowSource
+from contextgraph.ingest.sync import Sync, SyncOptions, SyncReport
 from contextgraph.store import EmbeddedStore, GraphStore
-from contextgraph.sync import Sync, SyncOptions, SyncReport
 from tests.airflow_server import AirflowClient
 from tests.example_runs import answer, trigger
 from tests.fault_proxy import FaultProxy

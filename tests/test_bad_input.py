@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from contextgraph import mapping
+from contextgraph.ingest import mapping
+from contextgraph.ingest.sync import Sync
 from contextgraph.store import GraphStore
-from contextgraph.sync import Sync
 
 from .builders import ListSource, detail
 

@@ -1,4 +1,5 @@
-"""Every query in cypher/browser/ runs on a real Neo4j over the demo graph, with the example
+"""Every query in contextgraph/store/cypher/browser/ runs on a real Neo4j over the demo graph, with the
+example
 parameters of its own `// :param` lines, and answers something sensible."""
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import neo4j
 import pytest
 
 from contextgraph import demo
-from contextgraph.browser import BrowserQuery, browser_queries, grass
 from contextgraph.config import Neo4jSettings
 from contextgraph.model import NODE_TYPES
+from contextgraph.render.browser import BrowserQuery, browser_queries, grass
 from contextgraph.store import Neo4jStore
 
 QUERIES = browser_queries()

@@ -121,8 +121,9 @@ def test_cypher_files_ship_in_the_wheel(tmp_path: Path) -> None:
     [wheel] = tmp_path.glob("contextgraph-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     expected = {
-        f"contextgraph/cypher/{p.relative_to(root / 'cypher')}" for p in (root / "cypher").rglob("*.cypher")
+        f"contextgraph/store/cypher/{p.relative_to(root / 'contextgraph' / 'store' / 'cypher')}"
+        for p in (root / "contextgraph" / "store" / "cypher").rglob("*.cypher")
     }
     assert expected and expected <= set(names)
     assert "contextgraph/py.typed" in names
-    assert "contextgraph/demo_scenario.json" in names  # the demo's data, read with importlib.resources
+    assert "contextgraph/demo/scenario.json" in names  # the demo's data, read with importlib.resources

@@ -19,9 +19,9 @@ from pydantic import SecretStr
 from bench.replay import MemorySource, Replay, make_server
 from bench.synthetic import History
 from contextgraph.config import AirflowSettings
-from contextgraph.source import AirflowSource, XComRef
+from contextgraph.ingest.source import AirflowSource, XComRef
+from contextgraph.ingest.sync import Sync
 from contextgraph.store import EmbeddedStore
-from contextgraph.sync import Sync
 
 from .fault_proxy import FaultProxy
 

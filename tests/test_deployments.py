@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from contextgraph import forget
 from contextgraph import model as m
 from contextgraph.cli import cli
 from contextgraph.config import Neo4jSettings
 from contextgraph.errors import UnknownDeploymentError
-from contextgraph.retrieval import find_similar_decisions
-from contextgraph.scope import Scope, ScopedStore, ScopeError
+from contextgraph.governance import forget
+from contextgraph.governance.scope import Scope, ScopedStore, ScopeError
+from contextgraph.retrieval.precedents import find_similar_decisions
 from contextgraph.store import EmbeddedStore, GraphStore, Neo4jStore
 from contextgraph.store.base import EDGE_COLUMNS, NODE_COLUMNS
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from contextgraph import embeddings
 from contextgraph.config import Settings
 from contextgraph.errors import EmbeddingError
+from contextgraph.ingest import embeddings
 
 
 def test_auto_falls_back_to_word_hashing_where_the_hub_cannot_be_reached(

@@ -10,8 +10,9 @@ import networkx as nx
 import pytest
 from click.testing import CliRunner
 
-from contextgraph import demo, export
+from contextgraph import demo
 from contextgraph.cli import cli
+from contextgraph.render import export
 from contextgraph.store import EmbeddedStore, GraphStore
 
 KEY = demo.TRACE_EXAMPLE

@@ -10,15 +10,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from contextgraph import demo, export, usefulness
+from contextgraph import demo
 from contextgraph import model as m
 from contextgraph.cli import cli
-from contextgraph.embeddings import Model2VecEmbedder, embed_pending
-from contextgraph.forget import TOMBSTONE, forget, plan_forget
+from contextgraph.governance.forget import TOMBSTONE, forget, plan_forget
+from contextgraph.ingest.embeddings import Model2VecEmbedder, embed_pending
+from contextgraph.ingest.sync import Sync, SyncOptions
 from contextgraph.model import NODE_TYPES
-from contextgraph.retrieval import find_similar_decisions
+from contextgraph.render import export
+from contextgraph.retrieval import usefulness
+from contextgraph.retrieval.precedents import find_similar_decisions
 from contextgraph.store import EmbeddedStore, GraphStore
-from contextgraph.sync import Sync, SyncOptions
 
 from .builders import SHARED_MODEL
 from .governance_corpus import planted_scenario

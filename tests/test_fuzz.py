@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from contextgraph import mapping
 from contextgraph import model as m
 from contextgraph.errors import InvalidRecordError
+from contextgraph.ingest import mapping
+from contextgraph.ingest.sync import Sync
 from contextgraph.store import EmbeddedStore
-from contextgraph.sync import Sync
 
 from .builders import ListSource, detail
 

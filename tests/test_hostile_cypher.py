@@ -22,12 +22,12 @@ from typing import Any, ClassVar
 import pytest
 
 from bench import cases as c
-from contextgraph.agent_tools import run_read_cypher
 from contextgraph.errors import CypherError, QueryNotAllowedError, QueryStoppedError
 from contextgraph.model import EDGE_TYPES, NODE_TYPES
-from contextgraph.retrieval import read_cypher
+from contextgraph.retrieval.precedents import read_cypher
 from contextgraph.store import GraphStore
 from contextgraph.store.base import EDGE_COLUMNS, NODE_COLUMNS
+from contextgraph.tools.agent import run_read_cypher
 
 from .builders import FULL_LANE
 from .mcp_client import error_text, mcp_session, payload, server_env

@@ -17,9 +17,9 @@ import pytest
 from pydantic import SecretStr
 
 from contextgraph.config import AirflowSettings
-from contextgraph.source import AirflowSource
+from contextgraph.ingest.source import AirflowSource
+from contextgraph.ingest.sync import Sync, SyncReport
 from contextgraph.store import GraphStore
-from contextgraph.sync import Sync, SyncReport
 from tests.airflow_server import AirflowClient
 from tests.builders import SHARED_MODEL
 from tests.example_runs import (

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from contextgraph import mapping
 from contextgraph.cli import cli
+from contextgraph.ingest import mapping
 from contextgraph.store import EmbeddedStore
 
 from .airflow_standin import StandIn, World

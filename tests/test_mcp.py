@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bench import cases as c
-from contextgraph.embeddings import Model2VecEmbedder, embed_pending
+from contextgraph.ingest.embeddings import Model2VecEmbedder, embed_pending
 from contextgraph.store import GraphStore
 
 from .builders import SHARED_MODEL

@@ -1,6 +1,7 @@
 """Neo4j Browser, for real: its static build from Maven Central, served over HTTP, connected over
 Bolt (WebSocket on the Bolt port) to the test Neo4j, in headless Chromium. It applies our style,
-runs a `cypher/browser/` query and draws the decision's trace; the screenshot is checked, and
+runs a `contextgraph/store/cypher/browser/` query and draws the decision's trace; the screenshot is checked,
+and
 kept as docs/neo4j-browser.png when CONTEXTGRAPH_UPDATE_DOCS=1.
 
 Needs Chromium and chromedriver (Debian: `apt-get install chromium chromium-driver`) and the
@@ -27,8 +28,8 @@ from urllib.parse import urlparse
 import pytest
 
 from contextgraph import demo
-from contextgraph.browser import browser_query, grass
 from contextgraph.config import Neo4jSettings
+from contextgraph.render.browser import browser_query, grass
 from contextgraph.store import Neo4jStore
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,11 +19,11 @@ import pytest
 from click.testing import CliRunner
 
 from contextgraph import demo
-from contextgraph.agent_tools import run_read_cypher
 from contextgraph.cli import cli
 from contextgraph.errors import QueryNotAllowedError, QueryRefusedError
-from contextgraph.retrieval import read_cypher
+from contextgraph.retrieval.precedents import read_cypher
 from contextgraph.store import EmbeddedStore, GraphStore, Neo4jStore
+from contextgraph.tools.agent import run_read_cypher
 
 DECISION = "MATCH (d:Decision)"
 CHOSE = "MATCH (d:Decision)-[:CHOSE]->(o:Option)"

@@ -26,7 +26,7 @@ from bench.eval_precedents import (
     run_ranker,
 )
 from contextgraph.config import Neo4jSettings
-from contextgraph.embeddings import Model2VecEmbedder
+from contextgraph.ingest.embeddings import Model2VecEmbedder
 from contextgraph.store import EmbeddedStore, GraphStore, Neo4jStore
 
 from .builders import SHARED_MODEL

@@ -22,16 +22,16 @@ from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCall
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from bench import cases as c
-from contextgraph import mapping
 from contextgraph import model as m
-from contextgraph.agent_tools import ContextGraphDeps
 from contextgraph.config import AirflowSettings, Neo4jSettings
-from contextgraph.embeddings import Model2VecEmbedder, embed_pending
-from contextgraph.mapping import PRECEDENTS_END, PRECEDENTS_START
-from contextgraph.retrieval import get_decision_trace
-from contextgraph.source import AirflowSource
+from contextgraph.ingest import mapping
+from contextgraph.ingest.embeddings import Model2VecEmbedder, embed_pending
+from contextgraph.ingest.mapping import PRECEDENTS_END, PRECEDENTS_START
+from contextgraph.ingest.source import AirflowSource
+from contextgraph.ingest.sync import Sync
+from contextgraph.retrieval.precedents import get_decision_trace
 from contextgraph.store import GraphStore, Neo4jStore
-from contextgraph.sync import Sync
+from contextgraph.tools.agent import ContextGraphDeps
 from tests.airflow_server import AirflowClient
 from tests.builders import detail
 from tests.example_runs import put_connection

@@ -15,10 +15,10 @@ from click.testing import CliRunner
 
 from bench import cases as c
 from contextgraph.cli import cli
-from contextgraph.embeddings import HashingEmbedder, Model2VecEmbedder, Vectors, embed_pending
 from contextgraph.errors import EmbeddingError
-from contextgraph.mapping import PRECEDENTS_END, PRECEDENTS_START
-from contextgraph.retrieval import (
+from contextgraph.ingest.embeddings import HashingEmbedder, Model2VecEmbedder, Vectors, embed_pending
+from contextgraph.ingest.mapping import PRECEDENTS_END, PRECEDENTS_START
+from contextgraph.retrieval.precedents import (
     SIGNALS,
     QueryTextError,
     find_lessons,

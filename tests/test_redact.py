@@ -9,16 +9,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from contextgraph import demo, export
+from contextgraph import demo
 from contextgraph.cli import cli
 from contextgraph.config import RedactSettings
-from contextgraph.embeddings import Model2VecEmbedder, embed_pending
 from contextgraph.errors import ConfigError
+from contextgraph.ingest.embeddings import Model2VecEmbedder, embed_pending
+from contextgraph.ingest.redact import Redactor
+from contextgraph.ingest.sync import Sync, SyncOptions
 from contextgraph.model import NODE_TYPES
-from contextgraph.redact import Redactor
-from contextgraph.retrieval import find_similar_decisions
+from contextgraph.render import export
+from contextgraph.retrieval.precedents import find_similar_decisions
 from contextgraph.store import EmbeddedStore, GraphStore
-from contextgraph.sync import Sync, SyncOptions
 
 from .builders import SHARED_MODEL
 from .governance_corpus import planted_scenario

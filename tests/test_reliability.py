@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from contextgraph import mapping
 from contextgraph import model as m
 from contextgraph.config import Neo4jSettings
 from contextgraph.errors import StoreUnavailableError
+from contextgraph.ingest import mapping
+from contextgraph.ingest.sync import Sync, SyncOptions
 from contextgraph.store import GraphStore, Neo4jStore
-from contextgraph.sync import Sync, SyncOptions
 
 from .builders import ListSource, detail
 from .neo4j_server import Neo4jServer

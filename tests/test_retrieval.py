@@ -12,9 +12,9 @@ import pytest
 from bench import cases as c
 from bench.eval_precedents import evaluate_all
 from contextgraph import model as m
-from contextgraph.embeddings import Model2VecEmbedder, embed_pending
 from contextgraph.errors import EmbeddingError, QueryRefusedError
-from contextgraph.retrieval import (
+from contextgraph.ingest.embeddings import Model2VecEmbedder, embed_pending
+from contextgraph.retrieval.precedents import (
     find_similar_decisions,
     get_decision_trace,
     lucene_query,

@@ -11,15 +11,15 @@ from click.testing import CliRunner
 
 from contextgraph import demo
 from contextgraph import model as m
-from contextgraph.agent_tools import ContextGraphDeps, consult_precedents, run_read_cypher
 from contextgraph.cli import cli
 from contextgraph.config import Settings
-from contextgraph.embeddings import Model2VecEmbedder, embed_pending
 from contextgraph.errors import QueryRefusedError
-from contextgraph.retrieval import find_similar_decisions, get_decision_trace
-from contextgraph.scope import Scope, ScopedStore, ScopeError
+from contextgraph.governance.scope import Scope, ScopedStore, ScopeError
+from contextgraph.ingest.embeddings import Model2VecEmbedder, embed_pending
+from contextgraph.ingest.sync import Sync, SyncOptions
+from contextgraph.retrieval.precedents import find_similar_decisions, get_decision_trace
 from contextgraph.store import EmbeddedStore, GraphStore
-from contextgraph.sync import Sync, SyncOptions
+from contextgraph.tools.agent import ContextGraphDeps, consult_precedents, run_read_cypher
 
 from .builders import SHARED_MODEL
 from .governance_corpus import OTHER_DAG, SECRET, TwoDagSource, other_dag_scenario
@@ -154,7 +154,7 @@ def test_scoped_mcp_tools(
 ) -> None:
     from mcp.server.mcpserver.exceptions import ToolError
 
-    from contextgraph.mcp_server import PrecedentTools
+    from contextgraph.tools.mcp import PrecedentTools
 
     monkeypatch.delenv("NEO4J_URI", raising=False)
     path = tmp_path / "g.lbdb"

@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 
 from contextgraph import demo
-from contextgraph.agent_tools import run_read_cypher
 from contextgraph.errors import CypherError, QueryNotAllowedError
-from contextgraph.scope import Scope, ScopedStore
+from contextgraph.governance.scope import Scope, ScopedStore
 from contextgraph.store import Neo4jStore
 from contextgraph.store.gate import dialect_note
+from contextgraph.tools.agent import run_read_cypher
 
 from .builders import support_batch
 

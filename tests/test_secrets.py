@@ -41,14 +41,14 @@ from pydantic import SecretStr
 from starlette.testclient import TestClient
 
 from contextgraph.config import AirflowSettings, Neo4jSettings, Settings
+from contextgraph.ingest.source import AirflowSource
+from contextgraph.ingest.sync import Sync
 from contextgraph.slack.airflow import HITLClient
 from contextgraph.slack.app import SlackBridge, create_app
 from contextgraph.slack.blocks import OPTION_ACTION, HITLRef, Review, button_value
 from contextgraph.slack.config import SlackSettings
 from contextgraph.slack.notifier import post_review
-from contextgraph.source import AirflowSource
 from contextgraph.store import Neo4jStore
-from contextgraph.sync import Sync
 from tests.airflow_server import AirflowClient, free_port
 from tests.example_runs import answer, trigger
 from tests.fault_proxy import FaultProxy

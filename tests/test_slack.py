@@ -28,7 +28,9 @@ from pydantic import SecretStr
 from starlette.testclient import TestClient
 
 from contextgraph.config import AirflowSettings
-from contextgraph.mapping import SLACK_IDENTITY_KEY
+from contextgraph.ingest.mapping import SLACK_IDENTITY_KEY
+from contextgraph.ingest.source import AirflowSource
+from contextgraph.ingest.sync import Sync
 from contextgraph.slack.airflow import HITLClient
 from contextgraph.slack.app import SlackBridge, create_app
 from contextgraph.slack.blocks import (
@@ -42,9 +44,7 @@ from contextgraph.slack.blocks import (
 )
 from contextgraph.slack.config import SlackSettings
 from contextgraph.slack.notifier import post_review
-from contextgraph.source import AirflowSource
 from contextgraph.store import GraphStore
-from contextgraph.sync import Sync
 from tests.airflow_fixtures import SLACK_ENV, SLACK_STANDIN_PORT
 from tests.airflow_server import AirflowClient, AirflowServer, free_port
 from tests.slack_standin import SlackStandIn

@@ -30,7 +30,7 @@ from pydantic import SecretStr
 from starlette.testclient import TestClient
 
 from contextgraph.config import AirflowSettings
-from contextgraph.mapping import SLACK_IDENTITY_KEY
+from contextgraph.ingest.mapping import SLACK_IDENTITY_KEY
 from contextgraph.slack.airflow import HITLClient
 from contextgraph.slack.app import SlackBridge, create_app
 from contextgraph.slack.blocks import ANSWER_ACTION, ANSWER_VIEW, OPTION_ACTION, HITLRef, button_value

@@ -27,7 +27,7 @@ from contextgraph.errors import (
     TerminalError,
     TransientError,
 )
-from contextgraph.source import HITL_WAITING_STATES, AirflowSource, hitl_is_waiting
+from contextgraph.ingest.source import HITL_WAITING_STATES, AirflowSource, hitl_is_waiting
 
 from .airflow_server import AirflowClient
 from .fault_proxy import FaultProxy

@@ -102,7 +102,8 @@ def test_neo4j_constraints_guard_every_key(neo4j_store: GraphStore) -> None:
     rows = neo4j_store.query("SHOW CONSTRAINTS YIELD labelsOrTypes, properties RETURN *")
     guarded = {r["labelsOrTypes"][0] for r in rows}
     assert guarded >= {t.label for t in m.NODE_TYPES}
-    # Besides the model's nodes only governance's own bookkeeping (contextgraph.forget, .usefulness).
+    # Besides the model's nodes only governance's own bookkeeping (contextgraph.governance.forget,
+    # .usefulness).
     assert guarded - {t.label for t in m.NODE_TYPES} <= {
         "ForgetAudit",
         "ForgottenKey",

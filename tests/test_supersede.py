@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from contextgraph import supersede
 from contextgraph.cli import cli
-from contextgraph.embeddings import Model2VecEmbedder, embed_pending
-from contextgraph.retrieval import find_lessons, find_similar_decisions
-from contextgraph.scope import Scope, ScopedStore
+from contextgraph.governance.scope import Scope, ScopedStore
+from contextgraph.ingest.embeddings import Model2VecEmbedder, embed_pending
+from contextgraph.ingest.sync import Sync
+from contextgraph.retrieval import supersede
+from contextgraph.retrieval.precedents import find_lessons, find_similar_decisions
 from contextgraph.store import EmbeddedStore, GraphStore
-from contextgraph.sync import Sync
 from tests.builders import SHARED_MODEL
 
 from .builders import DAG, ListSource, detail

@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from contextgraph import demo, mapping, usefulness
+from contextgraph import demo
 from contextgraph import model as m
 from contextgraph.cli import cli
-from contextgraph.embeddings import Model2VecEmbedder, embed_pending
-from contextgraph.retrieval import find_lessons, find_similar_decisions
+from contextgraph.ingest import mapping
+from contextgraph.ingest.embeddings import Model2VecEmbedder, embed_pending
+from contextgraph.retrieval import usefulness
+from contextgraph.retrieval.precedents import find_lessons, find_similar_decisions
 from contextgraph.store import EmbeddedStore, GraphStore
 from tests.builders import SHARED_MODEL
 

@@ -35,7 +35,7 @@ from contextgraph.airflow_http import (
 )
 from contextgraph.config import AirflowSettings
 from contextgraph.errors import SourceUnavailableError
-from contextgraph.mapping import SLACK_IDENTITY_KEY
+from contextgraph.ingest.mapping import SLACK_IDENTITY_KEY
 from contextgraph.slack.blocks import HITLRef
 
 logger = logging.getLogger(__name__)

@@ -43,7 +43,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from contextgraph.errors import ContextGraphError
-from contextgraph.mapping import SLACK_IDENTITY_KEY
+from contextgraph.ingest.mapping import SLACK_IDENTITY_KEY
 from contextgraph.slack.airflow import AlreadyAnswered, Answered, HITLClient, Outcome, Refused
 from contextgraph.slack.blocks import (
     ANSWER_ACTION,

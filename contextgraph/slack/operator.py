@@ -21,7 +21,7 @@ from typing import Any
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Param
 
-from contextgraph.mapping import SLACK_IDENTITY_KEY
+from contextgraph.ingest.mapping import SLACK_IDENTITY_KEY
 
 __all__ = ["SLACK_IDENTITY_KEY", "SlackHITLOperator", "accepts_reviewer", "reviewer_param"]
 

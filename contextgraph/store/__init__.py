@@ -46,7 +46,8 @@ def open_store(settings: Settings, mode: Literal["write", "read"] = "write") -> 
 
 def dialect_note(settings: Settings, *, scoped: bool = False) -> str:
     """The Cypher tool's note on the engine these settings open (without opening it). `scoped`: the
-    agent's Cypher runs on a Ladybug copy of its scope (`contextgraph.scope`), Neo4j idioms translated."""
+    agent's Cypher runs on a Ladybug copy of its scope (`contextgraph.governance.scope`), Neo4j idioms
+    translated."""
     from contextgraph.store import gate
 
     if scoped:

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from contextgraph.model import EDGE_TYPES, NODE_TYPES, Edge, GraphBatch, Node, properties
-from contextgraph.queries import identifier, load
+from contextgraph.store.queries import identifier, load
 
 Row = dict[str, Any]
 
@@ -80,7 +80,8 @@ class GraphStore(ABC):
         return False
 
     def cypher(self, name: str) -> str:
-        """The text of `cypher/<name>.cypher` in this store's dialect (its variant where one exists)."""
+        """The text of `contextgraph/store/cypher/<name>.cypher` in this store's dialect (its variant where
+        one exists)."""
         return load(name, self.dialect)
 
     def dialect_note(self) -> str:
@@ -151,7 +152,7 @@ class GraphStore(ABC):
         """Upsert the batch; raises InvalidRecordError before writing anything if it is invalid."""
         nodes, edges = batch.nodes_by_label(), batch.edges_by_type()
         if not getattr(self, "_schema_checked", False):  # once per store object
-            from contextgraph.migrate import require_current
+            from contextgraph.store.migrate import require_current
 
             require_current(self)  # SchemaVersionError: an older graph, run `contextgraph migrate`
         result = WriteResult()
@@ -246,7 +247,7 @@ class GraphStore(ABC):
     def _count(self, cypher: str) -> int:
         return int(self._read(cypher, {})[0]["c"])
 
-    # --- precedent search: embeddings and agent queries (contextgraph.embeddings / .retrieval) ---
+    # --- precedent search: embeddings and agent queries (contextgraph.ingest.embeddings / .retrieval) ---
 
     @abstractmethod
     def prepare_embeddings(self, dimensions: int) -> None:
@@ -264,7 +265,8 @@ class GraphStore(ABC):
     def write_embeddings(self, rows: Sequence[Any], model_name: str) -> int:
         """Store `EmbeddingRow`s (a row without a vector only marks its text as current)."""
 
-    # --- precedent candidates: each store answers from its own indexes (contextgraph.ranking fuses) ---
+    # --- precedent candidates: each store answers from its own indexes (contextgraph.retrieval.ranking fuses)
+    # ---
 
     @abstractmethod
     def vector_candidates(
@@ -279,7 +281,7 @@ class GraphStore(ABC):
         self, words: Sequence[str], k: int, filters: CandidateFilter
     ) -> list[tuple[str, float]]:
         """The `k` answered decisions with the highest BM25 score for `words` (unstemmed content words
-        from `contextgraph.words.query_terms`), best first, as (key, score > 0)."""
+        from `contextgraph.retrieval.words.query_terms`), best first, as (key, score > 0)."""
 
     @abstractmethod
     def decision_vectors(self, keys: Sequence[str], model: str) -> dict[str, Any]:
@@ -321,10 +323,10 @@ class GraphStore(ABC):
         keeps its indexes itself (Neo4j)."""
         return {}
 
-    # --- governance hooks (contextgraph.forget) --------------------------------------------------
+    # --- governance hooks (contextgraph.governance.forget) --------------------------------------------------
 
     def after_forget(self, keys: Sequence[str]) -> None:
-        """Called by `contextgraph.forget` after these decisions were erased: search indexes kept
+        """Called by `contextgraph.governance.forget` after these decisions were erased: search indexes kept
         outside the engine (`refresh_indexes`) are rebuilt without them. Neo4j's indexes follow the
         nodes, so there it does nothing."""
         if keys:

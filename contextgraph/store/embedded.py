@@ -34,7 +34,6 @@ from contextgraph.errors import (
     StoreUnavailableError,
 )
 from contextgraph.model import EDGE_TYPES, NODE_TYPES, Edge, GraphBatch, Node
-from contextgraph.queries import load
 from contextgraph.store import gate, sandbox
 from contextgraph.store.base import (
     EDGE_COLUMNS,
@@ -46,6 +45,7 @@ from contextgraph.store.base import (
     WriteResult,
     to_plain,
 )
+from contextgraph.store.queries import load
 from contextgraph.store.sidecar import IndexRows, SidecarIndex
 
 log = logging.getLogger(__name__)
@@ -373,7 +373,7 @@ class EmbeddedStore(GraphStore):
         """Rebuild the BM25 and vector index beside the store file (`<store>.index/`) from the
         answered decisions and their embeddings (of the most common model). Without `force`, an
         index that exists is only rebuilt when answered decisions were written since it was built."""
-        from contextgraph.embeddings import decision_text
+        from contextgraph.ingest.embeddings import decision_text
 
         if not force and self.index.exists() and not self._index_stale:
             return self.index.info()
@@ -529,7 +529,7 @@ class EmbeddedStore(GraphStore):
             )
         return gate.engine_error(self.dialect, text, stage="run", query=cypher)
 
-    def _read_limited(  # in-process: the scoped in-memory copy (`scope.py`)
+    def _read_limited(  # in-process: the scoped in-memory copy (`governance/scope.py`)
         self,
         conn: ladybug.Connection,
         cypher: str,

@@ -34,10 +34,10 @@ from contextgraph.errors import (
     StoreUnavailableError,
 )
 from contextgraph.model import Node
-from contextgraph.queries import load, statements
+from contextgraph.retrieval.words import lucene_query
 from contextgraph.store import gate
 from contextgraph.store.base import CandidateFilter, GraphStore, Row, to_plain
-from contextgraph.words import lucene_query
+from contextgraph.store.queries import load, statements
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from contextgraph.words import stems, tokenize_corpus
+from contextgraph.retrieval.words import stems, tokenize_corpus
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Neo4j Cypher idioms in Ladybug's dialect, for a scoped view of a Neo4j graph.
 
-A scoped store (`contextgraph.scope.ScopedStore`) answers from an in-memory Ladybug copy of the
+A scoped store (`contextgraph.governance.scope.ScopedStore`) answers from an in-memory Ladybug copy of the
 scope, whichever store holds the graph. An agent bound to a Neo4j graph writes Neo4j Cypher, so the
 scoped view rewrites the common idioms Ladybug spells otherwise before the read-only gate sees the
 query (the gate then checks what will actually run):

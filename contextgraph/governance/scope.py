@@ -36,12 +36,12 @@ from pathlib import Path
 from typing import Any
 
 from contextgraph import model as m
-from contextgraph import supersede
 from contextgraph.errors import ConfigError, QueryRefusedError
-from contextgraph.queries import identifier, load
+from contextgraph.retrieval import supersede
 from contextgraph.store import gate
 from contextgraph.store.base import EDGE_COLUMNS, NODE_COLUMNS, GraphStore, Row, WriteResult
 from contextgraph.store.embedded import EmbeddedStore
+from contextgraph.store.queries import identifier, load
 from contextgraph.store.sidecar import SidecarIndex
 from contextgraph.store.translate import neo4j_to_ladybug
 
@@ -228,7 +228,7 @@ class ScopedStore(EmbeddedStore):
             return
         import numpy as np
 
-        from contextgraph.embeddings import EmbeddingRow
+        from contextgraph.ingest.embeddings import EmbeddingRow
 
         by_model: dict[str, list[EmbeddingRow]] = {}
         for row in source.query(source.cypher("scope_embeddings"), {"keys": keys}):

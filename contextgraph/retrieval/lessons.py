@@ -1,7 +1,7 @@
 """Lessons: what a group of similar precedents teaches, instead of five near-identical decisions.
 
 `find_lessons(store, embedder, text)` ranks the `POOL` best precedents for the case (the ranking of
-`contextgraph.ranking`, without diversity) and folds those decided at the same decision point whose
+`contextgraph.retrieval.ranking`, without diversity) and folds those decided at the same decision point whose
 situations and reasons say the same thing into one lesson:
 
     similarity(a, b) = (cos(situation_a, situation_b) + cos(reason_a, reason_b)) / 2
@@ -18,7 +18,7 @@ best member's rank. Without an embedder, every precedent is a lesson of its own.
 Each lesson has a stable `id` naming what it teaches (`supersede.lesson_id(dag_id, task_id,
 decided)`), which a reviewer passes to `contextgraph lessons --retire ID --why "…"`. A lesson whose
 members are all stale (superseded by a DAG version, or retired) says why in `stale`; one with a
-member flagged by `contextgraph.usefulness` (drafts it informed were overridden again and again)
+member flagged by `contextgraph.retrieval.usefulness` (drafts it informed were overridden again and again)
 has `maybe_outdated` ("this lesson may be outdated").
 """
 
@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from contextgraph import ranking, supersede, usefulness
-from contextgraph.embeddings import Embedder, normalise
+from contextgraph.ingest.embeddings import Embedder, normalise
+from contextgraph.retrieval import ranking, supersede, usefulness
 from contextgraph.store.base import CandidateFilter, GraphStore
 
 POOL = 30
@@ -54,7 +54,7 @@ class LessonExample(BaseModel):
     reviewer: str | None = None
     responded_at: datetime | None = None
     stale: str | None = None
-    """Why it ranks below current decisions (`contextgraph.supersede`), or None."""
+    """Why it ranks below current decisions (`contextgraph.retrieval.supersede`), or None."""
     maybe_outdated: bool = False
 
 
@@ -125,14 +125,14 @@ def find_lessons(
     Filters and `point` as for `find_similar_decisions`; raises what it raises (QueryTextError,
     EmbeddingError).
     """
-    from contextgraph.retrieval import check_query
+    from contextgraph.retrieval.precedents import check_query
 
     text = check_query(text)
     if k < 1:
         return []
     if point is None and dag_id is not None and task_id is not None:
         point = (dag_id, task_id)
-    from contextgraph.retrieval import check_deployment
+    from contextgraph.retrieval.precedents import check_deployment
 
     check_deployment(store, deployment)
     filters = CandidateFilter(

@@ -29,7 +29,7 @@ TryKey = tuple[str, str, str, int, int]
 
 
 class MemorySource:
-    """The ``contextgraph.sync.Source`` protocol over lists of REST API v2 records.
+    """The ``contextgraph.ingest.sync.Source`` protocol over lists of REST API v2 records.
 
     Args:
         dags: ``/dags`` records (``dag_id``, ``tags``, ``owners`` …).

@@ -221,7 +221,7 @@ def decision_text(row: dict[str, Any]) -> str:
     """What is embedded (and, on the stores, word-indexed) for one decision: its situation -- subject,
     body without the marked precedent section, the proposals it judged (`mapping.situation_text`) --
     or its search text when it has none of those."""
-    from contextgraph.mapping import situation_text
+    from contextgraph.ingest.mapping import situation_text
 
     text = situation_text(row.get("subject"), row.get("body"), row.get("proposals") or [])
     if text.strip():

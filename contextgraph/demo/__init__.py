@@ -5,7 +5,7 @@ review_response (HITL) → act_on_decision) over six weeks: four reviewers (one 
 Slack), approvals, overrides of wrong AI drafts, escalations, four reviews that timed out (the
 default, *Escalate to CRE*, was taken) and two still waiting. The records are shaped like those
 the Airflow 3.3 REST API v2 returns and go through the real mapping and `Sync` (served by
-`contextgraph.source.memory.MemorySource`), so the demo graph is exactly what
+`contextgraph.ingest.source.memory.MemorySource`), so the demo graph is exactly what
 `contextgraph ingest` would write for the same Airflow. Everything is deterministic: a second
 load writes nothing.
 
@@ -32,10 +32,10 @@ from rich.table import Table
 
 from contextgraph import model as m
 from contextgraph.config import Settings, default_store_path
-from contextgraph.mapping import informed_by_edges
-from contextgraph.source.memory import MemorySource
+from contextgraph.ingest.mapping import informed_by_edges
+from contextgraph.ingest.source.memory import MemorySource
+from contextgraph.ingest.sync import Sync, SyncOptions, SyncReport
 from contextgraph.store import GraphStore
-from contextgraph.sync import Sync, SyncOptions, SyncReport
 
 DAG_ID = "ai_support_ticket_system"
 REVIEW_TASK = "review_response"
@@ -54,15 +54,15 @@ PENDING = frozenset({58, 59})
 VERSION_2_FROM = 40
 """Reviews from this index on ran under DAG version 2 (`task_instance.dag_version`)."""
 
-#: A decision with precedents (INFORMED_BY), as in the `cypher/browser/` examples.
+#: A decision with precedents (INFORMED_BY), as in the `contextgraph/store/cypher/browser/` examples.
 TRACE_EXAMPLE = "ai_support_ticket_system|demo__2026-11-08T14:34:00Z|review_response|-1|1"
 
 CYPHER_EXAMPLE = "'MATCH (d:Decision)-[:CHOSE]->(o:Option) RETURN o.name AS option, count(*) AS n'"
 
 #: The scenario's data (tasks, reviewers, customers, kinds of ticket and how reviewers settled
-#: them), shipped in the package as ``demo_scenario.json``.
+#: them), shipped in the package as ``demo/scenario.json``.
 _DATA: dict[str, Any] = json.loads(
-    resources.files("contextgraph").joinpath("demo_scenario.json").read_text(encoding="utf-8")
+    resources.files("contextgraph").joinpath("demo/scenario.json").read_text(encoding="utf-8")
 )
 
 #: The new ticket `contextgraph demo` asks precedent for.
@@ -110,7 +110,7 @@ KINDS: tuple[Kind, ...] = tuple(
     )
     for k in _DATA["kinds"]
 )
-assert all(o.option in OPTIONS for k in KINDS for o in k.outcomes), "demo_scenario.json: unknown option"
+assert all(o.option in OPTIONS for k in KINDS for o in k.outcomes), "demo/scenario.json: unknown option"
 
 
 @dataclass
@@ -343,15 +343,15 @@ class Answer:
 
     ticket: dict[str, str]
     precedents: list[Any]
-    """`contextgraph.retrieval.Precedent`s, best first."""
+    """`contextgraph.retrieval.precedents.Precedent`s, best first."""
     embedder: str | None
     embedded: int
 
 
 def ask(store: GraphStore, settings: Settings, ticket: dict[str, str] | None = None, k: int = 5) -> Answer:
     """Embed the decisions (what ingest's embed step does) and find precedents for a new ticket."""
-    from contextgraph.embeddings import embed_pending, embedder_from_settings
-    from contextgraph.retrieval import find_similar_decisions
+    from contextgraph.ingest.embeddings import embed_pending, embedder_from_settings
+    from contextgraph.retrieval.precedents import find_similar_decisions
 
     ticket = ticket or NEW_TICKET
     embedder = embedder_from_settings(settings)

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
-from contextgraph.mapping import AssetLinks
+from contextgraph.ingest.mapping import AssetLinks
 
 #: Why a DAG's history was not read (`SyncReport.skipped`), in the order they are checked.
 SKIP_REASONS = ("excluded", "not_included", "excluded_tag", "no_matching_tag", "no_decisions")

@@ -27,7 +27,20 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel
 
-from contextgraph.agent_tools import (
+from contextgraph.config import Settings
+from contextgraph.errors import ContextGraphError
+from contextgraph.governance.scope import Scope, ScopedStore
+from contextgraph.ingest.embeddings import Embedder, embedder_from_settings
+from contextgraph.retrieval.precedents import (
+    DecisionTrace,
+    Lesson,
+    Precedent,
+    find_lessons,
+    find_similar_decisions,
+    get_decision_trace,
+)
+from contextgraph.store import GraphStore, dialect_note, open_store
+from contextgraph.tools.agent import (
     CYPHER_MAX_CHARS,
     CYPHER_ROW_LIMIT,
     CYPHER_TIMEOUT,
@@ -37,19 +50,6 @@ from contextgraph.agent_tools import (
     record_shown,
     run_read_cypher,
 )
-from contextgraph.config import Settings
-from contextgraph.embeddings import Embedder, embedder_from_settings
-from contextgraph.errors import ContextGraphError
-from contextgraph.retrieval import (
-    DecisionTrace,
-    Lesson,
-    Precedent,
-    find_lessons,
-    find_similar_decisions,
-    get_decision_trace,
-)
-from contextgraph.scope import Scope, ScopedStore
-from contextgraph.store import GraphStore, dialect_note, open_store
 
 log = logging.getLogger(__name__)
 

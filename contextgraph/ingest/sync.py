@@ -5,7 +5,7 @@ since the watermark), task instances (likewise; a DAG's tasks are fetched when o
 new to the graph), then HITL details (created since the watermark, plus every decision still
 pending in the graph until it is answered or timed out). Proposals come from upstream XComs, once.
 
-Only what matters is read (`contextgraph.selection`): runs, task instances and decisions of the
+Only what matters is read (`contextgraph.ingest.selection`): runs, task instances and decisions of the
 *tracked* DAGs (those with decision points and their asset feeders, or all with `all_dags`); the
 other DAGs the filters let through keep their Dag node only. A DAG that becomes tracked (its first
 HITL detail, a new feeder, a filter changed) has its whole history read once, per DAG; tracked
@@ -34,15 +34,16 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, Field
 
-from contextgraph import forget, mapping
 from contextgraph import model as m
 from contextgraph.config import AirflowSettings, public_url
 from contextgraph.errors import InvalidRecordError, SourceNotFoundError
-from contextgraph.queries import load
-from contextgraph.redact import redacting
-from contextgraph.selection import SKIP_REASONS, TRACK_REASONS, AssetGraph, DagFilter
-from contextgraph.source.airflow import ALL, XComRef
+from contextgraph.governance import forget
+from contextgraph.ingest import mapping
+from contextgraph.ingest.redact import redacting
+from contextgraph.ingest.selection import SKIP_REASONS, TRACK_REASONS, AssetGraph, DagFilter
+from contextgraph.ingest.source.airflow import ALL, XComRef
 from contextgraph.store import GraphStore, WriteResult
+from contextgraph.store.queries import load
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class SyncOptions(BaseModel):
     proposal it reviews. Default: the decision point's direct upstream tasks."""
     reason_params: dict[str, list[str]] = {}
     """`dag_id.task_id` (or `*` for every other point) → the params_input names holding the reason
-    (default `contextgraph.mapping.REASON_KEYS`)."""
+    (default `contextgraph.ingest.mapping.REASON_KEYS`)."""
 
     verdicts: dict[str, dict[str, m.Verdict]] = {}
     """`dag_id.task_id` (or `*`) → {chosen option: verdict}; the options' words are the fallback."""
@@ -81,7 +82,7 @@ class SyncOptions(BaseModel):
 
 
 class Source(Protocol):
-    """What the sync needs of an Airflow source (`contextgraph.source.AirflowSource`)."""
+    """What the sync needs of an Airflow source (`contextgraph.ingest.source.AirflowSource`)."""
 
     calls: int
     settings: AirflowSettings
@@ -134,7 +135,7 @@ class SyncReport:
     seconds: float = 0.0
     full: bool = False
     embedded: int = 0
-    """Decisions embedded after the sync (by `contextgraph.ingest.run_ingest`)."""
+    """Decisions embedded after the sync (by `contextgraph.ingest.pipeline.run_ingest`)."""
     deployment: str = m.DEFAULT_DEPLOYMENT
     """The deployment this sync read (`SyncOptions.deployment`)."""
     forgotten_skipped: int = 0

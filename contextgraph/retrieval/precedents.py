@@ -6,8 +6,8 @@
     record_precedents(store, decision_key, precedents)                 INFORMED_BY feedback edges
     read_cypher(store, query, params) -> [dict]                        the agents' read-only Cypher tool
 
-Each store returns candidates from its own indexes; `contextgraph.ranking` fuses them with one
-formula for both stores (documented there and in the README), `contextgraph.lessons` groups them.
+Each store returns candidates from its own indexes; `contextgraph.retrieval.ranking` fuses them with one
+formula for both stores (documented there and in the README), `contextgraph.retrieval.lessons` groups them.
 """
 
 from __future__ import annotations
@@ -20,16 +20,16 @@ from urllib.parse import quote
 from pydantic import BaseModel, Field
 
 from contextgraph import model as m
-from contextgraph import ranking, usefulness
-from contextgraph.embeddings import Embedder
 from contextgraph.errors import ConfigError, ContextGraphError, UnknownDeploymentError
-from contextgraph.lessons import Lesson, find_lessons, lessons_prompt
-from contextgraph.mapping import informed_by_edges
+from contextgraph.ingest.embeddings import Embedder
+from contextgraph.ingest.mapping import informed_by_edges
 from contextgraph.model import DEFAULT_DEPLOYMENT
-from contextgraph.queries import load
-from contextgraph.ranking import SIGNALS, Reranker
+from contextgraph.retrieval import ranking, usefulness
+from contextgraph.retrieval.lessons import Lesson, find_lessons, lessons_prompt
+from contextgraph.retrieval.ranking import SIGNALS, Reranker
+from contextgraph.retrieval.words import lucene_query, query_terms, query_text
 from contextgraph.store.base import CandidateFilter, GraphStore, Row
-from contextgraph.words import lucene_query, query_terms, query_text
+from contextgraph.store.queries import load
 
 __all__ = [
     "SIGNALS",
@@ -97,7 +97,7 @@ class Precedent(DecisionRef):
     score: float = 0.0
     signals: Signals = Field(default_factory=Signals)
     usefulness: float | None = None
-    """How often drafts this precedent informed were approved, 0..1 (`contextgraph.usefulness`;
+    """How often drafts this precedent informed were approved, 0..1 (`contextgraph.retrieval.usefulness`;
     None: never shown to a drafting agent, or scores not refreshed yet)."""
     shown: int = 0
     """How many reviewed drafts it informed (the evidence behind `usefulness`)."""
@@ -105,7 +105,7 @@ class Precedent(DecisionRef):
     """It led to overridden drafts again and again: "this lesson may be outdated" (for a human)."""
     stale: str | None = None
     """Why it ranks below current precedents: "superseded by DAG version N: …" or
-    "retired by X on DATE: why" (`contextgraph.supersede`); None when current."""
+    "retired by X on DATE: why" (`contextgraph.retrieval.supersede`); None when current."""
 
     def summary(self) -> str:
         chosen = " / ".join(self.chosen_options) or "(nothing chosen)"

@@ -10,11 +10,12 @@ Each store answers only from its own indexes (`GraphStore.vector_candidates`, `t
                                  + W["text"]   * bm25(d) / bm25_max
                                  + W["point"]  if d was decided at the query's decision point
                                  + W["usefulness"] * (2 * usefulness(d) - 1)   (signal off by default)
-                                 - STALE_PENALTY (sum of W) if d is stale (`contextgraph.supersede`)
+                                 - STALE_PENALTY (sum of W) if d is stale (`contextgraph.retrieval.supersede`)
                     over each list's candidates (a candidate missing from a list gets 0 there), so a
                     signal that is sure of its best match (a clear BM25 margin) counts more than one
                     whose scores are all alike. W = vector 0.75, text 1.0, point 1.0,
-                    usefulness 0.5 (usefulness in 0..1, 0.5 = no evidence; see contextgraph.usefulness).
+                    usefulness 0.5 (usefulness in 0..1, 0.5 = no evidence; see
+                    contextgraph.retrieval.usefulness).
                     (`FUSION = "rrf"`: reciprocal-rank fusion, W[s] / (RRF_K + rank_s(d)), scored
                     lower on dev: it ignores the margins.)
     3. reranking    an optional `Reranker` reorders the top `RERANK_TOP` (none by default).
@@ -37,11 +38,11 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from contextgraph import supersede
-from contextgraph.embeddings import Embedder
 from contextgraph.errors import EmbeddingError
+from contextgraph.ingest.embeddings import Embedder
+from contextgraph.retrieval import supersede
+from contextgraph.retrieval.words import query_terms
 from contextgraph.store.base import CandidateFilter, GraphStore
-from contextgraph.words import query_terms
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ SIGNALS: tuple[str, ...] = ("vector", "text", "point", "usefulness")
 """The signals the fusion can use; `find_similar_decisions(signals=...)` picks a subset."""
 DEFAULT_SIGNALS: tuple[str, ...] = ("vector", "text", "point")
 """The signals used when none are named. "usefulness" (how often drafts a precedent informed were
-approved, `contextgraph.usefulness`) is off: on the dev split it did not help (README, "Governance")."""
+approved, `contextgraph.retrieval.usefulness`) is off: on the dev split it did not help (README, "Governance")."""  # noqa: E501
 
 FUSION = "relative"
 """How the lists combine: "relative" (the formula above) or "rrf"."""
@@ -57,7 +58,7 @@ RRF_K = 60.0
 WEIGHTS: dict[str, float] = {"vector": 0.75, "text": 1.0, "point": 1.0, "usefulness": 0.5}
 STALE_PENALTY = sum(WEIGHTS.values())
 """Subtracted from a stale precedent's fused score (superseded by a DAG version, or its lesson
-retired: `contextgraph.supersede`): at least any current candidate's score, so it ranks below every
+retired: `contextgraph.retrieval.supersede`): at least any current candidate's score, so it ranks below every
 current candidate found (it is still shown, with why, when fewer current ones match)."""
 POOL = 50
 """How many candidates each index is asked for (at least 5 x k)."""
@@ -168,7 +169,7 @@ def rank(
     t_hi = max(t_scores) if t_scores else 0.0
     useful: dict[str, Any] = {}
     if "usefulness" in query.signals:
-        from contextgraph import usefulness
+        from contextgraph.retrieval import usefulness
 
         useful = usefulness.stored(store, list(found))
     stale = supersede.stale(store, list(found))

@@ -21,13 +21,13 @@ import networkx as nx
 
 from contextgraph.errors import StoreError
 from contextgraph.model import EDGE_TYPES, NODE_BY_LABEL, NODE_TYPES, Edge, Node
-from contextgraph.queries import identifier
 from contextgraph.store import GraphStore
 from contextgraph.store.base import EDGE_COLUMNS, NODE_COLUMNS
+from contextgraph.store.queries import identifier
 
 Format = Literal["graphml", "json"]
 
-#: The property that captions each kind of node (as in cypher/browser/contextgraph.grass).
+#: The property that captions each kind of node (as in contextgraph/store/cypher/browser/contextgraph.grass).
 CAPTIONS: dict[str, tuple[str, ...]] = {
     "Dag": ("dag_id",),
     "Task": ("task_id",),

@@ -10,12 +10,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from contextgraph.config import Settings
-from contextgraph.embeddings import embed_pending, embedder_from_settings
-from contextgraph.migrate import require_current
-from contextgraph.selection import DagFilter
-from contextgraph.source import AirflowSource
+from contextgraph.ingest.embeddings import embed_pending, embedder_from_settings
+from contextgraph.ingest.selection import DagFilter
+from contextgraph.ingest.source import AirflowSource
+from contextgraph.ingest.sync import Progress, Sync, SyncOptions, SyncReport
 from contextgraph.store import open_store
-from contextgraph.sync import Progress, Sync, SyncOptions, SyncReport
+from contextgraph.store.migrate import require_current
 
 
 def run_ingest(

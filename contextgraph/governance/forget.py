@@ -36,9 +36,9 @@ from typing import Any
 
 from contextgraph import model as m
 from contextgraph.errors import QueryRefusedError, StoreError
-from contextgraph.queries import identifier, load, statements
-from contextgraph.scope import read_nodes
+from contextgraph.governance.scope import read_nodes
 from contextgraph.store.base import GraphStore
+from contextgraph.store.queries import identifier, load, statements
 
 TOMBSTONE = m.Actor(kind="system", actor_id="forgotten", name=None)
 """The actor a forgotten actor's decisions point to: no name, no team."""
@@ -183,7 +183,7 @@ def forget(store: GraphStore, plan: ForgetPlan) -> ForgetReport:
     running the same plan again finishes it. Raises StoreError when the store fails, and
     SchemaVersionError for a graph of an older version (before anything is erased).
     """
-    from contextgraph.migrate import require_current
+    from contextgraph.store.migrate import require_current
 
     require_current(store)  # an older graph: one line saying to run `contextgraph migrate`
     at = datetime.now(UTC)
@@ -201,7 +201,7 @@ def forget(store: GraphStore, plan: ForgetPlan) -> ForgetReport:
         store.delete_embeddings(plan.decisions)
         _delete(store, "Decision", plan.decisions)
         _delete(store, "Answer", plan.decisions)  # the reviewer's own answers, keyed like their decision
-        try:  # their usefulness scores (contextgraph.usefulness), where any were stored
+        try:  # their usefulness scores (contextgraph.retrieval.usefulness), where any were stored
             _delete(store, "PrecedentUsefulness", plan.decisions)
         except (QueryRefusedError, StoreError) as exc:  # the embedded store: no such table before any score
             if not store.missing_schema(exc):
@@ -318,7 +318,7 @@ class Screen:
         if self._forgotten(kind, node.key):
             return True
         if self._legacy is None:
-            from contextgraph.migrate import legacy_deployment
+            from contextgraph.store.migrate import legacy_deployment
 
             self._legacy = legacy_deployment(self.store) or m.DEFAULT_DEPLOYMENT
         if node.deployment != self._legacy or node.deployment == m.DEFAULT_DEPLOYMENT:

@@ -14,7 +14,7 @@
 shown is kept in `deps.shown`, so the caller can record them (e.g. in its XCom for the ingest, which
 turns them into INFORMED_BY edges). Tool failures the model can act on (a refused query, an unknown
 key, a store that is down) come back to it as a retry message, never as a crash. The same functions
-serve the MCP server (`contextgraph.mcp_server`) and the example DAG's deterministic drafter.
+serve the MCP server (`contextgraph.tools.mcp`) and the example DAG's deterministic drafter.
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from contextgraph.config import Settings
-from contextgraph.embeddings import Embedder, embedder_from_settings
 from contextgraph.errors import ContextGraphError, EmbeddingError, QueryRefusedError
-from contextgraph.retrieval import (
+from contextgraph.governance.scope import Scope, ScopedStore
+from contextgraph.ingest.embeddings import Embedder, embedder_from_settings
+from contextgraph.retrieval.precedents import (
     DecisionTrace,
     Lesson,
     Precedent,
@@ -41,7 +42,6 @@ from contextgraph.retrieval import (
     jsonable,
     record_precedents,
 )
-from contextgraph.scope import Scope, ScopedStore
 from contextgraph.store import GraphStore, open_store
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ def precedent_notes(
     """Markdown for a reviewer: what similar cases teach (lessons) and how the closest were decided,
     inside the marked precedent section (`mapping.PRECEDENTS_START` … `PRECEDENTS_END`) that the
     ingest leaves out of this decision's search index. Empty when there is nothing to show."""
-    from contextgraph.mapping import PRECEDENTS_END, PRECEDENTS_START
+    from contextgraph.ingest.mapping import PRECEDENTS_END, PRECEDENTS_START
 
     if not precedents and not lessons:
         return ""
@@ -213,7 +213,7 @@ def open_deps(
     Neo4j is checked at once (StoreUnavailableError / StoreAuthError); the embedded file is opened
     read-only (so an ingest may write it at other times) and must exist. An embedding model that
     cannot be loaded leaves the search to words, with a warning. With a `scope`, every tool reads
-    a `ScopedStore` holding only that scope (read-only; see contextgraph.scope).
+    a `ScopedStore` holding only that scope (read-only; see contextgraph.governance.scope).
     """
     store: GraphStore = open_store(settings, mode="read")
     if scope is not None:
@@ -348,7 +348,7 @@ def _tool_find_lessons(
         )
     except ContextGraphError as exc:
         raise _retry(exc) from None
-    from contextgraph.retrieval import lessons_prompt
+    from contextgraph.retrieval.precedents import lessons_prompt
 
     return lessons_prompt(found) or "No lessons: no answered decisions match this case."
 

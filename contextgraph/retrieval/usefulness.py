@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from contextgraph.errors import QueryRefusedError
-from contextgraph.queries import load, statements
 from contextgraph.store.base import GraphStore
+from contextgraph.store.queries import load, statements
 
 OUTDATED_MIN_OVERRIDES = 3
 

@@ -30,8 +30,8 @@ from typing import Any
 
 from contextgraph import model as m
 from contextgraph.errors import ContextGraphError, QueryRefusedError
-from contextgraph.queries import load, statements
 from contextgraph.store.base import GraphStore
+from contextgraph.store.queries import load, statements
 
 LESSON_PREFIX = "L"
 

@@ -26,8 +26,8 @@ from typing import Any
 
 from contextgraph import model as m
 from contextgraph.errors import ConfigError, QueryRefusedError
-from contextgraph.queries import load
 from contextgraph.store.base import GraphStore
+from contextgraph.store.queries import load
 
 
 class SchemaVersionError(ConfigError):
@@ -124,7 +124,7 @@ def migrate(store: GraphStore, deployment: str = m.DEFAULT_DEPLOYMENT) -> Migrat
 
 
 def _give_deployment(store: GraphStore, deployment: str, report: MigrationReport) -> None:
-    from contextgraph.scope import read_edges, read_nodes
+    from contextgraph.governance.scope import read_edges, read_nodes
 
     renamed: dict[str, dict[str, str]] = {}  # label → old key → new key
     batch = m.GraphBatch()

@@ -2,7 +2,8 @@
 
 The layout reads left to right like the story of the decision: DAG → run → task instances →
 tasks → the decision → its options, reviewer and the AI proposal → the decisions linked to it by
-INFORMED_BY. Colours are those of the Neo4j Browser style (`cypher/browser/contextgraph.grass`).
+INFORMED_BY. Colours are those of the Neo4j Browser style
+(`contextgraph/store/cypher/browser/contextgraph.grass`).
 Needs matplotlib: `pip install 'contextgraph[viz]'`.
 """
 

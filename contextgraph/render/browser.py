@@ -1,6 +1,8 @@
-"""Neo4j Browser helpers: the named queries in `cypher/browser/` and the Browser style file.
+"""Neo4j Browser helpers: the named queries in `contextgraph/store/cypher/browser/` and the Browser style
+file.
 
-Each `cypher/browser/<name>.cypher` starts with `//` comment lines: the first says what the query
+Each `contextgraph/store/cypher/browser/<name>.cypher` starts with `//` comment lines: the first says what the
+query
 shows, the rest explain it, and `// :param name => value` lines are examples a user pastes into
 Neo4j Browser before the query (the tests run every query with exactly those values).
 """
@@ -12,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from contextgraph.queries import cypher_dir
+from contextgraph.store.queries import cypher_dir
 
 _PARAM = re.compile(r"^//\s*:param\s+([A-Za-z_][A-Za-z0-9_]*)\s*=>\s*(.+?)\s*$")
 
@@ -60,7 +62,7 @@ def parse(name: str, text: str) -> BrowserQuery:
 
 
 def browser_queries() -> list[BrowserQuery]:
-    """Every query of `cypher/browser/`, by name."""
+    """Every query of `contextgraph/store/cypher/browser/`, by name."""
     folder = cypher_dir() / "browser"
     files = sorted((f for f in folder.iterdir() if f.name.endswith(".cypher")), key=lambda f: f.name)
     return [parse(f.name.removesuffix(".cypher"), f.read_text(encoding="utf-8")) for f in files]

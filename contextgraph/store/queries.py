@@ -1,7 +1,8 @@
-"""Cypher lives in `cypher/*.cypher`, loaded by name; `cypher/embedded/` holds the dialect variants.
+"""Cypher lives in `contextgraph/store/cypher/*.cypher`, loaded by name; `contextgraph/store/cypher/embedded/`
+holds the dialect variants.
 
-In a wheel the folder ships as `contextgraph/cypher` (hatch force-include) and is read with
-importlib.resources; in a source checkout it is read from the repository's `cypher/`.
+In a wheel the folder ships as `contextgraph/store/cypher` (hatch force-include) and is read with
+importlib.resources; in a source checkout it is read from the repository's `contextgraph/store/cypher/`.
 """
 
 from __future__ import annotations
@@ -18,15 +19,16 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def cypher_dir() -> Traversable:
-    packaged = resources.files("contextgraph") / "cypher"
+    packaged = resources.files("contextgraph.store") / "cypher"
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parent.parent / "cypher"
+    return Path(__file__).resolve().parent / "cypher"
 
 
 @cache
 def load(name: str, dialect: Dialect = "neo4j") -> str:
-    """The text of `cypher/<name>.cypher`, or its `cypher/embedded/` variant for that dialect."""
+    """The text of `contextgraph/store/cypher/<name>.cypher`, or its `contextgraph/store/cypher/embedded/`
+    variant for that dialect."""
     root = cypher_dir()
     if dialect == "embedded":
         variant = root / "embedded" / f"{name}.cypher"

@@ -1,0 +1,1 @@
+"""Governance: erasure (forget) and scoped read paths."""

@@ -1,0 +1,1 @@
+"""Retrieval: query words, one ranking over the stores' candidates, lessons, precedents and traces."""

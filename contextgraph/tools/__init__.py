@@ -1,0 +1,1 @@
+"""Tools for agents: pydantic-ai tools (`agent`) and the MCP server (`mcp`)."""
