@@ -70,6 +70,7 @@ def airflow() -> Iterator[AirflowClient]:
     server = AirflowServer(
         env={"CONTEXTGRAPH_REVIEW_TIMEOUT_SECONDS": str(REVIEW_TIMEOUT_SECONDS), **SLACK_ENV},
         wait_for_dags=[EXAMPLE_DAG_ID],
+        startup_timeout=480,  # as the operator and asset servers: a loaded 2-core machine needs it
     )
     try:
         server.start()
