@@ -733,7 +733,7 @@ def smoke_scores(store: GraphStore, embedder: Embedder, k: int = 10) -> dict[str
     embed_pending(store, embedder)
     by_key = {key: case_id for case_id, key in keys.items()}
     modes: tuple[Mode, ...] = ("hybrid", "vector", "text")
-    scores = {}
+    scores: dict[str, Scores] = {}
     for mode in modes:
         ranks = []
         for query in QUERIES:
