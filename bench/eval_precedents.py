@@ -26,7 +26,7 @@ point=(dag_id, task_id))`, as the agent tools do. Printed per split and store:
   "check the roadmap first" decision first?
 
 Figures also go to bench/results/precedents-latest.json. `--smoke` runs the old 27 cases of
-`bench/cases.py` instead (a quick dev set; the ranking's weights were chosen on them).
+`tests/cases.py` instead (a quick dev set; the ranking's weights were chosen on them).
 """
 
 from __future__ import annotations
@@ -51,7 +51,6 @@ from typing import Any
 
 import numpy as np
 
-from bench.cases import CASES, QUERIES, build_batch
 from bench.corpus import (
     CORPUS_DIR,
     Corpus,
@@ -67,6 +66,7 @@ from contextgraph.ingest.embeddings import Embedder, Model2VecEmbedder, embed_pe
 from contextgraph.retrieval import precedents as retrieval
 from contextgraph.retrieval.precedents import Mode, find_similar_decisions
 from contextgraph.store import EmbeddedStore, GraphStore, Neo4jStore
+from tests.cases import CASES, QUERIES, build_batch
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_MODEL = ROOT.parent / "shared" / "models" / "m2v-minilm-l6-256"
@@ -605,7 +605,7 @@ def embedded_store() -> Iterator[EmbeddedStore]:
 OPENERS: dict[str, Callable[[], Any]] = {"neo4j": neo4j_store, "embedded": embedded_store}
 
 
-# --- the smoke set (bench/cases.py) --------------------------------------------------------------
+# --- the smoke set (tests/cases.py) --------------------------------------------------------------
 
 
 def load_cases(store: GraphStore, embedder: Embedder) -> dict[str, str]:
@@ -617,7 +617,7 @@ def load_cases(store: GraphStore, embedder: Embedder) -> dict[str, str]:
 
 
 def evaluate_all(store: GraphStore, embedder: Embedder) -> dict[str, Metrics]:
-    """The smoke set (bench/cases.py, 27 queries) on an empty store: metrics per mode."""
+    """The smoke set (tests/cases.py, 27 queries) on an empty store: metrics per mode."""
     keys = load_cases(store, embedder)
     by_key = {key: case_id for case_id, key in keys.items()}
     found: dict[str, Metrics] = {}
@@ -743,7 +743,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", choices=["neo4j", "embedded", "both"], default="both")
     parser.add_argument("--split", choices=["dev", "test", "both"], default="both")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-    parser.add_argument("--smoke", action="store_true", help="the old 27 cases of bench/cases.py instead")
+    parser.add_argument("--smoke", action="store_true", help="the old 27 cases of tests/cases.py instead")
     parser.add_argument("--corpus", type=Path, default=CORPUS_DIR, help="folder of the corpus files")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the JSON results go")
     parser.add_argument(

@@ -12,9 +12,10 @@ from hypothesis import settings as hypothesis_settings
 from pydantic import SecretStr
 
 from contextgraph.config import Neo4jSettings
+from contextgraph.ingest.embeddings import Model2VecEmbedder
 from contextgraph.store import EmbeddedStore, GraphStore, Neo4jStore
 
-from .builders import FULL_LANE
+from .builders import FULL_LANE, SHARED_MODEL
 from .neo4j_server import Neo4jServer, wait_for_bolt
 
 pytest_plugins = ["tests.airflow_fixtures"]
@@ -95,6 +96,13 @@ def embedded_store(tmp_path: Path) -> Iterator[EmbeddedStore]:
 def store(request: pytest.FixtureRequest) -> GraphStore:
     """Each test using this runs twice: on a real Neo4j and on the embedded engine."""
     return request.getfixturevalue(f"{request.param}_store")  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Model2VecEmbedder:
+    """The shared embedding model (CONTEXTGRAPH_EMBEDDING_MODEL, else the machines' shared copy),
+    loaded once per test session: a load costs about a second of CPU."""
+    return Model2VecEmbedder(os.environ.get("CONTEXTGRAPH_EMBEDDING_MODEL") or str(SHARED_MODEL))
 
 
 #: Fixtures that start (or connect to) a server; a test whose fixture closure holds one is marked.

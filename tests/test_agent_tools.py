@@ -3,7 +3,6 @@ real Neo4j and on the embedded engine with the real embedding model."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
@@ -21,7 +20,6 @@ from pydantic_ai.messages import (
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.test import TestModel
 
-from bench import cases as c
 from contextgraph.ingest.embeddings import Model2VecEmbedder, embed_pending
 from contextgraph.store import GraphStore
 from contextgraph.tools.agent import (
@@ -32,14 +30,9 @@ from contextgraph.tools.agent import (
     precedent_toolset,
 )
 
-from .builders import SHARED_MODEL
+from . import cases as c
 
 AIRFLOW = "http://airflow.example:8080"
-
-
-@pytest.fixture(scope="module")
-def embedder() -> Model2VecEmbedder:
-    return Model2VecEmbedder(os.environ.get("CONTEXTGRAPH_EMBEDDING_MODEL") or str(SHARED_MODEL))
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ and each erasure leaves an audit record without the erased content."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,6 @@ from contextgraph.retrieval import usefulness
 from contextgraph.retrieval.precedents import find_similar_decisions
 from contextgraph.store import EmbeddedStore, GraphStore
 
-from .builders import SHARED_MODEL
 from .governance_corpus import planted_scenario
 
 OPTIONS = SyncOptions(proposal_tasks={f"{demo.DAG_ID}.{demo.REVIEW_TASK}": [demo.DRAFT_TASK]})
@@ -46,11 +44,6 @@ def _exported(store: GraphStore, folder: Path) -> str:
 def _cypher(store: GraphStore, query: str) -> str:
     rows, _ = store.read_only_query(query, {}, timeout=10, row_limit=10_000)
     return json.dumps(rows, default=str)
-
-
-@pytest.fixture
-def embedder() -> Model2VecEmbedder:
-    return Model2VecEmbedder(os.environ.get("CONTEXTGRAPH_EMBEDDING_MODEL") or str(SHARED_MODEL))
 
 
 def _load(store: GraphStore, embedder: Model2VecEmbedder) -> demo.Scenario:

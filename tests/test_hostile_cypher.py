@@ -21,7 +21,6 @@ from typing import Any, ClassVar
 
 import pytest
 
-from bench import cases as c
 from contextgraph.errors import CypherError, QueryNotAllowedError, QueryStoppedError
 from contextgraph.model import EDGE_TYPES, NODE_TYPES
 from contextgraph.retrieval.precedents import read_cypher
@@ -29,6 +28,7 @@ from contextgraph.store import GraphStore
 from contextgraph.store.base import EDGE_COLUMNS, NODE_COLUMNS
 from contextgraph.tools.agent import run_read_cypher
 
+from . import cases as c
 from .builders import FULL_LANE
 from .mcp_client import error_text, mcp_session, payload, server_env
 
@@ -405,7 +405,7 @@ def test_hostile_cypher_never_runs(
     queries = hostile(store.dialect, url)
     assert len(queries) >= 100
     if not FULL_LANE and store.dialect == "embedded":  # CI tries them all (each opens the file)
-        queries = sample(queries)
+        queries = sample(queries, every=10)
 
     started = time.monotonic()
     direct = [_direct(store, q, url) for _, q in queries]
@@ -469,7 +469,7 @@ BOMBS = [
 ]
 
 
-@pytest.mark.parametrize("query", BOMBS)
+@pytest.mark.parametrize("query", BOMBS if FULL_LANE else BOMBS[::2])  # CI tries every bomb
 def test_one_expression_bomb_is_stopped_on_the_embedded_store(embedded_store: GraphStore, query: str) -> None:
     """Stopped at the timeout or the memory cap, in a worker process: the caller's memory stays
     flat, the wall time is the timeout plus the grace, and the next query gets its answer."""

@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 
-from bench import cases as c
 from contextgraph.ingest.embeddings import Model2VecEmbedder, embed_pending
 from contextgraph.store import GraphStore
 
-from .builders import SHARED_MODEL
+from . import cases as c
 from .mcp_client import error_text, mcp_session, payload, server_env
 
 TOOLS = {
@@ -28,12 +27,11 @@ TOOLS = {
 
 
 @pytest.fixture
-def server(store: GraphStore, request: pytest.FixtureRequest) -> dict[str, Any]:
+def server(store: GraphStore, embedder: Model2VecEmbedder, request: pytest.FixtureRequest) -> dict[str, Any]:
     """The seed case among unrelated decisions, embedded; the store released for the server."""
     unrelated = [x for x in c.CASES if x.kind != "feature_request" and x.id != "rep-feature-asks"]
     batch, keys = c.build_batch([c.SEED, *unrelated])
     store.write(batch)
-    embedder = Model2VecEmbedder(os.environ.get("CONTEXTGRAPH_EMBEDDING_MODEL") or str(SHARED_MODEL))
     embed_pending(store, embedder)
     settings = request.getfixturevalue("neo4j_settings") if store.dialect == "neo4j" else None
     if store.dialect == "embedded":

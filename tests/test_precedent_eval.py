@@ -6,7 +6,6 @@ reaches the graph the ranking reads."""
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+# This module tests the bench's evaluation itself (its metrics, baselines and corpus loader), which a
+# subprocess could not look inside, so it imports bench (as test_bench_smoke does for the ceiling
+# loader); the other tests take their cases from tests/cases.py.
 from bench.corpus import Corpus, CorpusError, PastDecision, airflow_records, ingest, load_corpus
 from bench.eval_precedents import (
     BM25Baseline,
@@ -28,8 +30,6 @@ from bench.eval_precedents import (
 from contextgraph.config import Neo4jSettings
 from contextgraph.ingest.embeddings import Model2VecEmbedder
 from contextgraph.store import EmbeddedStore, GraphStore, Neo4jStore
-
-from .builders import SHARED_MODEL
 
 MARGIN = 0.05
 """hybrid may trail a single signal by this much on hit@3 (a case or five of ~100)."""
@@ -52,11 +52,6 @@ BASELINE_FLOORS: dict[str, dict[str, float]] = {
     "cosine": {"hit_at_1": 0.68, "hit_at_3": 0.80, "mrr": 0.76},
     "bm25": {"hit_at_1": 0.74, "hit_at_3": 0.91, "mrr": 0.82},
 }
-
-
-@pytest.fixture(scope="module")
-def embedder() -> Model2VecEmbedder:
-    return Model2VecEmbedder(os.environ.get("CONTEXTGRAPH_EMBEDDING_MODEL") or str(SHARED_MODEL))
 
 
 @pytest.fixture(scope="module")

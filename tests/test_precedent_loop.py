@@ -21,7 +21,6 @@ from pydantic import SecretStr
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, UserPromptPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from bench import cases as c
 from contextgraph import model as m
 from contextgraph.config import AirflowSettings, Neo4jSettings
 from contextgraph.ingest import mapping
@@ -36,6 +35,7 @@ from tests.airflow_server import AirflowClient
 from tests.builders import detail
 from tests.example_runs import put_connection
 
+from . import cases as c
 from .builders import SHARED_MODEL
 
 DAG_FILE = Path(__file__).resolve().parent.parent / "dags" / "ai_support_ticket_system.py"

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from bench import cases as c
 from contextgraph.cli import cli
 from contextgraph.errors import EmbeddingError
 from contextgraph.ingest.embeddings import HashingEmbedder, Model2VecEmbedder, Vectors, embed_pending
@@ -27,15 +26,11 @@ from contextgraph.retrieval.precedents import (
 )
 from contextgraph.store import EmbeddedStore, GraphStore
 
+from . import cases as c
 from .builders import SHARED_MODEL
 
 QUOTED = "zebrafrost protocol: page the duty manager within fifteen minutes"
 SUPPORT = (c.SUPPORT_DAG, c.SUPPORT_POINT)
-
-
-@pytest.fixture(scope="module")
-def embedder() -> Model2VecEmbedder:
-    return Model2VecEmbedder(os.environ.get("CONTEXTGRAPH_EMBEDDING_MODEL") or str(SHARED_MODEL))
 
 
 def _invoice_case(id: str, body_tail: str) -> c.Case:

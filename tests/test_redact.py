@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,6 @@ from contextgraph.render import export
 from contextgraph.retrieval.precedents import find_similar_decisions
 from contextgraph.store import EmbeddedStore, GraphStore
 
-from .builders import SHARED_MODEL
 from .governance_corpus import planted_scenario
 
 OPTIONS = SyncOptions(proposal_tasks={f"{demo.DAG_ID}.{demo.REVIEW_TASK}": [demo.DRAFT_TASK]})
@@ -37,7 +35,7 @@ def _everything(store: GraphStore) -> str:
 
 
 def test_redaction_corpus_leaves_no_planted_value(
-    store: GraphStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store: GraphStore, embedder: Model2VecEmbedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     records, planted = planted_scenario(50)
     monkeypatch.setenv("CONTEXTGRAPH_REDACT", "true")
@@ -45,7 +43,6 @@ def test_redaction_corpus_leaves_no_planted_value(
     records.hitl_details[0]["body"] += " Account CUST-123456."
     report = Sync(demo.scenario_source(records), store, OPTIONS).run(full=True)
     assert report.fetched["HITL details"] == 50 and not report.rejected
-    embedder = Model2VecEmbedder(os.environ.get("CONTEXTGRAPH_EMBEDDING_MODEL") or str(SHARED_MODEL))
     assert embed_pending(store, embedder).embedded == 50
 
     stored = _everything(store)

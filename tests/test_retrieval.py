@@ -3,14 +3,11 @@ on a real Neo4j and on the embedded engine, with the real embedding model."""
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bench import cases as c
-from bench.eval_precedents import evaluate_all
 from contextgraph import model as m
 from contextgraph.errors import EmbeddingError, QueryRefusedError
 from contextgraph.ingest.embeddings import Model2VecEmbedder, embed_pending
@@ -23,14 +20,9 @@ from contextgraph.retrieval.precedents import (
 )
 from contextgraph.store import GraphStore
 
-from .builders import SHARED_MODEL
+from . import cases as c
 
 AIRFLOW = "http://airflow.example:8080"
-
-
-@pytest.fixture(scope="session")
-def embedder() -> Model2VecEmbedder:
-    return Model2VecEmbedder(os.environ.get("CONTEXTGRAPH_EMBEDDING_MODEL") or str(SHARED_MODEL))
 
 
 @pytest.fixture
@@ -137,8 +129,9 @@ def test_words_with_lucene_syntax_are_searched_literally(
 
 
 def test_precedent_search_quality_holds(store: GraphStore, embedder: Model2VecEmbedder) -> None:
-    """Hybrid ranking beats each signal alone and stays at its measured level (bench/eval_precedents)."""
-    results = evaluate_all(store, embedder)
+    """Hybrid ranking beats each signal alone and stays at its measured level (as
+    `python -m bench.eval_precedents --smoke` reports it)."""
+    results = c.smoke_scores(store, embedder)
     hybrid, vector, text = results["hybrid"], results["vector"], results["text"]
     assert hybrid.mrr > vector.mrr and hybrid.mrr > text.mrr, results
     assert hybrid.hit_at_1 >= max(vector.hit_at_1, text.hit_at_1), results

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -47,11 +46,6 @@ HOSTILE = [
     "RETURN 'a' AS x UNION ALL MATCH (d:Decision) RETURN d.subject AS x",
     "MATCH (d:Dag) RETURN d.dag_id",
 ]
-
-
-@pytest.fixture
-def embedder() -> Model2VecEmbedder:
-    return Model2VecEmbedder(os.environ.get("CONTEXTGRAPH_EMBEDDING_MODEL") or str(SHARED_MODEL))
 
 
 def _load(store: GraphStore, embedder: Model2VecEmbedder) -> tuple[list[str], list[str]]:

@@ -3,7 +3,6 @@ lesson a reviewer retired, stay in the graph but rank below current ones and say
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,11 +24,6 @@ from .builders import DAG, ListSource, detail
 OLD_OPTIONS = ["Approve AI Response", "Respond Manually", "Escalate to CRE"]
 NEW_OPTIONS = ["Approve AI Response", "Respond Manually", "Escalate to billing"]
 QUERY = "Customer double charged on the invoice, wants a refund of the duplicate payment"
-
-
-@pytest.fixture(scope="module")
-def embedder() -> Model2VecEmbedder:
-    return Model2VecEmbedder(os.environ.get("CONTEXTGRAPH_EMBEDDING_MODEL") or str(SHARED_MODEL))
 
 
 def _review(

@@ -47,14 +47,6 @@ from types import TracebackType
 from typing import Any, NamedTuple, Protocol, Self
 
 import urllib3
-from airflow_client.client import ApiClient, Configuration
-from airflow_client.client.api.asset_api import AssetApi
-from airflow_client.client.api.dag_api import DAGApi
-from airflow_client.client.api.dag_run_api import DagRunApi
-from airflow_client.client.api.task_api import TaskApi
-from airflow_client.client.api.task_instance_api import TaskInstanceApi
-from airflow_client.client.api.x_com_api import XComApi
-from airflow_client.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from contextgraph.airflow_http import (
@@ -169,6 +161,18 @@ class AirflowSource:
         self._auth = AirflowCredentials(settings)
         self._url = self._auth.url
 
+        # Imported here: the generated client takes over a second to import, and every CLI command
+        # (and `contextgraph mcp`) imports this module without necessarily reading Airflow.
+        from airflow_client.client import ApiClient, Configuration
+        from airflow_client.client.api.asset_api import AssetApi
+        from airflow_client.client.api.dag_api import DAGApi
+        from airflow_client.client.api.dag_run_api import DagRunApi
+        from airflow_client.client.api.task_api import TaskApi
+        from airflow_client.client.api.task_instance_api import TaskInstanceApi
+        from airflow_client.client.api.x_com_api import XComApi
+        from airflow_client.client.exceptions import ApiException
+
+        self._api_exception = ApiException
         config = Configuration(host=self._url)
         # We retry ourselves: no hidden urllib3 retries or redirects underneath.
         config.retries = False
@@ -518,7 +522,7 @@ class AirflowSource:
         except urllib3.exceptions.HTTPError as exc:
             # Timeouts, refused/reset connections, broken responses.
             raise _Transient(f"{type(exc).__name__}: {exc}") from None
-        except ApiException as exc:  # the client wraps TLS errors this way
+        except self._api_exception as exc:  # the client wraps TLS errors this way
             raise SourceConfigError(
                 self._auth.redact(
                     f"{what}: cannot talk to Airflow at {public_url(self._url)} ({exc.reason}); "

@@ -5,7 +5,8 @@ decision point `review_response`) plus a few reviews at a second decision point 
 `weekly_customer_report`, task `approve_report`), across ten kinds of cases. `build_batch()` turns
 them into the graph the ingest would write (decisions, runs, task instances, proposals, options,
 reviewers, the DAG topology). `QUERIES` are new cases, each with the ids of the past decisions an
-agent should be shown first; `bench.eval_precedents` scores the ranking with them.
+agent should be shown first. The tests build their graphs from them; `smoke_scores()` (and
+`python -m bench.eval_precedents --smoke`) score the ranking with them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from itertools import pairwise
 
 from contextgraph import model as m
 from contextgraph.ingest import mapping
+from contextgraph.ingest.embeddings import Embedder, embed_pending
+from contextgraph.retrieval.precedents import Mode, find_similar_decisions
+from contextgraph.store import GraphStore
 
 SUPPORT_DAG = "ai_support_ticket_system"
 SUPPORT_POINT = "review_response"
@@ -709,3 +713,37 @@ def pending_case(subject: str, body: str, index: int = 10_000) -> m.Decision:
         created_at=START + timedelta(hours=index),
         search_text=mapping.search_text(subject, body, [], [], None),
     )
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Ranking quality over `QUERIES`: rates in 0..1 of the first relevant result's rank."""
+
+    hit_at_1: float
+    hit_at_3: float
+    mrr: float
+
+
+def smoke_scores(store: GraphStore, embedder: Embedder, k: int = 10) -> dict[str, Scores]:
+    """Write and embed `CASES` into an empty `store`, ask every query of `QUERIES` (`k` results)
+    in each ranking mode; returns mode ("hybrid", "vector", "text") -> scores (bench.eval_precedents
+    --smoke reports the same figures, with nDCG and timings)."""
+    batch, keys = build_batch(CASES)
+    store.write(batch)
+    embed_pending(store, embedder)
+    by_key = {key: case_id for case_id, key in keys.items()}
+    modes: tuple[Mode, ...] = ("hybrid", "vector", "text")
+    scores: dict[str, Scores] = {}
+    for mode in modes:
+        ranks = []
+        for query in QUERIES:
+            found = find_similar_decisions(store, embedder, query.text, k=k, point=query.point, mode=mode)
+            ids = [by_key.get(p.key, p.key) for p in found]
+            ranks.append(next((i for i, id in enumerate(ids, start=1) if id in query.relevant), None))
+        n = len(ranks)
+        scores[mode] = Scores(
+            round(sum(r == 1 for r in ranks) / n, 3),
+            round(sum(r is not None and r <= 3 for r in ranks) / n, 3),
+            round(sum(1 / r for r in ranks if r) / n, 3),
+        )
+    return scores
