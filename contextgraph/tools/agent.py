@@ -58,6 +58,7 @@ else:
 
 log = logging.getLogger(__name__)
 
+
 def precedents_from_keys(keys: Sequence[str], known: Sequence[Precedent] = ()) -> list[Precedent]:
     """Precedents for `record_precedents` from their keys (scores taken from `known` where shown)."""
     by_key = {p.key: p for p in known}

@@ -195,7 +195,6 @@ class PrecedentTools(PrecedentToolsBase):
             )
 
 
-
 def build_server(tools: PrecedentTools) -> MCPServer[Any]:
     """The MCP server with the precedent tools registered."""
     server: MCPServer[Any] = MCPServer("contextgraph", instructions=INSTRUCTIONS)
