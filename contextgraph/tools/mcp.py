@@ -209,17 +209,9 @@ def build_server(tools: PrecedentTools) -> MCPServer[Any]:
     return server
 
 
-def serve(
-    settings: Settings,
-    *,
-    timeout: float = CYPHER_TIMEOUT,
-    row_limit: int = CYPHER_ROW_LIMIT,
-    max_chars: int = CYPHER_MAX_CHARS,
-    scope: Scope | None = None,
-) -> None:
-    """Serve the tools over stdio until the client closes the connection; with a `scope`, they see
-    only that scope (ScopeError at once when it names something the graph lacks)."""
-    tools = PrecedentTools(settings, timeout=timeout, row_limit=row_limit, max_chars=max_chars, scope=scope)
+def serve(tools: PrecedentTools) -> None:
+    """Serve the tools over stdio until the client closes the connection, then close them; with a
+    scope, they see only that scope (ScopeError at once when it names something the graph lacks)."""
     tools.check_scope()
     try:
         build_server(tools).run("stdio")
