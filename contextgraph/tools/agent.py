@@ -14,7 +14,8 @@
 shown is kept in `deps.shown`, so the caller can record them (e.g. in its XCom for the ingest, which
 turns them into INFORMED_BY edges). Tool failures the model can act on (a refused query, an unknown
 key, a store that is down) come back to it as a retry message, never as a crash. The same functions
-serve the MCP server (`contextgraph.tools.mcp`) and the example DAG's deterministic drafter.
+serve the MCP server (`contextgraph.tools.mcp`) and the example DAG's deterministic drafter; the tools
+themselves are written once, in `contextgraph.tools.core`.
 """
 
 from __future__ import annotations
