@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bench.records import dag_record, dag_version_record, task_instance_record, task_record, version_id
 from contextgraph.ingest.embeddings import Embedder, EmbedReport, embed_pending
 from contextgraph.ingest.source.memory import MemorySource
 from contextgraph.ingest.sync import Sync, SyncReport
@@ -394,50 +395,21 @@ def airflow_records(corpus: Corpus) -> Records:
 
 
 def _dag_version(point: Point) -> dict[str, Any]:
-    return {
-        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{AIRFLOW_URL}/{point.dag_id}")),
-        "version_number": 1,
-        "dag_id": point.dag_id,
-        "bundle_name": "dags-folder",
-        "bundle_version": None,
-        "created_at": "2026-01-05T08:00:00Z",
-        "dag_display_name": point.dag_id,
-        "bundle_url": None,
-    }
+    version = version_id(f"{AIRFLOW_URL}/{point.dag_id}")
+    return dag_version_record(point.dag_id, version_id=version, created_at="2026-01-05T08:00:00Z")
 
 
 def _dag(point: Point) -> dict[str, Any]:
-    tags = ("hitl", point.owners[0])
-    return {
-        "dag_id": point.dag_id,
-        "dag_display_name": point.dag_id,
-        "is_paused": False,
-        "is_stale": False,
-        "last_parsed_time": "2026-01-05T08:00:00Z",
-        "last_parse_duration": 0.38,
-        "last_expired": None,
-        "bundle_name": "dags-folder",
-        "bundle_version": None,
-        "relative_fileloc": f"{point.dag_id}.py",
-        "fileloc": f"/opt/airflow/dags/{point.dag_id}.py",
-        "description": point.description,
-        "timetable_summary": point.schedule,
-        "timetable_description": "Never, external triggers only" if point.schedule is None else "Monthly",
-        "timetable_partitioned": False,
-        "timetable_periodic": point.schedule is not None,
-        "tags": [{"name": t, "dag_id": point.dag_id, "dag_display_name": point.dag_id} for t in tags],
-        "max_active_tasks": 16,
-        "max_active_runs": 16,
-        "max_consecutive_failed_dag_runs": 0,
-        "has_task_concurrency_limits": False,
-        "has_import_errors": False,
-        "next_dagrun_logical_date": None,
-        "next_dagrun_data_interval_start": None,
-        "next_dagrun_data_interval_end": None,
-        "next_dagrun_run_after": None,
-        "allowed_run_types": None,
-        "owners": list(point.owners),
-    }
+    return dag_record(
+        point.dag_id,
+        description=point.description,
+        schedule=point.schedule,
+        timetable_description="Never, external triggers only" if point.schedule is None else "Monthly",
+        tags=("hitl", point.owners[0]),
+        owners=point.owners,
+        parsed_at="2026-01-05T08:00:00Z",
+        parse_duration=0.38,
+    )
 
 
 def _tasks(point: Point) -> list[dict[str, Any]]:
@@ -445,39 +417,16 @@ def _tasks(point: Point) -> list[dict[str, Any]]:
     for task_id, operator, downstream in point.tasks:
         hitl = task_id == point.task_id
         found.append(
-            {
-                "task_id": task_id,
-                "task_display_name": task_id,
-                "owner": point.owners[0],
-                "start_date": None,
-                "end_date": None,
-                "trigger_rule": "all_success",
-                "depends_on_past": False,
-                "wait_for_downstream": False,
-                "retries": 0.0,
-                "queue": "default",
-                "pool": "default_pool",
-                "pool_slots": 1.0,
-                "execution_timeout": None,
-                "retry_delay": {"__type": "TimeDelta", "days": 0, "seconds": 300, "microseconds": 0},
-                "retry_exponential_backoff": 0.0,
-                "priority_weight": 1.0,
-                "weight_rule": "downstream",
-                "ui_color": "#10b981" if hitl else "#ffefeb",
-                "ui_fgcolor": "#000",
-                "template_fields": ["subject", "body", "params"] if hitl else ["templates_dict", "op_args"],
-                "downstream_task_ids": downstream,
-                "doc_md": None,
-                "operator_name": operator,
-                "params": {},
-                "class_ref": {
-                    "module_path": "airflow.providers.standard.operators.hitl"
-                    if hitl
-                    else "airflow.providers.standard.decorators.python",
-                    "class_name": operator if hitl else "_PythonDecoratedOperator",
-                },
-                "is_mapped": False,
-            }
+            task_record(
+                task_id,
+                operator=operator,
+                downstream=downstream,
+                owner=point.owners[0],
+                hitl=hitl,
+                ui_color="#10b981" if hitl else "#ffefeb",
+                template_fields=["subject", "body", "params"] if hitl else ["templates_dict", "op_args"],
+                class_name=operator if hitl else "_PythonDecoratedOperator",
+            )
         )
     return found
 
@@ -551,44 +500,24 @@ def _add_run(records: Records, past: PastDecision) -> None:
     review_ti: dict[str, Any] = {}
     for k, (task_id, operator, _) in enumerate(point.tasks):
         began, ended, state = times[task_id]
-        ti = {
-            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{AIRFLOW_URL}/{past.dag_id}/{run_id}/{task_id}")),
-            "task_id": task_id,
-            "dag_id": past.dag_id,
-            "dag_run_id": run_id,
-            "map_index": -1,
-            "logical_date": _iso(start) if scheduled else None,
-            "run_after": _iso(start),
-            "start_date": _iso(began),
-            "end_date": _iso(ended),
-            "duration": (ended - began).total_seconds() if began and ended else None,
-            "state": state,
-            "try_number": 1 if began else 0,
-            "max_tries": 0,
-            "task_display_name": task_id,
-            "dag_display_name": past.dag_id,
-            "hostname": "airflow-worker-0" if began else None,
-            "unixname": "airflow",
-            "pool": "default_pool",
-            "pool_slots": 1,
-            "queue": "default",
-            "priority_weight": len(point.tasks) - k,
-            "operator": operator
+        ti = task_instance_record(
+            str(uuid.uuid5(uuid.NAMESPACE_URL, f"{AIRFLOW_URL}/{past.dag_id}/{run_id}/{task_id}")),
+            task_id=task_id,
+            dag_id=past.dag_id,
+            run_id=run_id,
+            logical_date=_iso(start) if scheduled else None,
+            run_after=_iso(start) or "",
+            started=began,
+            ended=ended,
+            state=state,
+            priority_weight=len(point.tasks) - k,
+            operator=operator
             if operator.startswith("HITL") or operator == "ApprovalOperator"
-            else ("_PythonDecoratedOperator"),
-            "operator_name": operator,
-            "queued_dttm": _iso(began - timedelta(seconds=1)) if began else None,
-            "scheduled_dttm": _iso(began - timedelta(seconds=2)) if began else None,
-            "pid": 4100 + k if began else None,
-            "executor": None,
-            "executor_config": "{}",
-            "note": None,
-            "rendered_map_index": None,
-            "rendered_fields": {},
-            "trigger": None,
-            "queued_by_job": None,
-            "dag_version": dict(version),
-        }
+            else "_PythonDecoratedOperator",
+            operator_name=operator,
+            pid=4100 + k if began else None,
+            dag_version=version,
+        )
         records.task_instances.append(ti)
         if task_id == point.task_id:
             review_ti = ti

@@ -131,16 +131,11 @@ def main(argv: list[str] | None = None) -> int:
             **conn,
         }
         print(f"[history {datetime.now():%H:%M:%S} load {_load()[0]}] {size:,} decisions", file=sys.stderr)
-        proc = subprocess.run(
-            [sys.executable, "-m", "bench.history", "--worker", json.dumps(spec)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
+        from bench.run import run_json
+
+        row = run_json(
+            ["bench.history", "--worker", json.dumps(spec)], failed=f"size {size} failed", error=SystemExit
         )
-        if proc.returncode != 0:
-            raise SystemExit(f"size {size} failed:\n{proc.stderr[-3000:]}")
-        row = json.loads(proc.stdout.strip().splitlines()[-1])
         row["fraction"] = fraction
         results["runs"].append(row)
         print(json.dumps(row), file=sys.stderr)

@@ -310,19 +310,38 @@ def _sync_summary(report: Any) -> dict[str, Any]:
 WORKERS = {"ceiling": work_ceiling, "ingest": work_ingest, "queries": work_queries, "sync": work_sync}
 
 
-def _run_worker(name: str, spec: dict[str, Any], timeout: float = 3600) -> dict[str, Any]:
-    """Run one step in a fresh interpreter; its last stdout line is its JSON result."""
+def run_json(
+    args: list[str],
+    *,
+    failed: str,
+    env: dict[str, str] | None = None,
+    timeout: float | None = None,
+    error: type[BaseException] = RuntimeError,
+) -> Any:
+    """Run `python -m <args>` from the repository root in a fresh interpreter and return its last
+    stdout line as JSON. Raises `error` ("<failed>:" and the tail of its stderr) when it fails;
+    subprocess.TimeoutExpired after `timeout` seconds."""
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--worker", name, "--spec", json.dumps(spec)],
+        [sys.executable, "-m", *args],
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
+        check=False,
     )
     if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout)[-3000:]
-        raise RuntimeError(f"bench step {name} ({spec['store']}, {spec['size']}) failed:\n{tail}")
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+        raise error(f"{failed}:\n{(proc.stderr or proc.stdout)[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _run_worker(name: str, spec: dict[str, Any], timeout: float = 3600) -> dict[str, Any]:
+    """Run one step in a fresh interpreter; its last stdout line is its JSON result."""
+    result: dict[str, Any] = run_json(
+        ["bench.run", "--worker", name, "--spec", json.dumps(spec)],
+        failed=f"bench step {name} ({spec['store']}, {spec['size']}) failed",
+        timeout=timeout,
+    )
     return result
 
 
@@ -412,17 +431,9 @@ def fetch_benchmark(decisions: int, page_sizes: list[int], repeats: int = 3) -> 
         env = server._environment(server.home)
         env["PYTHONPATH"] = str(ROOT)
         began = time.perf_counter()
-        seeded = subprocess.run(
-            [sys.executable, "-m", "bench.airflow_seed", "--decisions", str(decisions)],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
+        seed_info = run_json(
+            ["bench.airflow_seed", "--decisions", str(decisions)], failed="seeding Airflow failed", env=env
         )
-        if seeded.returncode != 0:
-            raise RuntimeError(f"seeding Airflow failed:\n{seeded.stderr[-3000:]}")
-        seed_info = json.loads(seeded.stdout.strip().splitlines()[-1])
         seed_info["wall_seconds"] = round(time.perf_counter() - began, 2)
         rows = []
         for page in page_sizes:

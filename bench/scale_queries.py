@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import ceiling
-from bench.run import NEW_DECISIONS, ROOT, _embedder, _load, _peak_rss_mb
+from bench.run import NEW_DECISIONS, _embedder, _load, _peak_rss_mb, run_json
 
 
 def build(size: int, path: Path, seed: int = 0, chunk: int = 5000) -> dict[str, Any]:
@@ -86,27 +85,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         out: dict[str, Any] = {"size": args.size}
         if not args.reuse:
-            proc = subprocess.run(  # its own process: its peak RSS is the load's and the embedding's
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.scale_queries",
-                    "--build-only",
-                    "--size",
-                    str(args.size),
-                    "--seed",
-                    str(args.seed),
-                    "--keep",
-                    str(path),
-                ],
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                check=False,
+            build_only = [f"--size={args.size}", f"--seed={args.seed}", f"--keep={path}"]
+            out["build"] = run_json(  # its own process: its peak RSS is the load's and the embedding's
+                ["bench.scale_queries", "--build-only", *build_only],
+                failed="building the store failed",
+                error=SystemExit,
             )
-            if proc.returncode != 0:
-                raise SystemExit(f"building the store failed:\n{proc.stderr[-3000:]}")
-            out["build"] = json.loads(proc.stdout.strip().splitlines()[-1])
         spec = {
             "store": "embedded",
             "size": args.size,
@@ -115,16 +99,11 @@ def main(argv: list[str] | None = None) -> int:
             "path": str(path),
             "query_budget_s": 300,
         }
-        proc = subprocess.run(
-            [sys.executable, "-m", "bench.run", "--worker", "queries", "--spec", json.dumps(spec)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
+        out["queries"] = run_json(
+            ["bench.run", "--worker", "queries", "--spec", json.dumps(spec)],
+            failed="the queries failed",
+            error=SystemExit,
         )
-        if proc.returncode != 0:
-            raise SystemExit(f"the queries failed:\n{proc.stderr[-3000:]}")
-        out["queries"] = json.loads(proc.stdout.strip().splitlines()[-1])
         print(json.dumps(out), flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bench.records import dag_record, dag_version_record, task_instance_record, task_record, version_id
+
 START = datetime(2025, 1, 6, 8, 0, tzinfo=UTC)
 STEP = timedelta(seconds=37)
 #: A run starts this long before its review asks, and ends (is last updated) this long after.
@@ -421,75 +423,32 @@ class History:
         return [self._dag(s) for s in sorted(self.scenarios, key=lambda s: s.dag_id)]
 
     def _dag(self, s: Scenario) -> dict[str, Any]:
-        return {
-            "dag_id": s.dag_id,
-            "dag_display_name": s.dag_id,
-            "is_paused": False,
-            "is_stale": False,
-            "last_parsed_time": _iso(START),
-            "last_parse_duration": 0.41,
-            "last_expired": None,
-            "bundle_name": "dags-folder",
-            "bundle_version": None,
-            "relative_fileloc": f"{s.dag_id}.py",
-            "fileloc": f"/opt/airflow/dags/{s.dag_id}.py",
-            "description": s.description,
-            "timetable_summary": s.schedule,
-            "timetable_description": "Never, external triggers only" if s.schedule is None else s.schedule,
-            "timetable_partitioned": False,
-            "timetable_periodic": s.schedule is not None,
-            "tags": [{"name": t, "dag_id": s.dag_id, "dag_display_name": s.dag_id} for t in sorted(s.tags)],
-            "max_active_tasks": 16,
-            "max_active_runs": 16,
-            "max_consecutive_failed_dag_runs": 0,
-            "has_task_concurrency_limits": False,
-            "has_import_errors": False,
-            "next_dagrun_logical_date": None,
-            "next_dagrun_data_interval_start": None,
-            "next_dagrun_data_interval_end": None,
-            "next_dagrun_run_after": None,
-            "allowed_run_types": None,
-            "owners": list(s.owners),
-        }
+        return dag_record(
+            s.dag_id,
+            description=s.description,
+            schedule=s.schedule,
+            timetable_description="Never, external triggers only" if s.schedule is None else s.schedule,
+            tags=sorted(s.tags),
+            owners=s.owners,
+            parsed_at=_iso(START),
+            parse_duration=0.41,
+        )
 
     def tasks(self, dag_id: str) -> list[dict[str, Any]] | None:
         scenario = next((s for s in self.scenarios if s.dag_id == dag_id), None)
         if scenario is None:
             return None
         return [
-            {
-                "task_id": task_id,
-                "task_display_name": task_id,
-                "owner": scenario.owners[0],
-                "start_date": None,
-                "end_date": None,
-                "trigger_rule": "all_success",
-                "depends_on_past": False,
-                "wait_for_downstream": False,
-                "retries": 0.0,
-                "queue": "default",
-                "pool": "default_pool",
-                "pool_slots": 1.0,
-                "execution_timeout": None,
-                "retry_delay": {"__type": "TimeDelta", "days": 0, "seconds": 300, "microseconds": 0},
-                "retry_exponential_backoff": 0.0,
-                "priority_weight": 1.0,
-                "weight_rule": "downstream",
-                "ui_color": "#fff",
-                "ui_fgcolor": "#000",
-                "template_fields": ["subject", "body", "params"] if task_id == scenario.review else [],
-                "downstream_task_ids": list(downstream),
-                "doc_md": None,
-                "operator_name": operator,
-                "params": {},
-                "class_ref": {
-                    "module_path": "airflow.providers.standard.operators.hitl"
-                    if task_id == scenario.review
-                    else "airflow.providers.standard.decorators.python",
-                    "class_name": operator.lstrip("@"),
-                },
-                "is_mapped": False,
-            }
+            task_record(
+                task_id,
+                operator=operator,
+                downstream=downstream,
+                owner=scenario.owners[0],
+                hitl=task_id == scenario.review,
+                ui_color="#fff",
+                template_fields=["subject", "body", "params"] if task_id == scenario.review else [],
+                class_name=operator.lstrip("@"),
+            )
             for task_id, operator, downstream in scenario.tasks
         ]
 
@@ -528,16 +487,7 @@ class History:
 
     @functools.lru_cache(maxsize=16)  # noqa: B019
     def _dag_version(self, s: Scenario) -> dict[str, Any]:
-        return {
-            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, s.dag_id)),
-            "version_number": 1,
-            "dag_id": s.dag_id,
-            "bundle_name": "dags-folder",
-            "bundle_version": None,
-            "created_at": _iso(START),
-            "dag_display_name": s.dag_id,
-            "bundle_url": None,
-        }
+        return dag_version_record(s.dag_id, version_id=version_id(s.dag_id), created_at=_iso(START))
 
     def task_instance(self, i: int, k: int) -> dict[str, Any]:
         """Task k (topological order) of run i."""
@@ -557,42 +507,22 @@ class History:
         else:
             state, end = ("success", created + RUN_TAIL) if received else (None, None)
             start = created + timedelta(minutes=10, seconds=18 * (k - review_k)) if received else None
-        return {
-            "id": self._uuid(i, k),
-            "task_id": task_id,
-            "dag_id": s.dag_id,
-            "dag_run_id": self.run_id(i),
-            "map_index": -1,
-            "logical_date": _iso(created - RUN_LEAD) if s.schedule else None,
-            "run_after": _iso(created - RUN_LEAD),
-            "start_date": _iso(start) if start else None,
-            "end_date": _iso(end) if end else None,
-            "duration": (end - start).total_seconds() if end and start else None,
-            "state": state,
-            "try_number": 1 if start else 0,
-            "max_tries": 0,
-            "task_display_name": task_id,
-            "dag_display_name": s.dag_id,
-            "hostname": "airflow-worker-0" if start else None,
-            "unixname": "airflow",
-            "pool": "default_pool",
-            "pool_slots": 1,
-            "queue": "default",
-            "priority_weight": TASKS_PER_DAG - k,
-            "operator": operator.lstrip("@").replace("task", "_PythonDecoratedOperator"),
-            "operator_name": operator,
-            "queued_dttm": _iso(start - timedelta(seconds=1)) if start else None,
-            "scheduled_dttm": _iso(start - timedelta(seconds=2)) if start else None,
-            "pid": 4000 + (i * 5 + k) % 60000 if start else None,
-            "executor": None,
-            "executor_config": "{}",
-            "note": None,
-            "rendered_map_index": None,
-            "rendered_fields": {},
-            "trigger": None,
-            "queued_by_job": None,
-            "dag_version": dict(self._dag_version(s)),
-        }
+        return task_instance_record(
+            self._uuid(i, k),
+            task_id=task_id,
+            dag_id=s.dag_id,
+            run_id=self.run_id(i),
+            logical_date=_iso(created - RUN_LEAD) if s.schedule else None,
+            run_after=_iso(created - RUN_LEAD),
+            started=start,
+            ended=end,
+            state=state,
+            priority_weight=TASKS_PER_DAG - k,
+            operator=operator.lstrip("@").replace("task", "_PythonDecoratedOperator"),
+            operator_name=operator,
+            pid=4000 + (i * 5 + k) % 60000 if start else None,
+            dag_version=self._dag_version(s),
+        )
 
     # --- HITL details and XComs --------------------------------------------------------------
 

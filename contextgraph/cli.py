@@ -773,13 +773,13 @@ def cypher(
 def mcp(state: State, timeout: float, row_limit: int, scope: str | None) -> None:
     """Serve the precedent tools to MCP clients over stdio (needs contextgraph[agents])."""
     try:
-        from contextgraph.tools.mcp import serve
+        from contextgraph.tools.mcp import PrecedentTools, serve
     except ImportError as exc:
         raise click.ClickException(f"{exc}: pip install 'contextgraph[agents]'") from None
     from contextgraph.governance.scope import Scope
 
     bound = Scope.parse(scope) if scope else None
-    serve(state.settings(), timeout=timeout, row_limit=row_limit, scope=bound)
+    serve(PrecedentTools(state.settings(), timeout=timeout, row_limit=row_limit, scope=bound))
 
 
 def main() -> None:

@@ -206,12 +206,7 @@ class CypherSettings(BaseSettings):
     @field_validator("cypher_allow", mode="before")
     @classmethod
     def _names(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [part.strip() for part in text.split(",") if part.strip()]
-        return value
+        return split_names(value)
 
 
 class Settings(BaseSettings):

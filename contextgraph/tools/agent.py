@@ -14,17 +14,18 @@
 shown is kept in `deps.shown`, so the caller can record them (e.g. in its XCom for the ingest, which
 turns them into INFORMED_BY edges). Tool failures the model can act on (a refused query, an unknown
 key, a store that is down) come back to it as a retry message, never as a crash. The same functions
-serve the MCP server (`contextgraph.tools.mcp`) and the example DAG's deterministic drafter.
+serve the MCP server (`contextgraph.tools.mcp`) and the example DAG's deterministic drafter; the tools
+themselves are written once, in `contextgraph.tools.core`.
 """
 
 from __future__ import annotations
 
-import json
+import inspect
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_type_hints
 
 from pydantic import BaseModel, Field
 
@@ -33,16 +34,20 @@ from contextgraph.errors import ContextGraphError, EmbeddingError, QueryRefusedE
 from contextgraph.governance.scope import Scope, ScopedStore
 from contextgraph.ingest.embeddings import Embedder, embedder_from_settings
 from contextgraph.retrieval.precedents import (
-    DecisionTrace,
     Lesson,
     Precedent,
     find_lessons,
     find_similar_decisions,
-    get_decision_trace,
-    jsonable,
     record_precedents,
 )
 from contextgraph.store import GraphStore, open_store
+from contextgraph.tools.core import (
+    CYPHER_ROW_LIMIT,
+    CYPHER_TIMEOUT,
+    TOOL_NAMES,
+    PrecedentToolsBase,
+)
+from contextgraph.tools.core import run_read_cypher as run_read_cypher  # its old home
 
 if TYPE_CHECKING:
     from pydantic_ai import RunContext
@@ -53,57 +58,6 @@ else:
         RunContext = None
 
 log = logging.getLogger(__name__)
-
-CYPHER_TIMEOUT = 10.0
-"""Seconds an agent's Cypher query may run before it is stopped."""
-CYPHER_ROW_LIMIT = 1000
-"""Rows an agent's Cypher query may return; the rest are cut (and `truncated` says so)."""
-CYPHER_MAX_CHARS = 60_000
-"""Characters of JSON an agent's Cypher result may take; rows past it are cut (a model's context)."""
-MAX_K = 20
-
-
-class CypherResult(BaseModel):
-    """Rows of a read-only query, and whether the row or size limit cut them."""
-
-    rows: list[dict[str, Any]]
-    row_count: int
-    truncated: bool = False
-    note: str | None = None
-
-
-def run_read_cypher(
-    store: GraphStore,
-    query: str,
-    params: Mapping[str, Any] | None = None,
-    *,
-    timeout: float = CYPHER_TIMEOUT,
-    row_limit: int = CYPHER_ROW_LIMIT,
-    max_chars: int = CYPHER_MAX_CHARS,
-) -> CypherResult:
-    """`retrieval.read_cypher` with the cut made visible: `truncated` and a `note` ("truncated:
-    showing 100 of >100 rows; add a LIMIT …") when the row limit or `max_chars` cut the rows.
-
-    Raises QueryNotAllowedError (the read-only gate refused it: a write, a procedure or function
-    not on the allow-list, LOAD CSV, SHOW …), CypherError (the engine rejected it; the message says
-    what to change), QueryTimeoutError / QueryMemoryError (stopped) — all QueryRefusedErrors."""
-    rows, cut = store.read_only_query(query, dict(params or {}), timeout=timeout, row_limit=row_limit)
-    out = [{str(k): jsonable(v) for k, v in row.items()} for row in rows]
-    note = f"truncated: showing {row_limit} of >{row_limit} rows; add a LIMIT or aggregate" if cut else None
-    size = sum(len(json.dumps(r, ensure_ascii=False, default=str)) + 2 for r in out)
-    if size > max_chars:
-        kept, used = [], 0
-        for row in out:
-            used += len(json.dumps(row, ensure_ascii=False, default=str)) + 2
-            if used > max_chars:
-                break
-            kept.append(row)
-        note = (
-            f"truncated: showing {len(kept)} of {'>' if cut else ''}{len(out)} rows, the ones that fit in "
-            f"{max_chars} characters; return fewer columns, or add a LIMIT"
-        )
-        out, cut = kept, True
-    return CypherResult(rows=out, row_count=len(out), truncated=cut, note=note)
 
 
 def precedents_from_keys(keys: Sequence[str], known: Sequence[Precedent] = ()) -> list[Precedent]:
@@ -270,134 +224,65 @@ def consult_lessons(deps: ContextGraphDeps, text: str, *, k: int = 3) -> list[Le
 # --- the pydantic-ai tools ------------------------------------------------------------------------
 
 
-def _tool_find_similar_decisions(
-    ctx: RunContext[ContextGraphDeps],
-    text: str,
-    dag_id: str | None = None,
-    task_id: str | None = None,
-    chosen: str | None = None,
-    since: datetime | None = None,
-    k: int = 5,
-    deployment: str | None = None,
-) -> list[Precedent]:
-    """Find earlier human decisions most like a case, best first, each with the option the human
-    chose and the reason they gave. Call this before proposing what to do, and follow the reasons.
+class _DepsTools(PrecedentToolsBase):
+    """The shared tools (contextgraph.tools.core) over one run's deps; failures become retries."""
 
-    Args:
-        text: The case at hand in plain words, e.g. the ticket's subject and body.
-        dag_id: Only decisions of this Airflow DAG.
-        task_id: Only decisions taken at this task (decision point).
-        chosen: Only decisions where this option was chosen, e.g. "Escalate to CRE".
-        since: Only decisions answered at or after this time (ISO 8601).
-        k: How many precedents (1 to 20).
-        deployment: Only decisions of this Airflow deployment (e.g. "prod"; "default" when unnamed).
-    """
-    deps: ContextGraphDeps = ctx.deps
-    try:
-        found = find_similar_decisions(
-            deps.store,
-            deps.embedder,
-            text,
-            dag_id=dag_id,
-            task_id=task_id,
-            chosen=chosen,
-            since=since,
-            deployment=deployment,
-            k=max(1, min(k, MAX_K)),
-            point=deps.point,
-            exclude=deps.exclude,
-            airflow_url=deps.airflow_url,
-        )
-    except ContextGraphError as exc:
-        raise _retry(exc) from None
-    deps.remember(found)
-    return found
+    def __init__(self, deps: ContextGraphDeps) -> None:
+        self.deps = deps
+        self.airflow_url = deps.airflow_url
+        self.point = deps.point
+        self.exclude = deps.exclude
+        self.timeout = deps.cypher_timeout
+        self.row_limit = deps.cypher_row_limit
+
+    @contextmanager
+    def store(self, *, write: bool = False) -> Iterator[GraphStore]:
+        yield self.deps.store
+
+    def embedder(self) -> Embedder | None:
+        return self.deps.embedder
+
+    def remember(self, found: Sequence[Precedent]) -> None:
+        self.deps.remember(found)
+
+    def tool_error(self, problem: object) -> Exception:
+        return _retry(problem)
 
 
-def _tool_find_lessons(
-    ctx: RunContext[ContextGraphDeps],
-    text: str,
-    dag_id: str | None = None,
-    task_id: str | None = None,
-    k: int = 3,
-    deployment: str | None = None,
-) -> str:
-    """What earlier human decisions like a case teach, as compact lessons: how many reviewers chose
-    each option ("3 of 5: Escalate to CRE"), the reason in a sentence, the latest example and the
-    exceptions with their reasons. Call this before proposing what to do; keys are in brackets.
-
-    Args:
-        text: The case at hand in plain words, e.g. the ticket's subject and body.
-        dag_id: Only decisions of this Airflow DAG.
-        task_id: Only decisions taken at this task (decision point).
-        k: How many lessons (1 to 10).
-        deployment: Only decisions of this Airflow deployment (e.g. "prod"; "default" when unnamed).
-    """
-    deps: ContextGraphDeps = ctx.deps
-    try:
-        found = find_lessons(
-            deps.store,
-            deps.embedder,
-            text,
-            k=max(1, min(k, 10)),
-            dag_id=dag_id,
-            task_id=task_id,
-            deployment=deployment,
-            point=deps.point,
-            exclude=deps.exclude,
-        )
-    except ContextGraphError as exc:
-        raise _retry(exc) from None
+def _lessons_text(lessons: list[Lesson]) -> str:
+    """Lessons as compact text for the model (decision keys in brackets)."""
     from contextgraph.retrieval.precedents import lessons_prompt
 
-    return lessons_prompt(found) or "No lessons: no answered decisions match this case."
+    return lessons_prompt(lessons) or "No lessons: no answered decisions match this case."
 
 
-def _tool_get_decision_trace(ctx: RunContext[ContextGraphDeps], key: str) -> DecisionTrace:
-    """One earlier decision in full context: what fed it (upstream tasks), the AI proposal it
-    judged and the verdict, the options offered, the choice, the reason, who decided, what
-    followed, and which precedents informed it.
-
-    Args:
-        key: The decision's key, as returned by find_similar_decisions.
-    """
-    deps: ContextGraphDeps = ctx.deps
-    try:
-        return get_decision_trace(deps.store, key, airflow_url=deps.airflow_url)
-    except LookupError as exc:
-        raise _retry(f"{exc.args[0]}: use a key returned by find_similar_decisions") from None
-    except ContextGraphError as exc:
-        raise _retry(exc) from None
+_PRESENT: dict[str, Callable[[Any], Any]] = {"find_lessons": _lessons_text}
+"""How the pydantic-ai tools present a shared tool's result (default: as it is)."""
 
 
-def _tool_read_cypher(
-    ctx: RunContext[ContextGraphDeps], query: str, params: dict[str, Any] | None = None
-) -> CypherResult:
-    """Run a read-only Cypher query on the decision graph and get its rows. Anything that could
-    write, and any procedure or function not on the read-only allow-list, is refused; the query is
-    stopped after a timeout and the rows are capped (`truncated: true` and a note say so).
+def _shared_tool(name: str) -> Callable[..., Any]:
+    """`PrecedentToolsBase.<name>` as a pydantic-ai tool function: the same parameters and
+    docstring, with the run's context first (its deps are what the tool runs against)."""
+    method = getattr(PrecedentToolsBase, name)
+    hints = get_type_hints(method)
+    present = _PRESENT.get(name)
+    params = list(inspect.signature(method).parameters.values())[1:]  # without self
 
-    Graph: (:Dag)-[:HAS_TASK]->(:Task)-[:FEEDS]->(:Task), (:Dag)-[:HAS_RUN]->(:DagRun)
-    -[:HAS_INSTANCE]->(:TaskInstance)-[:ASKED]->(:Decision)-[:OFFERED|CHOSE]->(:Option {name}),
-    (:Decision)-[:DECIDED_BY]->(:Actor), (:Decision)-[:REVIEWED {verdict}]->(:Proposal {text}),
-    (:Decision)-[:INFORMED_BY]->(:Decision). Decision has key, dag_id, run_id, task_id, subject,
-    body, chosen_options, reason, responded_at, timed_out.
+    def tool(ctx: RunContext[ContextGraphDeps], /, *args: Any, **kwargs: Any) -> Any:
+        result = getattr(_DepsTools(ctx.deps), name)(*args, **kwargs)
+        return present(result) if present else result
 
-    Args:
-        query: One Cypher read statement; pass values as $parameters.
-        params: Values of the query's $parameters.
-    """
-    deps: ContextGraphDeps = ctx.deps
-    try:
-        return run_read_cypher(
-            deps.store,
-            query,
-            params,
-            timeout=deps.cypher_timeout,
-            row_limit=deps.cypher_row_limit,
-        )
-    except ContextGraphError as exc:
-        raise _retry(exc) from None
+    run = RunContext[ContextGraphDeps]
+    context = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_ONLY, annotation=run)
+    returns = get_type_hints(present)["return"] if present else hints["return"]
+    tool.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [context, *(p.replace(annotation=hints[p.name]) for p in params)], return_annotation=returns
+    )
+    tool.__annotations__ = {"ctx": run, **{p.name: hints[p.name] for p in params}}
+    tool.__annotations__["return"] = returns
+    tool.__name__ = tool.__qualname__ = name
+    tool.__doc__ = method.__doc__
+    return tool
 
 
 def _tool_record_precedents(
@@ -441,10 +326,13 @@ def precedent_toolset(*, read_only: bool = False, max_retries: int = 2) -> Any:
     from pydantic_ai import FunctionToolset, Tool
 
     tools: list[Tool[ContextGraphDeps]] = [
-        Tool(_tool_find_similar_decisions, name="find_similar_decisions", takes_ctx=True),
-        Tool(_tool_find_lessons, name="find_lessons", takes_ctx=True),
-        Tool(_tool_get_decision_trace, name="get_decision_trace", takes_ctx=True),
-        Tool(_tool_read_cypher, name="read_cypher", takes_ctx=True, prepare=_describe_dialect),
+        Tool(
+            _shared_tool(name),
+            name=name,
+            takes_ctx=True,
+            prepare=_describe_dialect if name == "read_cypher" else None,
+        )
+        for name in TOOL_NAMES
     ]
     if not read_only:
         tools.append(Tool(_tool_record_precedents, name="record_precedents", takes_ctx=True))

@@ -19,7 +19,6 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
@@ -31,25 +30,9 @@ from contextgraph.config import Settings
 from contextgraph.errors import ContextGraphError
 from contextgraph.governance.scope import Scope, ScopedStore
 from contextgraph.ingest.embeddings import Embedder, embedder_from_settings
-from contextgraph.retrieval.precedents import (
-    DecisionTrace,
-    Lesson,
-    Precedent,
-    find_lessons,
-    find_similar_decisions,
-    get_decision_trace,
-)
 from contextgraph.store import GraphStore, dialect_note, open_store
-from contextgraph.tools.agent import (
-    CYPHER_MAX_CHARS,
-    CYPHER_ROW_LIMIT,
-    CYPHER_TIMEOUT,
-    MAX_K,
-    CypherResult,
-    precedents_from_keys,
-    record_shown,
-    run_read_cypher,
-)
+from contextgraph.tools.agent import precedents_from_keys, record_shown
+from contextgraph.tools.core import CYPHER_MAX_CHARS, CYPHER_ROW_LIMIT, CYPHER_TIMEOUT, PrecedentToolsBase
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +68,9 @@ class GraphStats(BaseModel):
     relationships: dict[str, int]
 
 
-class PrecedentTools:
-    """The tools' state: settings, limits, the Neo4j store (one driver) and the embedder (lazy)."""
+class PrecedentTools(PrecedentToolsBase):
+    """The tools (contextgraph.tools.core) with `record_precedents` and `graph_stats`, over the
+    settings' store (Neo4j: one driver; embedded: opened per call), the embedder loaded lazily."""
 
     def __init__(
         self,
@@ -98,6 +82,7 @@ class PrecedentTools:
         scope: Scope | None = None,
     ) -> None:
         self.settings = settings
+        self.airflow_url = settings.airflow.url
         self.scope = scope
         self._scoped: ScopedStore | None = None
         self.timeout = timeout
@@ -158,113 +143,10 @@ class PrecedentTools:
             self._shared.close()
             self._shared = None
 
-    # --- the tools ---------------------------------------------------------------------------------
+    # --- what the shared tools (contextgraph.tools.core) need --------------------------------------
 
-    def find_similar_decisions(
-        self,
-        text: str,
-        dag_id: str | None = None,
-        task_id: str | None = None,
-        chosen: str | None = None,
-        since: datetime | None = None,
-        k: int = 5,
-        exclude: list[str] | None = None,
-        deployment: str | None = None,
-    ) -> list[Precedent]:
-        """Find earlier human decisions most like a case, best first, each with the option the
-        human chose, the reason they gave, the AI proposal they judged and a link to Airflow.
-        Call this before acting on a case, and follow the reasons.
-
-        Args:
-            text: The case at hand in plain words, e.g. a ticket's subject and body.
-            dag_id: Only decisions of this Airflow DAG.
-            task_id: Only decisions taken at this task (decision point).
-            chosen: Only decisions where this option was chosen, e.g. "Escalate to CRE".
-            since: Only decisions answered at or after this time (ISO 8601).
-            k: How many precedents (1 to 20).
-            exclude: Decision keys to leave out (e.g. the decision being made).
-            deployment: Only decisions of this Airflow deployment (e.g. "prod"; "default" when unnamed).
-        """
-        embedder = self.embedder()
-        with self._errors(), self.store() as store:
-            return find_similar_decisions(
-                store,
-                embedder,
-                text,
-                dag_id=dag_id,
-                task_id=task_id,
-                chosen=chosen,
-                since=since,
-                k=max(1, min(k, MAX_K)),
-                exclude=exclude or (),
-                deployment=deployment,
-                airflow_url=self.settings.airflow.url,
-            )
-
-    def find_lessons(
-        self,
-        text: str,
-        dag_id: str | None = None,
-        task_id: str | None = None,
-        k: int = 3,
-        deployment: str | None = None,
-    ) -> list[Lesson]:
-        """What earlier human decisions like a case teach, as lessons: the option most reviewers
-        chose and the shares of each ("3 of 5"), the reason in a sentence, the count, the latest
-        example, the exemplars and the exceptions with their reasons. Call this before acting.
-
-        Args:
-            text: The case at hand in plain words, e.g. a ticket's subject and body.
-            dag_id: Only decisions of this Airflow DAG.
-            task_id: Only decisions taken at this task (decision point).
-            k: How many lessons (1 to 10).
-            deployment: Only decisions of this Airflow deployment (e.g. "prod"; "default" when unnamed).
-        """
-        embedder = self.embedder()
-        with self._errors(), self.store() as store:
-            return find_lessons(
-                store,
-                embedder,
-                text,
-                k=max(1, min(k, 10)),
-                dag_id=dag_id,
-                task_id=task_id,
-                deployment=deployment,
-            )
-
-    def get_decision_trace(self, key: str) -> DecisionTrace:
-        """One decision in full context: what fed it (upstream tasks and their states), the AI
-        proposal it judged and the verdict, the options offered, the choice, the reason, who
-        decided, what followed, and which precedents informed it.
-
-        Args:
-            key: The decision's key, as find_similar_decisions returns it.
-        """
-        with self._errors(), self.store() as store:
-            try:
-                return get_decision_trace(store, key, airflow_url=self.settings.airflow.url)
-            except LookupError as exc:
-                raise ToolError(f"{exc.args[0]}: use a key that find_similar_decisions returned") from None
-
-    def read_cypher(self, query: str, params: dict[str, Any] | None = None) -> CypherResult:
-        """Run one read-only Cypher query on the decision graph. Anything that could write, and
-        any procedure or function not on the read-only allow-list, is refused; the query is stopped
-        after a timeout and its rows are capped (`truncated: true` and a note say so).
-
-        Graph: (:Dag)-[:HAS_TASK]->(:Task)-[:FEEDS]->(:Task), (:Dag)-[:HAS_RUN]->(:DagRun)
-        -[:HAS_INSTANCE]->(:TaskInstance)-[:ASKED]->(:Decision)-[:OFFERED|CHOSE]->(:Option {name}),
-        (:Decision)-[:DECIDED_BY]->(:Actor), (:Decision)-[:REVIEWED {verdict}]->(:Proposal {text}),
-        (:Decision)-[:INFORMED_BY]->(:Decision). Decision has key, dag_id, run_id, task_id, subject,
-        body, chosen_options, reason, responded_at, timed_out.
-
-        Args:
-            query: One Cypher read statement; pass values as $parameters.
-            params: Values of the query's $parameters.
-        """
-        with self._errors(), self.store() as store:
-            return run_read_cypher(
-                store, query, params, timeout=self.timeout, row_limit=self.row_limit, max_chars=self.max_chars
-            )
+    def tool_error(self, problem: object) -> Exception:
+        return ToolError(str(problem))
 
     def read_cypher_description(self) -> str:
         """read_cypher's docstring (up to its Args) and which engine answers, with its dialect."""
@@ -285,7 +167,7 @@ class PrecedentTools:
             scores: Their scores from find_similar_decisions, in the same order (optional).
         """
         if self.scope is not None:
-            with self._errors(), self.store() as view:
+            with self.errors(), self.store() as view:
                 known = {
                     r["key"]
                     for r in view.query(
@@ -300,25 +182,17 @@ class PrecedentTools:
             if len(scores) != len(precedent_keys):
                 raise ToolError("scores must have one value per precedent key")
             shown = [p.model_copy(update={"score": s}) for p, s in zip(shown, scores, strict=True)]
-        with self._errors(), self.store(write=True) as store:
+        with self.errors(), self.store(write=True) as store:
             written = record_shown(store, decision_key, shown)
         return Recorded(decision_key=decision_key, precedents=len(shown), written=written)
 
     def graph_stats(self) -> GraphStats:
         """How many nodes of each label and relationships of each type the graph holds."""
-        with self._errors(), self.store() as store:
+        with self.errors(), self.store() as store:
             counts = store.stats()
             return GraphStats(
                 store=store.dialect, nodes=counts["nodes"], relationships=counts["relationships"]
             )
-
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        """Our errors as tool errors: the message says what went wrong and what to do."""
-        try:
-            yield
-        except ContextGraphError as exc:
-            raise ToolError(str(exc)) from None
 
 
 def build_server(tools: PrecedentTools) -> MCPServer[Any]:
@@ -335,17 +209,9 @@ def build_server(tools: PrecedentTools) -> MCPServer[Any]:
     return server
 
 
-def serve(
-    settings: Settings,
-    *,
-    timeout: float = CYPHER_TIMEOUT,
-    row_limit: int = CYPHER_ROW_LIMIT,
-    max_chars: int = CYPHER_MAX_CHARS,
-    scope: Scope | None = None,
-) -> None:
-    """Serve the tools over stdio until the client closes the connection; with a `scope`, they see
-    only that scope (ScopeError at once when it names something the graph lacks)."""
-    tools = PrecedentTools(settings, timeout=timeout, row_limit=row_limit, max_chars=max_chars, scope=scope)
+def serve(tools: PrecedentTools) -> None:
+    """Serve the tools over stdio until the client closes the connection, then close them; with a
+    scope, they see only that scope (ScopeError at once when it names something the graph lacks)."""
     tools.check_scope()
     try:
         build_server(tools).run("stdio")
