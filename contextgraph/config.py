@@ -223,6 +223,9 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=1000, ge=1)
     buffer_pool_mb: int = Field(default=512, ge=16)
     """The embedded store's page cache in MB (Ladybug's own default is most of the memory)."""
+    ann_threshold: int = Field(default=20_000, ge=1)
+    """Answered decisions from which the embedded store searches vectors through a usearch HNSW
+    graph beside its file (below it, an exact scan, both exact and fast)."""
     embedding_model: str = "auto"
     """A model2vec folder or hub name; `auto`: minishlab/potion-base-8M, offline a built-in fallback."""
     proposal_tasks: dict[str, list[str]] = {}

@@ -38,9 +38,14 @@ def open_store(settings: Settings, mode: Literal["write", "read"] = "write") -> 
                 f"no graph at {path} yet: run `contextgraph ingest` (or `contextgraph demo`), "
                 "or set CONTEXTGRAPH_STORE_PATH / NEO4J_URI"
             )
-        return EmbeddedStore(path, batch_size=settings.batch_size, read_only=True)
+        return EmbeddedStore(
+            path, batch_size=settings.batch_size, read_only=True, ann_threshold=settings.ann_threshold
+        )
     return EmbeddedStore(
-        settings.store_path, batch_size=settings.batch_size, buffer_pool_mb=settings.buffer_pool_mb
+        settings.store_path,
+        batch_size=settings.batch_size,
+        buffer_pool_mb=settings.buffer_pool_mb,
+        ann_threshold=settings.ann_threshold,
     )
 
 

@@ -132,6 +132,7 @@ class EmbeddedStore(GraphStore):
         read_only: bool = False,
         buffer_pool_mb: int = DEFAULT_BUFFER_POOL_MB,
         bulk_copy: bool = False,
+        ann_threshold: int | None = None,
     ) -> None:
         self.path = Path(path).expanduser()
         self.batch_size = batch_size
@@ -143,7 +144,7 @@ class EmbeddedStore(GraphStore):
         self._conn: ladybug.Connection | None = None
         self._lock = threading.Lock()
         self._file_lock: str | None = None
-        self.index = SidecarIndex(self.path.with_name(self.path.name + ".index"))
+        self.index = SidecarIndex(self.path.with_name(self.path.name + ".index"), ann_threshold=ann_threshold)
         self._sandbox = sandbox.LadybugSandbox(memory_mb=buffer_pool_mb + QUERY_MEMORY_MB)
 
     def _connection(self) -> ladybug.Connection:
