@@ -100,7 +100,8 @@ def test_forget_removes_the_vector_from_the_graph(tmp_path: Path, embedder: Mode
         forget(store, plan_forget(store, decisions=[gone]))
         after = store.index.info()
         assert (after["decisions"], after["vector_index"]) == (before - 1, "hnsw")
-        assert len(Index.restore(str(store.index.folder / ANN_FILE))) == before - 1
+        saved = Index.restore(str(store.index.folder / ANN_FILE))
+        assert saved is not None and len(saved) == before - 1
         found = store.vector_candidates(vector.tolist(), embedder.name, 10, CandidateFilter())
         assert gone not in [key for key, _ in found]
         assert len(found) == 10
