@@ -15,7 +15,8 @@ downstream ids (`…/tasks`: e.g. fetch_ticket → draft_response → review_res
 act_on_decision), the DAG run, its task instances, the HITL detail
 (`GET /api/v2/dags/~/dagRuns/~/hitlDetails`: `task_instance`, subject, a body as the reviewer saw
 it, options, chosen_options, params, params_input, responded_by_user …) and the proposal as the
-XCom `return_value` of the task upstream of the decision point. `corpus_source` serves them to
+XCom `return_value` of the task upstream of the decision point (`CorpusRecords`, the package's
+`contextgraph.ingest.source.memory.Records`). `corpus_source` serves them to
 `contextgraph.ingest.sync.Sync` as `contextgraph.ingest.source.AirflowSource` would; nothing of the corpus's
 ids or kinds reaches the graph: `Ingested.ids` maps (dag_id, run_id) back to corpus ids.
 """
@@ -35,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bench.records import dag_record, dag_version_record, task_instance_record, task_record, version_id
 from contextgraph.ingest.embeddings import Embedder, EmbedReport, embed_pending
-from contextgraph.ingest.source.memory import MemorySource
+from contextgraph.ingest.source.memory import MemorySource, Records
 from contextgraph.ingest.sync import Sync, SyncReport
 from contextgraph.store import GraphStore
 
@@ -365,24 +366,16 @@ def _iso(value: datetime | None) -> str | None:
 
 
 @dataclass
-class Records:
-    """What an Airflow 3.3 REST API v2 returns for the corpus's past decisions."""
+class CorpusRecords(Records):
+    """What an Airflow 3.3 REST API v2 returns for the corpus's past decisions (`Records`), and
+    `ids`: (dag_id, run_id) -> corpus id of the past decision that run asked."""
 
-    dags: list[dict[str, Any]] = field(default_factory=list)
-    tasks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    runs: list[dict[str, Any]] = field(default_factory=list)
-    task_instances: list[dict[str, Any]] = field(default_factory=list)
-    hitl_details: list[dict[str, Any]] = field(default_factory=list)
-    xcoms: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
-    """(dag_id, run_id, task_id) -> the XCom entry (`GET …/xcomEntries/return_value`)."""
     ids: dict[tuple[str, str], str] = field(default_factory=dict)
-    """(dag_id, run_id) -> corpus id of the past decision that run asked."""
-    server_time: datetime | None = None
 
 
-def airflow_records(corpus: Corpus) -> Records:
+def airflow_records(corpus: Corpus) -> CorpusRecords:
     """The DAGs, tasks, runs, task instances, HITL details and XComs of every past decision."""
-    records = Records()
+    records = CorpusRecords()
     for where in sorted({(p.dag_id, p.task_id) for p in corpus.past}):
         point = POINTS[where]
         records.dags.append(_dag(point))
@@ -431,7 +424,7 @@ def _tasks(point: Point) -> list[dict[str, Any]]:
     return found
 
 
-def _run_id(records: Records, past: PastDecision) -> str:
+def _run_id(records: CorpusRecords, past: PastDecision) -> str:
     prefix = "scheduled" if past.point.schedule else "manual"
     start = past.created_at - RUN_LEAD
     run_id = f"{prefix}__{start.isoformat()}"
@@ -450,7 +443,7 @@ def body_of(past: PastDecision) -> str:
     return body
 
 
-def _add_run(records: Records, past: PastDecision) -> None:
+def _add_run(records: CorpusRecords, past: PastDecision) -> None:
     point = past.point
     run_id = _run_id(records, past)
     records.ids[(past.dag_id, run_id)] = past.id
@@ -521,10 +514,9 @@ def _add_run(records: Records, past: PastDecision) -> None:
         records.task_instances.append(ti)
         if task_id == point.task_id:
             review_ti = ti
-    records.xcoms[(past.dag_id, run_id, fetch)] = _xcom(past, run_id, fetch, {"request": past.request})
+    records.xcoms[(past.dag_id, run_id, fetch)] = {"request": past.request}
     if past.proposal is not None:
-        value = {"draft": past.proposal, "model": LLM}
-        records.xcoms[(past.dag_id, run_id, draft)] = _xcom(past, run_id, draft, value)
+        records.xcoms[(past.dag_id, run_id, draft)] = {"draft": past.proposal, "model": LLM}
     params_input: dict[str, Any] = {name: None for name in point.params}
     params_input.update(past.params_input)
     records.hitl_details.append(
@@ -564,34 +556,9 @@ def _skipped(point: Point, chosen: list[str]) -> set[str]:
     return set()
 
 
-def _xcom(past: PastDecision, run_id: str, task_id: str, value: Any) -> dict[str, Any]:
-    return {
-        "key": "return_value",
-        "timestamp": _iso(past.created_at - timedelta(seconds=4)),
-        "logical_date": None,
-        "map_index": -1,
-        "task_id": task_id,
-        "dag_id": past.dag_id,
-        "run_id": run_id,
-        "dag_display_name": past.dag_id,
-        "task_display_name": task_id,
-        "run_after": _iso(past.created_at - RUN_LEAD),
-        "value": value,
-    }
-
-
-def corpus_source(records: Records) -> MemorySource:
-    """The sync's `Source` over `Records`: what an Airflow would answer, without HTTP."""
-    return MemorySource(
-        dags=records.dags,
-        tasks=records.tasks,
-        dag_runs=records.runs,
-        task_instances=records.task_instances,
-        hitl_details=records.hitl_details,
-        xcoms={key: entry["value"] for key, entry in records.xcoms.items()},
-        url=AIRFLOW_URL,
-        server_time=records.server_time,
-    )
+def corpus_source(records: CorpusRecords) -> MemorySource:
+    """The sync's `Source` over the records: what an Airflow would answer, without HTTP."""
+    return MemorySource.over(records, url=AIRFLOW_URL)
 
 
 @dataclass

@@ -1,316 +1,162 @@
-"""A replay of the Airflow 3.3 REST API v2 over a synthetic history, and an in-memory source.
+"""The benchmark's synthetic history (bench.synthetic) as an Airflow, in memory or over HTTP.
 
-`Replay` answers the requests `contextgraph.ingest.source.AirflowSource` sends, with Airflow 3.3's
-shapes and rules: `POST /auth/token` (201, `access_token`; other requests need the bearer token,
-401 without it), lists with `limit`/`offset` and `total_entries`, `limit` capped at
-`maximum_page_limit` (Airflow's `[api] maximum_page_limit`, default 100), `order_by` (an unknown
-field is a 400, as in Airflow), `updated_at_gte` on DAG runs and task instances,
-`created_at_gte` and `response_received` on HITL details, a 404 for an XCom that does not exist,
-and a `Date` header on the synthetic clock (watermarks follow Airflow's clock, not ours).
+`HistoryWorld` is the `contextgraph.ingest.source.memory.World` of a `History`: records are made
+when asked for (nothing is held in memory), ``updated_at_gte``/``created_at_gte`` are bisections on
+the history's clock, and only the first `visible` decisions exist yet. The sync reads it without
+HTTP through `contextgraph.ingest.source.memory.MemorySource.over` (the ingest benchmark; its
+``generating`` seconds are the time spent making records, left out of the measurement).
 
-`serve()` runs it as a real HTTP server (`python -m bench.replay --decisions N --port P`), so the
-real AirflowSource talks to it over HTTP; `POST /_bench/visible {"decisions": n}` makes more of
-the history visible (new decisions arriving). `MemorySource` is the sync's Source protocol over
-the same history without HTTP (for the ingest benchmark), and counts the time spent generating
-records so that it can be left out of the measurement.
+``python -m bench.replay --decisions N [--visible V] [--port P]`` serves it with
+`contextgraph.ingest.source.replay` — a replay of the Airflow 3.3 REST API v2 with Airflow's shapes
+and rules: ``POST /auth/token`` (201, ``access_token``; other requests need the bearer token, 401
+without it), lists with ``limit``/``offset`` and ``total_entries``, ``limit`` capped at
+``--maximum-page-limit`` (Airflow's ``[api] maximum_page_limit``, default 100), ``order_by`` (an
+unknown field is a 400, as in Airflow), ``updated_at_gte`` on DAG runs and task instances,
+``created_at_gte`` and ``response_received`` on HITL details, a 404 for an XCom that does not exist,
+and a ``Date`` header on the synthetic clock (watermarks follow Airflow's clock, not ours) — so the
+real AirflowSource talks to it over HTTP. ``POST /_bench/visible {"decisions": n}`` makes more of
+the history visible (new decisions arriving). It prints ``READY <url>`` once it listens.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import socket
-import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Sequence
 from datetime import datetime
-from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 from bench.synthetic import TASKS_PER_DAG, History
-from contextgraph.config import AirflowSettings
+from contextgraph.ingest.source.memory import ALL, Lazy
+from contextgraph.ingest.source.replay import Replay, make_server
 
 TOKEN = "bench-replay-token"
-ORDERS = {
-    "dags": {"dag_id"},
-    "dag_runs": {"id", "run_after", "start_date"},
-    "task_instances": {"id", "start_date"},
-    "hitl_details": {"created_at", "ti_id", "responded_at"},
-}
 
 
-def _parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "+"))
+class HistoryWorld:
+    """The World of a `History` whose first `visible` decisions have happened (default: all)."""
 
-
-class Replay:
-    """The request logic, independent of HTTP: `handle(method, path, query, body) → (status, json)`."""
-
-    def __init__(self, history: History, visible: int | None = None, maximum_page_limit: int = 100) -> None:
+    def __init__(self, history: History, visible: int | None = None) -> None:
         self.history = history
         self.visible = history.decisions if visible is None else visible
-        self.maximum_page_limit = maximum_page_limit
-        self.requests = 0
         self._matches: dict[tuple[str, str, int], list[int]] = {}
+
+    def show(self, decisions: int) -> int:
+        """Make the first `decisions` decisions visible (new ones arriving); returns how many are."""
+        self.visible = min(int(decisions), self.history.decisions)
+        self._matches.clear()
+        return self.visible
 
     def now(self) -> datetime:
         return self.history.now(self.visible)
 
-    def handle(
-        self, method: str, path: str, query: dict[str, list[str]], body: Any, authorized: bool
-    ) -> tuple[int, Any]:
-        self.requests += 1
-        parts = [unquote(p) for p in path.strip("/").split("/")]
-        if method == "POST" and parts == ["auth", "token"]:
-            if isinstance(body, dict) and body.get("username") and body.get("password"):
-                return 201, {"access_token": TOKEN}
-            return 401, {"detail": "Invalid credentials"}
-        if method == "POST" and parts == ["_bench", "visible"]:
-            self.visible = min(int(body["decisions"]), self.history.decisions)
-            self._matches.clear()
-            return 200, {"visible": self.visible}
-        if parts[:2] != ["api", "v2"]:
-            return 404, {"detail": "Not Found"}
-        if not authorized:
-            return 401, {"detail": "Not authenticated"}
-        if method != "GET":
-            return 405, {"detail": "Method Not Allowed"}
-        return self._get(parts[2:], query)
+    def dags(self) -> Sequence[Any]:
+        return self.history.dags()
 
-    def _get(self, parts: list[str], query: dict[str, list[str]]) -> tuple[int, Any]:
-        h = self.history
-        match parts:
-            case ["dags"]:
-                return self._page("dags", h.dags(), query)
-            case ["dags", dag_id, "tasks"]:
-                tasks = h.tasks(dag_id)
-                if tasks is None:
-                    return 404, {"detail": f"Dag with id {dag_id} was not found"}
-                return 200, {"tasks": tasks, "total_entries": len(tasks)}
-            case ["dags", dag_id, "dagRuns"]:
-                indices = self._of_dag(self._updated_since("runs", query), dag_id)
-                return self._page("dag_runs", indices, query, h.dag_run)
-            case ["dags", dag_id, "dagRuns", "~", "taskInstances"]:
-                runs = self._of_dag(self._updated_since("tis", query), dag_id)
-                return self._page("task_instances", _ti_indices(runs), query, self._ti)
-            case ["dags", "~", "dagRuns", "~", "hitlDetails"]:
-                return self._page("hitl_details", self._hitl(query), query, h.hitl_detail)
-            case ["dags", dag_id, "dagRuns", run_id, "taskInstances", task_id, "xcomEntries", key]:
-                i = h.run_index(run_id)
-                entry = h.xcom(i, task_id) if i is not None and i < self.visible else None
-                if entry is None or key != "return_value" or entry["dag_id"] != dag_id:
-                    return 404, {"detail": f"XCom entry with key: `{key}` not found"}
-                return 200, entry
-            case _:
-                return 404, {"detail": "Not Found"}
+    def tasks(self, dag_id: str) -> list[dict[str, Any]] | None:
+        return self.history.tasks(dag_id)
 
-    def _of_dag(self, runs: range | list[int], dag_id: str) -> range | list[int]:
+    def assets(self) -> Sequence[Any]:
+        return []
+
+    def dag_runs(self, *, dag_id: str = ALL, updated_since: datetime | None = None) -> Sequence[Any]:
+        return Lazy(self._of_dag(self._updated_since("runs", updated_since), dag_id), self.history.dag_run)
+
+    def task_instances(self, *, dag_id: str = ALL, updated_since: datetime | None = None) -> Sequence[Any]:
+        runs = self._of_dag(self._updated_since("tis", updated_since), dag_id)
+        return Lazy(_ti_indices(runs), self._ti)
+
+    def hitl_details(
+        self,
+        *,
+        dag_id: str = ALL,
+        created_since: datetime | None = None,
+        response_received: bool | None = None,
+    ) -> Sequence[Any]:
+        first = (
+            0
+            if created_since is None
+            else self.history.first_created_at_or_after(created_since, self.visible)
+        )
+        found: Sequence[int] = range(first, self.visible)
+        if response_received is not None:
+            ident = ("hitl", f"{created_since}|{response_received}", self.visible)
+            if ident not in self._matches:
+                self._matches[ident] = [i for i in found if self.history._received(i) == response_received]
+            found = self._matches[ident]
+        return Lazy(self._of_dag(found, dag_id), self.history.hitl_detail)
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict[str, Any] | None:
+        i = self.history.run_index(run_id)
+        entry = self.history.xcom(i, task_id) if i is not None and i < self.visible else None
+        if entry is None or entry["dag_id"] != dag_id or map_index != -1:
+            return None
+        return entry
+
+    def hitl_try(
+        self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1
+    ) -> dict[str, Any] | None:
+        return None  # every HITL task of the history asked once
+
+    def _of_dag(self, runs: Sequence[int], dag_id: str) -> Sequence[int]:
         """The runs of one DAG (`~`: all)."""
-        return runs if dag_id == "~" else [i for i in runs if self.history.scenario(i).dag_id == dag_id]
+        return runs if dag_id == ALL else [i for i in runs if self.history.scenario(i).dag_id == dag_id]
 
     def _ti(self, j: int) -> dict[str, Any]:
         return self.history.task_instance(j // TASKS_PER_DAG, j % TASKS_PER_DAG)
 
-    def _updated_since(self, kind: str, query: dict[str, list[str]]) -> range | list[int]:
-        value = query.get("updated_at_gte", [None])[0]
-        if value is None:
+    def _updated_since(self, kind: str, moment: datetime | None) -> Sequence[int]:
+        if moment is None:
             return range(self.visible)
-        ident = (kind, value, self.visible)
+        ident = (kind, moment.isoformat(), self.visible)
         if ident not in self._matches:
-            moment = _parse_time(value)
             first = self.history.first_updated_at_or_after(moment, self.visible)
             self._matches[ident] = [
                 i for i in range(first, self.visible) if self.history.run_updated_at(i) >= moment
             ]
         return self._matches[ident]
 
-    def _hitl(self, query: dict[str, list[str]]) -> range | list[int]:
-        value = query.get("created_at_gte", [None])[0]
-        first = (
-            0 if value is None else self.history.first_created_at_or_after(_parse_time(value), self.visible)
-        )
-        received = query.get("response_received", [None])[0]
-        if received is None:
-            return range(first, self.visible)
-        ident = ("hitl", f"{value}|{received}", self.visible)
-        if ident not in self._matches:
-            wanted = received.lower() == "true"
-            self._matches[ident] = [
-                i for i in range(first, self.visible) if self.history._received(i) == wanted
-            ]
-        return self._matches[ident]
 
-    def _first_created(self, moment: datetime) -> int:
-        return self.history.first_created_at_or_after(moment, self.visible)
-
-    def _page(self, key: str, items: Any, query: dict[str, list[str]], render: Any = None) -> tuple[int, Any]:
-        for order in query.get("order_by", []):
-            if order.lstrip("-") not in ORDERS[key]:
-                return 400, {
-                    "detail": f"Ordering with '{order}' is disallowed or the attribute does not exist"
-                }
-        try:
-            limit = int(query.get("limit", ["50"])[0])
-            offset = int(query.get("offset", ["0"])[0])
-        except ValueError:
-            return 422, {"detail": [{"type": "int_parsing", "loc": ["query", "limit"]}]}
-        limit = min(limit, self.maximum_page_limit)
-        chosen = items[offset : offset + limit]
-        records = [render(i) for i in chosen] if render else list(chosen)
-        return 200, {key: records, "total_entries": len(items)}
-
-
-def _ti_indices(runs: range | list[int]) -> range | list[int]:
+def _ti_indices(runs: Sequence[int]) -> Sequence[int]:
     if isinstance(runs, range):
         return range(runs.start * TASKS_PER_DAG, runs.stop * TASKS_PER_DAG)
     return _TiView(runs)
 
 
-class _TiView:
+class _TiView(Sequence[int]):
     """Task-instance indices of a list of runs, without building the list."""
 
-    def __init__(self, runs: list[int]) -> None:
+    def __init__(self, runs: Sequence[int]) -> None:
         self.runs = runs
 
     def __len__(self) -> int:
         return len(self.runs) * TASKS_PER_DAG
 
-    def __getitem__(self, s: slice) -> list[int]:
-        stop = min(s.stop, len(self))
-        return [
-            self.runs[j // TASKS_PER_DAG] * TASKS_PER_DAG + j % TASKS_PER_DAG for j in range(s.start, stop)
-        ]
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[j] for j in range(*index.indices(len(self)))]
+        return self.runs[index // TASKS_PER_DAG] * TASKS_PER_DAG + index % TASKS_PER_DAG
 
 
-# --- HTTP -----------------------------------------------------------------------------------------
-
-
-def make_server(replay: Replay, port: int = 0) -> ThreadingHTTPServer:
-    lock = threading.Lock()
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def setup(self) -> None:
-            super().setup()
-            # As uvicorn (asyncio sets TCP_NODELAY): without it, headers and body in two writes
-            # wait ~40 ms for the client's delayed ACK (Nagle), a latency no real Airflow has.
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-        def _answer(self, method: str) -> None:
-            url = urlsplit(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            body = json.loads(raw) if raw else None
-            authorized = self.headers.get("Authorization") == f"Bearer {TOKEN}"
-            with lock:
-                status, payload = replay.handle(method, url.path, parse_qs(url.query), body, authorized)
-                now = replay.now()
-            data = json.dumps(payload, separators=(",", ":")).encode()
-            self.send_response_only(status)
-            self.send_header("Date", format_datetime(now, usegmt=True))
-            self.send_header("Server", "uvicorn")
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:
-            self._answer("GET")
-
-        def do_POST(self) -> None:
-            self._answer("POST")
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    return ThreadingHTTPServer(("127.0.0.1", port), Handler)
+def replay(history: History, visible: int | None = None, maximum_page_limit: int = 100) -> Replay:
+    """The HTTP replay of `history` (bearer token `TOKEN`, the ``/_bench/visible`` hook)."""
+    world = HistoryWorld(history, visible)
+    return Replay(
+        world,
+        token=TOKEN,
+        maximum_page_limit=maximum_page_limit,
+        hooks={"/_bench/visible": lambda body: {"visible": world.show(body["decisions"])}},
+        keep_requests=False,
+    )
 
 
 def serve(decisions: int, visible: int, port: int, seed: int, maximum_page_limit: int) -> None:
-    replay = Replay(History(decisions, seed), visible, maximum_page_limit)
-    server = make_server(replay, port)
+    server = make_server(replay(History(decisions, seed), visible, maximum_page_limit), port)
     print(f"READY http://127.0.0.1:{server.server_address[1]}", flush=True)
     server.serve_forever()
 
 
-# --- in memory ------------------------------------------------------------------------------------
-
-
-class MemorySource:
-    """The sync's Source protocol over a History, no HTTP; `generating` = seconds spent in it."""
-
-    def __init__(
-        self, history: History, visible: int | None = None, url: str = "http://replay.bench"
-    ) -> None:
-        self.history = history
-        self.visible = history.decisions if visible is None else visible
-        self.settings = AirflowSettings(url=url)
-        self.server_time: datetime | None = history.now(self.visible)
-        self.calls = 0
-        self.generating = 0.0
-
-    def _timed(self, items: Iterator[dict[str, Any]], page: int = 100) -> Iterator[dict[str, Any]]:
-        while True:
-            began = time.perf_counter()
-            self.calls += 1
-            chunk = [item for _, item in zip(range(page), items, strict=False)]
-            self.generating += time.perf_counter() - began
-            yield from chunk
-            if len(chunk) < page:
-                return
-
-    def _first(self, bisect: Any, moment: datetime | None) -> int:
-        return 0 if moment is None else int(bisect(moment, self.visible))
-
-    def dags(self) -> Iterator[dict[str, Any]]:
-        return self._timed(iter(self.history.dags()))
-
-    def tasks(self, dag_id: str) -> list[dict[str, Any]]:
-        self.calls += 1
-        return self.history.tasks(dag_id) or []
-
-    def dag_runs(
-        self, *, updated_since: datetime | None = None, dag_id: str = "~"
-    ) -> Iterator[dict[str, Any]]:
-        first = (
-            0
-            if updated_since is None
-            else self.history.first_updated_at_or_after(updated_since, self.visible)
-        )
-        return self._timed(_of_dag(self.history.dag_runs(first, self.visible), dag_id))
-
-    def task_instances(
-        self, *, updated_since: datetime | None = None, dag_id: str = "~"
-    ) -> Iterator[dict[str, Any]]:
-        first = (
-            0
-            if updated_since is None
-            else self.history.first_updated_at_or_after(updated_since, self.visible)
-        )
-        return self._timed(_of_dag(self.history.task_instances(first, self.visible), dag_id))
-
-    def hitl_details(self, *, created_since: datetime | None = None) -> Iterator[dict[str, Any]]:
-        first = (
-            0
-            if created_since is None
-            else self.history.first_created_at_or_after(created_since, self.visible)
-        )
-        return self._timed(self.history.hitl_details(first, self.visible))
-
-    def xcom_value(self, dag_id: str, run_id: str, task_id: str, *, map_index: int = -1) -> Any:
-        began = time.perf_counter()
-        self.calls += 1
-        i = self.history.run_index(run_id)
-        entry = self.history.xcom(i, task_id) if i is not None else None
-        self.generating += time.perf_counter() - began
-        return entry["value"] if entry else None
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--decisions", type=int, required=True, help="size of the whole history")
     parser.add_argument("--visible", type=int, help="decisions visible at start (default: all)")
     parser.add_argument("--port", type=int, default=0)
@@ -322,8 +168,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-
-
-def _of_dag(records: Iterator[dict[str, Any]], dag_id: str) -> Iterator[dict[str, Any]]:
-    """The records of one DAG (`~`: all)."""
-    return records if dag_id == "~" else (r for r in records if r.get("dag_id") == dag_id)

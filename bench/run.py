@@ -172,12 +172,14 @@ def work_ceiling(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def work_ingest(spec: dict[str, Any]) -> dict[str, Any]:
-    from bench.replay import MemorySource
+    from bench.replay import HistoryWorld
     from bench.synthetic import History
+    from contextgraph.ingest.source.memory import MemorySource
     from contextgraph.ingest.sync import Sync, SyncOptions
 
     history = History(spec["size"] + NEW_DECISIONS, spec["seed"])
-    source = MemorySource(history, spec["size"], url=spec["replay_url"])
+    world = HistoryWorld(history, spec["size"])
+    source = MemorySource.over(world, url=spec["replay_url"], watermarks=True)
     store = _fresh(spec)
     embedder = _embedder() if spec["embed"] else None
     load = _load()

@@ -1,7 +1,7 @@
 """Assets across DAGs, and a sync that reads only what matters, through the real CLI on both stores.
 
 The records are what an Airflow 3.3 REST API v2 returns for a small deployment (served over HTTP
-by `tests/airflow_standin.py`): a HITL review DAG scheduled on an asset *or* a cron schedule, the
+by `contextgraph.ingest.source.replay`): a HITL review DAG scheduled on an asset *or* a cron schedule, the
 DAG producing that asset, the DAG feeding *that* one through another asset, an external asset no
 task produces (with an alias), a paused marketing DAG that has runs but asks nobody, and a legacy
 DAG the user excludes. `contextgraph ingest --json` runs against it into the embedded store and
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,9 @@ from click.testing import CliRunner
 
 from contextgraph.cli import cli
 from contextgraph.config import Neo4jSettings
+from contextgraph.ingest.source.memory import Records
+from contextgraph.ingest.source.replay import ReplayServer
 from contextgraph.store import EmbeddedStore, Neo4jStore
-
-from .airflow_standin import StandIn, World
 
 REVIEW, EXTRACT, CUSTOMERS, MARKETING, LEGACY = (
     "orders_review",
@@ -149,7 +150,7 @@ def review(dag_id: str, run_id: str, task_id: str = "review") -> dict[str, Any]:
 REVIEW_RUN = "asset_triggered__2026-11-29T10:00:00+00:00_Xk3Pq9Zb"
 
 
-def deployment() -> World:
+def deployment() -> Records:
     runs = [
         run(REVIEW, REVIEW_RUN, "asset_triggered"),
         run(EXTRACT, "scheduled__2026-11-29T09:00:00+00:00"),
@@ -166,7 +167,7 @@ def deployment() -> World:
     }
     tis = [ti(r["dag_id"], r["dag_run_id"], t["task_id"]) for r in runs for t in tasks[r["dag_id"]]]
     tis = [t for t in tis if t["task_id"] != "review"] + [review(REVIEW, REVIEW_RUN)["task_instance"]]
-    return World(
+    return Records(
         dags=[
             dag(CUSTOMERS, "etl"),
             dag(LEGACY, "etl"),
@@ -201,6 +202,7 @@ def deployment() -> World:
             asset(4, "campaigns", "s3://marketing/campaigns.csv", producing=[ref(MARKETING, "report")]),
             {**asset(5, "broken", "s3://broken"), "producing_tasks": "orders_extract.publish"},
         ],
+        server_time=datetime(2026, 11, 30, 12, tzinfo=UTC),  # the Airflow's clock
     )
 
 
@@ -248,11 +250,11 @@ def dag_ids(summary: dict[str, Any], kind: str) -> dict[str, list[str]]:
     return {reason: v["dag_ids"] for reason, v in summary["dags"][kind].items()}
 
 
-def per_dag_reads(airflow: StandIn) -> set[str]:
+def per_dag_reads(airflow: ReplayServer) -> set[str]:
     """DAGs whose runs or task instances were asked for one DAG at a time."""
     return {
         path.split("/")[4]
-        for path, _ in airflow.requests
+        for path, _ in airflow.replay.requests
         if path.endswith(("/dagRuns", "/taskInstances")) and path.split("/")[4] != "~"
     }
 
@@ -261,9 +263,9 @@ def per_dag_reads(airflow: StandIn) -> set[str]:
 
 
 def test_history_is_read_for_decision_dags_and_their_asset_feeders_only(graph: Graph) -> None:
-    with StandIn(deployment()) as airflow:
+    with ReplayServer(deployment()) as airflow:
         summary = graph.ingest(airflow.url, "--exclude-dags", "legacy_*")
-        tasks_read = {p.split("/")[4] for p, _ in airflow.requests if p.endswith("/tasks")}
+        tasks_read = {p.split("/")[4] for p, _ in airflow.replay.requests if p.endswith("/tasks")}
         assert per_dag_reads(airflow) == {REVIEW, EXTRACT, CUSTOMERS}
     assert dag_ids(summary, "tracked") == {
         "decision_points": [REVIEW],
@@ -295,7 +297,7 @@ def test_history_is_read_for_decision_dags_and_their_asset_feeders_only(graph: G
 
 
 def test_assets_link_producing_tasks_to_the_dags_they_trigger(graph: Graph) -> None:
-    with StandIn(deployment()) as airflow:
+    with ReplayServer(deployment()) as airflow:
         graph.ingest(airflow.url, "--exclude-dags", "legacy_*")
     links = graph.read(
         "MATCH (t:Task)-[:PRODUCES]->(a:Asset)-[:TRIGGERS]->(d:Dag) "
@@ -333,12 +335,12 @@ def test_assets_link_producing_tasks_to_the_dags_they_trigger(graph: Graph) -> N
 
 
 def test_a_second_sync_reads_changes_of_tracked_dags_only_and_writes_nothing(graph: Graph) -> None:
-    with StandIn(deployment()) as airflow:
+    with ReplayServer(deployment()) as airflow:
         graph.ingest(airflow.url, "--exclude-dags", "legacy_*")
-        airflow.requests.clear()
+        airflow.replay.requests.clear()
         again = graph.ingest(airflow.url, "--exclude-dags", "legacy_*")
         assert per_dag_reads(airflow) == set()  # one list for all DAGs, from the watermark
-        assert not [p for p, _ in airflow.requests if p.endswith("/tasks")]
+        assert not [p for p, _ in airflow.replay.requests if p.endswith("/tasks")]
     created = sum(again["created"].values()) + sum(again["updated"].values())
     assert created == 0, again
     # Records of the DAGs not tracked came in the all-DAGs lists and were dropped, counted.
@@ -347,7 +349,7 @@ def test_a_second_sync_reads_changes_of_tracked_dags_only_and_writes_nothing(gra
 
 def test_a_dag_asking_for_the_first_time_has_its_whole_history_read(graph: Graph) -> None:
     world = deployment()
-    with StandIn(world) as airflow:
+    with ReplayServer(world) as airflow:
         graph.ingest(airflow.url, "--exclude-dags", "legacy_*")
         # The marketing DAG gains a review: its earlier run (never read) comes in with it.
         new_run = "manual__2026-11-29T11:00:00+00:00"
@@ -355,9 +357,9 @@ def test_a_dag_asking_for_the_first_time_has_its_whole_history_read(graph: Graph
         world.tasks[MARKETING].append(task("review", "HITLOperator"))
         world.hitl_details.append({**review(MARKETING, new_run), "created_at": "2026-11-30T11:58:00Z"})
         world.task_instances.append(review(MARKETING, new_run)["task_instance"])
-        airflow.requests.clear()
+        airflow.replay.requests.clear()
         summary = graph.ingest(airflow.url, "--exclude-dags", "legacy_*")
-        full_reads = [q for p, q in airflow.requests if p == f"/api/v2/dags/{MARKETING}/dagRuns"]
+        full_reads = [q for p, q in airflow.replay.requests if p == f"/api/v2/dags/{MARKETING}/dagRuns"]
     assert full_reads and all("updated_at_gte" not in q for q in full_reads)
     assert dag_ids(summary, "tracked")["decision_points"] == [MARKETING, REVIEW]
     runs = graph.read("MATCH (r:DagRun {dag_id: $dag}) RETURN r.run_id AS run ORDER BY run", dag=MARKETING)
@@ -367,7 +369,7 @@ def test_a_dag_asking_for_the_first_time_has_its_whole_history_read(graph: Graph
 
 
 def test_tag_filter_cuts_the_feeder_chain_and_the_summary_says_why(graph: Graph) -> None:
-    with StandIn(deployment()) as airflow:
+    with ReplayServer(deployment()) as airflow:
         summary = graph.ingest(airflow.url, "--tags", "hitl")
         assert per_dag_reads(airflow) == {REVIEW}
     assert dag_ids(summary, "tracked") == {"decision_points": [REVIEW]}
@@ -385,7 +387,7 @@ def test_tag_filter_cuts_the_feeder_chain_and_the_summary_says_why(graph: Graph)
 
 def test_settings_from_the_environment_include_and_read_every_dag(graph: Graph) -> None:
     env = {"CONTEXTGRAPH_INCLUDE_DAGS": "orders_*,marketing_*", "CONTEXTGRAPH_ALL_DAGS": "true"}
-    with StandIn(deployment()) as airflow:
+    with ReplayServer(deployment()) as airflow:
         summary = graph.ingest(airflow.url, env=env)
     assert dag_ids(summary, "tracked") == {"all_dags": [MARKETING, EXTRACT, REVIEW]}
     assert dag_ids(summary, "skipped") == {"not_included": [CUSTOMERS, LEGACY]}
@@ -395,7 +397,7 @@ def test_settings_from_the_environment_include_and_read_every_dag(graph: Graph) 
 
 def test_the_decision_of_the_asset_triggered_run_arrives_whole(graph: Graph) -> None:
     """The review's reason comes from `comments`, its proposal from the upstream XCom."""
-    with StandIn(deployment()) as airflow:
+    with ReplayServer(deployment()) as airflow:
         summary = graph.ingest(airflow.url, "--exclude-dags", "legacy_*")
     rows = graph.read(
         "MATCH (d:Decision {dag_id: $dag, run_id: $run})-[:REVIEWED]->(p:Proposal) "
@@ -408,7 +410,7 @@ def test_the_decision_of_the_asset_triggered_run_arrives_whole(graph: Graph) -> 
 
 
 def test_feeder_depth_limits_how_far_upstream_the_sync_reads(graph: Graph) -> None:
-    with StandIn(deployment()) as airflow:
+    with ReplayServer(deployment()) as airflow:
         summary = graph.ingest(
             airflow.url, "--exclude-dags", "legacy_*", env={"CONTEXTGRAPH_FEEDER_DEPTH": "1"}
         )

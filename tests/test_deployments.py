@@ -1,6 +1,6 @@
 """Several deployments in one graph, and `contextgraph migrate` of a graph written before them.
 
-Ingests go through the real CLI against stand-in Airflows (`tests.airflow_standin`), on both
+Ingests go through the real CLI against stand-in Airflows (`contextgraph.ingest.source.replay`), on both
 stores. The version-1 graph is `fixtures/graph_v1.json`: a sync written by contextgraph at commit
 75e87b6 (keys without deployments), exported column by column by `fixtures/make_graph_v1.py`
 and loaded here row by row, as that version left it in the store.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +23,11 @@ from contextgraph.config import Neo4jSettings
 from contextgraph.errors import UnknownDeploymentError
 from contextgraph.governance import forget
 from contextgraph.governance.scope import Scope, ScopedStore, ScopeError
+from contextgraph.ingest.source.memory import Records
+from contextgraph.ingest.source.replay import ReplayServer
 from contextgraph.retrieval.precedents import find_similar_decisions
 from contextgraph.store import EmbeddedStore, GraphStore, Neo4jStore
 from contextgraph.store.base import EDGE_COLUMNS, NODE_COLUMNS
-
-from .airflow_standin import StandIn, World
 
 FIXTURE = Path(__file__).parent / "fixtures" / "graph_v1.json"
 DAG = "support"
@@ -37,7 +37,7 @@ TASKS = [
 ]
 
 
-def world(subjects: dict[str, str], *, state: str = "success", reason: str = "looks right") -> World:
+def world(subjects: dict[str, str], *, state: str = "success", reason: str = "looks right") -> Records:
     """One DAG `support` whose runs (run id → subject) each asked one answered review."""
     tis, details = [], []
     for run, subject in subjects.items():
@@ -69,13 +69,14 @@ def world(subjects: dict[str, str], *, state: str = "success", reason: str = "lo
                 "response_received": True,
             }
         )
-    return World(
+    return Records(
         dags=[{"dag_id": DAG, "tags": [], "owners": ["cre"]}],
         tasks={DAG: TASKS},
         runs=[{"dag_id": DAG, "dag_run_id": r, "state": "success"} for r in subjects],
         task_instances=tis,
         hitl_details=details,
         xcoms={(DAG, r, "draft", -1): {"draft": f"Draft for {s}"} for r, s in subjects.items()},
+        server_time=datetime(2026, 11, 30, 12, tzinfo=UTC),  # the Airflow's clock
     )
 
 
@@ -128,7 +129,7 @@ def target(
         yield Target("embedded", tmp_path, None)
 
 
-def ingest(target: Target, airflow: StandIn, *extra: str) -> dict[str, Any]:
+def ingest(target: Target, airflow: ReplayServer, *extra: str) -> dict[str, Any]:
     summary: dict[str, Any] = target.json("ingest", "--airflow-url", airflow.url, "--no-embed", *extra)
     return summary
 
@@ -164,12 +165,12 @@ def test_keys_carry_the_deployment_and_the_default_deployments_stay_as_they_were
 def test_two_deployments_with_the_same_ids_stay_apart(target: Target) -> None:
     staging_world = world({"r1": "Refund for a staging test order"}, state="failed")
     prod_world = world({"r1": "Refund for a duplicate card charge"}, reason="charged twice")
-    with StandIn(staging_world) as staging, StandIn(prod_world) as prod:
+    with ReplayServer(staging_world) as staging, ReplayServer(prod_world) as prod:
         assert ingest(target, staging, "--deployment", "staging")["deployment"] == "staging"
         first = ingest(target, prod, "--deployment", "prod")
         assert first["created"]["Decision"] == 1  # the same dag_id and run id: a new decision
         marks = {r["deployment"]: r["mark"] for r in target.query(WATERMARKS)}
-        staging_world.now = datetime.fromisoformat("2026-12-01T12:00:00+00:00")
+        staging_world.server_time = datetime.fromisoformat("2026-12-01T12:00:00+00:00")
         again = ingest(target, staging, "--deployment", "staging")
         assert sum(again["created"].values()) + sum(again["updated"].values()) == 0
         after = {r["deployment"]: r["mark"] for r in target.query(WATERMARKS)}
@@ -276,7 +277,7 @@ def test_migrate_upgrades_a_graph_written_by_the_previous_version(target: Target
         }
     )
 
-    with StandIn(new_world) as airflow:
+    with ReplayServer(new_world) as airflow:
         refused = target.run("ingest", "--airflow-url", airflow.url, "--no-embed", code=1)
         assert refused.output.strip().splitlines() == [
             "Error: this graph was written by an older contextgraph (schema version 1, this one writes 2): "
@@ -345,7 +346,9 @@ def test_migrate_names_the_deployment_an_older_graph_came_from(target: Target) -
     assert target.json("migrate", "--deployment", "eu")["rekeyed"] == 0
 
     # The Airflow it came from again: what the previous version forgot (r3) stays out under its new key.
-    with StandIn(world({"r2": "Invoice address is wrong", "r3": "Password reset email never arrives"})) as eu:
+    with ReplayServer(
+        world({"r2": "Invoice address is wrong", "r3": "Password reset email never arrives"})
+    ) as eu:
         again = ingest(target, eu, "--deployment", "eu")
         assert again["created"].get("Decision", 0) == 0 and again["forgotten_skipped"] >= 1
         summary = ingest(target, eu)  # the same ids in the default deployment: apart

@@ -2,7 +2,7 @@
 
 Every test writes the records a real Airflow 3.3 REST API v2 returns for one situation (mapped
 task groups, reviews that timed out unanswered, reasons in other params, renamed tasks, XComs of
-every shape, …), serves them from `tests/airflow_standin.py` over HTTP and runs
+every shape, …), serves them from `contextgraph.ingest.source.replay` over HTTP and runs
 `contextgraph ingest` against it into an embedded store, then reads the graph back.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,9 @@ from click.testing import CliRunner
 
 from contextgraph.cli import cli
 from contextgraph.ingest import mapping
+from contextgraph.ingest.source.memory import Records
+from contextgraph.ingest.source.replay import ReplayServer
 from contextgraph.store import EmbeddedStore
-
-from .airflow_standin import StandIn, World
 
 DAG = "support_mapped"
 
@@ -63,14 +63,15 @@ def hitl(task_instance: dict[str, Any], **changes: Any) -> dict[str, Any]:
     return record
 
 
-def world(tasks: list[dict[str, Any]], details: list[dict[str, Any]], **xcoms: Any) -> World:
+def world(tasks: list[dict[str, Any]], details: list[dict[str, Any]], **xcoms: Any) -> Records:
     runs = sorted({d["task_instance"]["dag_run_id"] for d in details})
-    return World(
+    return Records(
         dags=[{"dag_id": DAG, "tags": [], "owners": ["cre"]}],
         tasks={DAG: tasks},
         runs=[{"dag_id": DAG, "dag_run_id": r, "state": "success"} for r in runs],
         task_instances=[d["task_instance"] for d in details],
         hitl_details=details,
+        server_time=datetime(2026, 11, 30, 12, tzinfo=UTC),  # the Airflow's clock
     )
 
 
@@ -114,9 +115,9 @@ def test_each_mapped_decision_reviewed_the_draft_at_its_own_map_index(store_path
     w = world(MAPPED_TASKS, details)
     w.task_instances += [ti("r1", "per_ticket.draft_reply", i, operator_name="@task") for i in (0, 1)]
     w.xcoms = {(DAG, "r1", "per_ticket.draft_reply", i): {"draft": f"Reply to ticket {i}"} for i in (0, 1)}
-    with StandIn(w) as airflow:
+    with ReplayServer(w) as airflow:
         summary = ingest(store_path, airflow.url)
-        asked = [q.get("map_index") or [] for q in airflow.queries("/xcomEntries/return_value")]
+        asked = [q.get("map_index") or [] for q in airflow.replay.queries("/xcomEntries/return_value")]
     assert sorted(asked) == [["0"], ["1"]]  # one read per decision, at its own index
     rows = read(
         store_path,
@@ -138,8 +139,8 @@ REVIEW_TASKS = [
 ]
 
 
-def _hitl_since(airflow: StandIn) -> datetime:
-    (query,) = airflow.queries("/hitlDetails")[-1:]
+def _hitl_since(airflow: ReplayServer) -> datetime:
+    (query,) = airflow.replay.queries("/hitlDetails")[-1:]
     return datetime.fromisoformat(query["created_at_gte"][0].replace("Z", "+00:00"))
 
 
@@ -155,21 +156,23 @@ def test_a_review_whose_task_failed_unanswered_is_closed_and_no_longer_holds_the
         response_received=False,
     )
     w = world(REVIEW_TASKS, [old, hitl(ti("r-new", "review_reply"))])
-    with StandIn(w) as airflow:
+    with ReplayServer(w) as airflow:
         ingest(store_path, airflow.url)
         status = "MATCH (d:Decision {run_id: 'r-old'}) RETURN d.status AS status"
         assert read(store_path, status) == [{"status": "pending"}]
 
         # The task times out without defaults: Airflow fails it, the detail stays unanswered.
         old["task_instance"]["state"] = "failed"
-        w.now += timedelta(hours=1)
+        w.server_time = datetime(2026, 11, 30, 13, tzinfo=UTC)
         ingest(store_path, airflow.url)
         assert _hitl_since(airflow) <= datetime.fromisoformat("2025-08-01T09:00:00+00:00")
         assert read(store_path, status) == [{"status": "expired"}]
 
-        w.now += timedelta(hours=1)
+        w.server_time = datetime(2026, 11, 30, 14, tzinfo=UTC)
         idle = ingest(store_path, airflow.url)
-        assert w.now - timedelta(minutes=70) < _hitl_since(airflow) <= w.now  # the watermark moved
+        assert (
+            w.server_time - timedelta(minutes=70) < _hitl_since(airflow) <= w.server_time
+        )  # the watermark moved
         assert idle["fetched"].get("HITL details", 0) == 0 and idle["rejected"] == []
 
 
@@ -203,7 +206,7 @@ def test_the_reason_is_found_in_the_params_people_use_configured_or_free_text(
         review("r-none", {"severity": 3}),
     ]
     monkeypatch.setenv("CONTEXTGRAPH_REASON_PARAMS", json.dumps({f"{DAG}.approve_report": ["why_rejected"]}))
-    with StandIn(world(APPROVAL_TASKS, details)) as airflow:
+    with ReplayServer(world(APPROVAL_TASKS, details)) as airflow:
         summary = ingest(store_path, airflow.url)
     rows = read(
         store_path, "MATCH (d:Decision) RETURN d.run_id AS run, d.reason AS reason, d.search_text AS text"
@@ -239,7 +242,7 @@ def test_an_old_decision_at_a_renamed_task_keeps_its_point_proposal_and_version(
     w = world(LATEST_TASKS, [old, new])
     w.task_instances += [ti(r, "draft_reply", operator_name="@task") for r in ("r-old", "r-new")]
     w.xcoms = {(DAG, r, "draft_reply", -1): {"draft": f"Draft of {r}"} for r in ("r-old", "r-new")}
-    with StandIn(w) as airflow:
+    with ReplayServer(w) as airflow:
         summary = ingest(store_path, airflow.url)
         again = ingest(store_path, airflow.url, "--full")
     assert summary["missing_endpoints"] == {} and summary["without"]["proposal"] == 0
@@ -288,11 +291,11 @@ def test_ingest_refuses_a_store_another_process_holds_and_writes_nothing(store_p
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
-        with StandIn(world(REVIEW_TASKS, [hitl(ti("r1", "review_reply"))])) as airflow:
+        with ReplayServer(world(REVIEW_TASKS, [hitl(ti("r1", "review_reply"))])) as airflow:
             result = CliRunner().invoke(
                 cli, ["--store-path", str(store_path), "ingest", "--airflow-url", airflow.url, "--no-embed"]
             )
-            assert airflow.requests == []  # refused before Airflow is asked anything
+            assert airflow.replay.requests == []  # refused before Airflow is asked anything
     finally:
         holder.kill()
         holder.wait()
@@ -371,7 +374,7 @@ def test_every_hitl_operator_is_recorded_with_its_own_meaning(
     w.xcoms = {(DAG, "r1", "draft", -1): {"draft": DRAFT}}
     monkeypatch.setenv("CONTEXTGRAPH_VERDICTS", json.dumps({f"{DAG}.approve": {"Reject": "escalated"}}))
     monkeypatch.setenv("CONTEXTGRAPH_PROPOSAL_TASKS", json.dumps({f"{DAG}.gate": []}))
-    with StandIn(w) as airflow:
+    with ReplayServer(w) as airflow:
         summary = ingest(store_path, airflow.url)
     assert summary["rejected"] == []
 
@@ -426,7 +429,7 @@ def test_a_proposal_of_every_xcom_shape(store_path: Path, value: Any, text: str 
     w.task_instances.append(ti("r1", "draft_reply", operator_name="@task"))
     if value is not None:
         w.xcoms = {(DAG, "r1", "draft_reply", -1): value}
-    with StandIn(w) as airflow:
+    with ReplayServer(w) as airflow:
         summary = ingest(store_path, airflow.url)
         again = ingest(store_path, airflow.url, "--full")
     assert again["updated"] == {}  # read back the same: nothing rewritten
@@ -449,7 +452,7 @@ def test_a_store_file_of_an_earlier_version_gets_the_new_columns(store_path: Pat
     for table, column in (("Decision", "status"), ("Decision", "branches"), ("Task", "in_latest_version")):
         old._execute(f"ALTER TABLE {table} DROP {column}", {})  # as written before these existed
     old.close()
-    with StandIn(world(REVIEW_TASKS, [hitl(ti("r1", "review_reply"))])) as airflow:
+    with ReplayServer(world(REVIEW_TASKS, [hitl(ti("r1", "review_reply"))])) as airflow:
         ingest(store_path, airflow.url)
     rows = read(
         store_path, "MATCH (d:Decision)-[:AT_POINT]->(t:Task) RETURN d.status AS s, t.in_latest_version AS v"
@@ -468,7 +471,7 @@ def test_a_dag_whose_tasks_airflow_no_longer_has_is_rejected_and_the_rest_ingest
     details = [hitl(ti("r1", "per_ticket.review_reply", i)) for i in (0, 1)]
     w = world(MAPPED_TASKS, details)
     w.dags.insert(0, {"dag_id": "finance.reports_ü", "tags": [], "owners": []})
-    with StandIn(w) as airflow:
+    with ReplayServer(w) as airflow:
         summary = ingest(store_path, airflow.url, "--all-dags")
         again = ingest(store_path, airflow.url, "--all-dags")
     for report in (summary, again):
