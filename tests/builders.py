@@ -4,6 +4,7 @@
 * ``ListSource(details)``: the sync's ``Source`` over such records (no HTTP), with the DAG, runs
   and task instances a real Airflow would list for them.
 * ``support_batch(runs)``: a small decision trace as a ``GraphBatch`` (one DAG, runs, decisions).
+* ``support_world(decisions)``: an Airflow's records (``Records``) of that many answered reviews.
 * ``FULL_LANE``: true in CI (``CI`` set) or with ``CONTEXTGRAPH_FULL_TESTS=1``: slow tests then try
   every case (all hostile queries, hypothesis's ``ci`` profile); the fast lane tries a sample.
 """
@@ -11,12 +12,12 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from contextgraph import model as m
-from contextgraph.ingest.source.memory import MemorySource
+from contextgraph.ingest.source.memory import MemorySource, Records
 
 FULL_LANE = os.environ.get("CI", "").lower() in ("1", "true", "yes") or (
     os.environ.get("CONTEXTGRAPH_FULL_TESTS") == "1"
@@ -135,3 +136,36 @@ def support_batch(runs: int = 3) -> m.GraphBatch:
             *(m.Offered.between(decision, o) for o in options),
         )
     return batch
+
+
+def support_world(decisions: int) -> Records:
+    """`decisions` answered reviews of the ``support`` DAG (`TASKS`; one run each, a minute apart)
+    as an Airflow 3.3 deployment lists them: the DAG, its tasks, the runs, their task instances,
+    the HITL details and each run's XComs (``fetch_ticket`` and ``draft_response``). The clock stands
+    two minutes after the last review; the first n decisions of a larger world are the same."""
+    start = datetime(2026, 11, 20, 10, tzinfo=UTC)
+    upstream = [t["task_id"] for t in TASKS if t["task_id"] != "review"]
+    world = Records(
+        dags=[{"dag_id": DAG, "tags": [{"name": "support"}], "owners": ["cre"]}],
+        tasks={DAG: TASKS},
+        server_time=start + timedelta(minutes=decisions + 1),
+    )
+    for i in range(decisions):
+        asked = start + timedelta(minutes=i)
+        run = f"manual__{asked.isoformat()}"
+        record = detail(
+            run,
+            subject=f"Ticket {i}: the invoice PDF is empty",
+            created_at=asked.isoformat().replace("+00:00", "Z"),
+            responded_at=(asked + timedelta(seconds=30)).isoformat().replace("+00:00", "Z"),
+        )
+        world.runs.append({"dag_id": DAG, "dag_run_id": run, "state": "success"})
+        world.task_instances += [{**record["task_instance"], "task_id": t} for t in upstream]
+        world.task_instances.append(record["task_instance"])
+        world.hitl_details.append(record)
+        for task_id in upstream:
+            world.xcoms[(DAG, run, task_id)] = {
+                "draft": f"Here is how to fix ticket {i}.",
+                "model": "template",
+            }
+    return world

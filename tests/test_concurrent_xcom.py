@@ -1,8 +1,9 @@
 """Proposals' XComs are read concurrently, bounded, and a 429 pauses every worker.
 
-The real `AirflowSource` talks over HTTP to the replay of Airflow 3.3's REST API (bench/replay.py)
-through the loopback fault proxy, which adds latency and 429 answers and notes when each request
-arrived and how many were in flight.
+The real `AirflowSource` talks over HTTP to the replay of Airflow 3.3's REST API
+(`contextgraph.ingest.source.replay`, serving `builders.support_world`) through the loopback fault
+proxy, which adds latency and 429 answers and notes when each request arrived and how many were in
+flight.
 """
 
 from __future__ import annotations
@@ -10,19 +11,20 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
-from bench.replay import MemorySource, Replay, make_server
-from bench.synthetic import History
 from contextgraph.config import AirflowSettings
 from contextgraph.ingest.source import AirflowSource, XComRef
+from contextgraph.ingest.source.memory import MemorySource, Records
+from contextgraph.ingest.source.replay import ReplayServer
 from contextgraph.ingest.sync import Sync
 from contextgraph.store import EmbeddedStore
 
+from .builders import support_world
 from .fault_proxy import FaultProxy
 
 XCOM = "xcomEntries"
@@ -60,25 +62,19 @@ class CountingProxy(FaultProxy):
 
 
 @pytest.fixture
-def history() -> History:
-    return History(80, seed=3)
+def world() -> Records:
+    return support_world(80)
 
 
 @pytest.fixture
-def replay(history: History) -> Iterator[Replay]:
-    replay = Replay(history, visible=history.decisions, maximum_page_limit=100)
-    server: ThreadingHTTPServer = make_server(replay)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    replay.url = f"http://127.0.0.1:{server.server_address[1]}"  # type: ignore[attr-defined]
-    yield replay
-    server.shutdown()
-    server.server_close()
+def airflow(world: Records) -> Iterator[ReplayServer]:
+    with ReplayServer(world, token="replay-token", maximum_page_limit=100) as server:
+        yield server
 
 
 @pytest.fixture
-def proxy(replay: Replay) -> Iterator[CountingProxy]:
-    p = CountingProxy(replay.url)  # type: ignore[attr-defined]
+def proxy(airflow: ReplayServer) -> Iterator[CountingProxy]:
+    p = CountingProxy(airflow.url)
     yield p
     p.close()
 
@@ -90,21 +86,18 @@ def _source(url: str, concurrency: int) -> AirflowSource:
     return AirflowSource(settings, backoff_base_seconds=0.01, backoff_cap_seconds=0.05)
 
 
-def _refs(history: History, count: int) -> dict[XComRef, object]:
-    """The draft XComs of the first `count` decisions, and the value each should read as."""
+def _refs(world: Records, count: int) -> dict[XComRef, object]:
+    """The XComs of the first `count` decisions' runs, and the value each should read as."""
     out: dict[XComRef, object] = {}
-    for i in range(count):
-        s = history.scenario(i)
-        for task_id in s.drafts:
-            entry = history.xcom(i, task_id)
-            assert entry is not None
-            out[XComRef(s.dag_id, history.run_id(i), task_id)] = entry["value"]
-    out[XComRef(history.scenario(0).dag_id, history.run_id(0), "no_such_task")] = None
+    for dag_id, run_id, task_id in list(world.xcoms)[: 2 * count]:  # two per run
+        out[XComRef(dag_id, run_id, task_id)] = world.xcoms[(dag_id, run_id, task_id)]
+    first = world.runs[0]
+    out[XComRef(first["dag_id"], first["dag_run_id"], "no_such_task")] = None
     return out
 
 
-def test_xcoms_are_read_concurrently_up_to_the_bound(history: History, proxy: CountingProxy) -> None:
-    expected = _refs(history, 24)
+def test_xcoms_are_read_concurrently_up_to_the_bound(world: Records, proxy: CountingProxy) -> None:
+    expected = _refs(world, 24)
     proxy.add("slow", path=XCOM, match="contains", delay=0.25, times=10_000)  # a slow server
     with _source(proxy.url, concurrency=6) as source:
         began = time.monotonic()
@@ -116,15 +109,15 @@ def test_xcoms_are_read_concurrently_up_to_the_bound(history: History, proxy: Co
     assert proxy.most_in_flight == 6  # bounded by AIRFLOW_MAX_CONCURRENCY, and reached
 
 
-def test_concurrency_one_reads_one_at_a_time(history: History, proxy: CountingProxy) -> None:
-    expected = _refs(history, 6)
+def test_concurrency_one_reads_one_at_a_time(world: Records, proxy: CountingProxy) -> None:
+    expected = _refs(world, 6)
     with _source(proxy.url, concurrency=1) as source:
         assert source.xcom_values(expected) == expected
     assert proxy.most_in_flight == 1
 
 
-def test_a_429_pauses_every_worker_for_its_retry_after(history: History, proxy: CountingProxy) -> None:
-    expected = _refs(history, 40)
+def test_a_429_pauses_every_worker_for_its_retry_after(world: Records, proxy: CountingProxy) -> None:
+    expected = _refs(world, 40)
     proxy.add("status", path=XCOM, match="contains", status=429, headers={"Retry-After": "1"})
     proxy.add("slow", path=XCOM, match="contains", delay=0.05, times=10_000)
     with _source(proxy.url, concurrency=8) as source:
@@ -140,7 +133,7 @@ def test_a_429_pauses_every_worker_for_its_retry_after(history: History, proxy: 
 
 
 def test_a_sync_of_new_decisions_reads_their_proposals_concurrently(
-    history: History, proxy: CountingProxy, tmp_path: Path
+    world: Records, proxy: CountingProxy, tmp_path: Path
 ) -> None:
     """The sync's proposals are the same read concurrently as one by one, and the reads overlap."""
     graphs = {}
@@ -149,8 +142,7 @@ def test_a_sync_of_new_decisions_reads_their_proposals_concurrently(
         store = EmbeddedStore(tmp_path / f"c{concurrency}.lbdb")
         store.ensure_schema()
         # The first 60 decisions are already in the graph; 20 arrive.
-        # bench.replay's source lacks hitl_detail_try (a HITL task's earlier tries): none here
-        Sync(MemorySource(history, 60, url=proxy.url), store).run()  # type: ignore[arg-type]
+        Sync(MemorySource.over(support_world(60), url=proxy.url), store).run()
         proxy.most_in_flight = 0
         with _source(proxy.url, concurrency) as source:
             report = Sync(source, store).run()
@@ -161,5 +153,5 @@ def test_a_sync_of_new_decisions_reads_their_proposals_concurrently(
             "RETURN d.key AS decision, p.text AS text ORDER BY decision, text"
         )
         store.close()
-    assert len({r["decision"] for r in graphs[8]}) == history.decisions  # each has its proposal(s)
+    assert len({r["decision"] for r in graphs[8]}) == len(world.hitl_details)  # each has its proposal
     assert graphs[8] == graphs[1]
