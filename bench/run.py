@@ -149,7 +149,7 @@ def work_ceiling(spec: dict[str, Any]) -> dict[str, Any]:
     history = History(spec["size"] + NEW_DECISIONS, spec["seed"])
     store = _fresh(spec)
     load = _load()
-    chunks = ceiling.graph_chunks(history, spec["size"], chunk=2000)
+    chunks = ceiling.graph_chunks(history, spec["size"], chunk=spec.get("ceiling_chunk", 2000))
     if spec["store"] == "neo4j":
         result = ceiling.neo4j_ceiling(
             store._driver, store.database, chunks, rows_per_tx=spec["ceiling_rows"]
@@ -569,6 +569,7 @@ def run(args: argparse.Namespace, stamp: str) -> dict[str, Any]:
             "sync_page_size": args.page_size,
             "store_batch_size": args.batch_size,
             "ceiling_rows_per_tx": args.ceiling_rows,
+            "ceiling_chunk_decisions": args.ceiling_chunk,
             "new_decisions_for_sync": args.new,
         },
         "runs": [],
@@ -587,6 +588,7 @@ def run(args: argparse.Namespace, stamp: str) -> dict[str, Any]:
                     "page_size": args.page_size,
                     "batch_size": args.batch_size,
                     "ceiling_rows": args.ceiling_rows,
+                    "ceiling_chunk": args.ceiling_chunk,
                     "queries": args.queries,
                     "new": min(args.new, NEW_DECISIONS),
                     "replay_url": f"http://127.0.0.1:{port}",
@@ -661,6 +663,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--page-size", type=int, default=500, help="records per sync write page")
     parser.add_argument("--batch-size", type=int, default=1000, help="rows per store write transaction")
     parser.add_argument("--ceiling-rows", type=int, default=5000, help="rows per transaction of the ceiling")
+    parser.add_argument(
+        "--ceiling-chunk", type=int, default=2000, help="decisions mapped at a time by the ceiling"
+    )
     parser.add_argument("--queries", type=int, default=100, help="precedent queries timed per size")
     parser.add_argument("--new", type=int, default=100, help="decisions that arrive before the 2nd sync")
     parser.add_argument("--no-embed", action="store_true", help="skip the embedding pass of the ingest")
