@@ -1,7 +1,7 @@
 """How well does precedent search rank the past decisions an agent should see? On cases nobody tuned for.
 
     python -m bench.eval_precedents [--store neo4j|embedded|both] [--split dev|test|both]
-                                    [--json] [--smoke] [--corpus DIR]
+                                    [--json] [--smoke] [--corpus DIR] [--embedded-path PATH]
 
 The corpus (`bench/precedents/`, see its README) is loaded and validated by `bench.corpus`, turned
 into the records Airflow's REST API v2 returns, and ingested the user's way (Source → Sync →
@@ -25,7 +25,9 @@ point=(dag_id, task_id))`, as the agent tools do. Printed per split and store:
 * the seed check: does "Feature request: more granular cost attribution" find the dark-mode
   "check the roadmap first" decision first?
 
-Figures also go to bench/results/precedents-latest.json. `--smoke` runs the old 27 cases of
+An invalid corpus stops it with exit code 2 and every problem on stderr, one per line
+(`file: id: field: reason`). Figures also go to bench/results/precedents-latest.json
+(`--output`). `--smoke` runs the old 27 cases of
 `tests/cases.py` instead (a quick dev set; the ranking's weights were chosen on them).
 """
 
@@ -54,6 +56,7 @@ import numpy as np
 from bench.corpus import (
     CORPUS_DIR,
     Corpus,
+    CorpusError,
     Ingested,
     NewCase,
     PastDecision,
@@ -591,10 +594,11 @@ def neo4j_store() -> Iterator[Neo4jStore]:
 
 
 @contextmanager
-def embedded_store() -> Iterator[EmbeddedStore]:
-    """An empty embedded store with the schema, in a temp folder removed afterwards."""
+def embedded_store(path: Path | None = None) -> Iterator[EmbeddedStore]:
+    """An empty embedded store with the schema: at `path` (kept; it must not exist yet), else in a
+    temp folder removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="contextgraph-eval-") as folder:
-        store = EmbeddedStore(Path(folder) / "graph.lbdb")
+        store = EmbeddedStore(path or Path(folder) / "graph.lbdb")
         store.ensure_schema()
         try:
             yield store
@@ -747,6 +751,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", type=Path, default=CORPUS_DIR, help="folder of the corpus files")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the JSON results go")
     parser.add_argument(
+        "--embedded-path", type=Path, help="keep the embedded store's graph here (default: a temp folder)"
+    )
+    parser.add_argument(
         "--usefulness", action="store_true", help="also hybrid vs +usefulness on a simulated usage history"
     )
     parser.add_argument(
@@ -762,10 +769,15 @@ def main(argv: list[str] | None = None) -> int:
     embedder = default_embedder()
     if args.smoke:
         return run_smoke(store_names, embedder, args.json)
-    corpus = load_corpus(args.corpus)
+    try:
+        corpus = load_corpus(args.corpus)
+    except CorpusError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     stores: dict[str, StoreResult] = {}
     for name in store_names:
-        with OPENERS[name]() as store:
+        opened = embedded_store(args.embedded_path) if name == "embedded" else OPENERS[name]()
+        with opened as store:
             stores[name] = evaluate_store(store, embedder, corpus, splits)
             if args.usefulness:
                 ids = corpus_ids(store, corpus)

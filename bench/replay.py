@@ -16,6 +16,8 @@ unknown field is a 400, as in Airflow), ``updated_at_gte`` on DAG runs and task 
 and a ``Date`` header on the synthetic clock (watermarks follow Airflow's clock, not ours) — so the
 real AirflowSource talks to it over HTTP. ``POST /_bench/visible {"decisions": n}`` makes more of
 the history visible (new decisions arriving). It prints ``READY <url>`` once it listens.
+``python -m bench.replay --corpus bench/precedents`` serves the precedent corpus's records
+(bench.corpus) the same way, for any client to read.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from bench.synthetic import TASKS_PER_DAG, History
@@ -155,14 +158,31 @@ def serve(decisions: int, visible: int, port: int, seed: int, maximum_page_limit
     server.serve_forever()
 
 
+def serve_corpus(folder: Path, port: int, maximum_page_limit: int) -> None:
+    """Serve the records of the precedent corpus in `folder` (bench.corpus) instead of a history."""
+    from bench.corpus import airflow_records, load_corpus
+
+    world = airflow_records(load_corpus(folder))
+    server = make_server(
+        Replay(world, token=TOKEN, maximum_page_limit=maximum_page_limit, keep_requests=False), port
+    )
+    print(f"READY http://127.0.0.1:{server.server_address[1]}", flush=True)
+    server.serve_forever()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--decisions", type=int, required=True, help="size of the whole history")
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--decisions", type=int, help="size of the whole synthetic history")
+    group.add_argument("--corpus", type=Path, help="serve the precedent corpus of this folder instead")
     parser.add_argument("--visible", type=int, help="decisions visible at start (default: all)")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--maximum-page-limit", type=int, default=100)
     args = parser.parse_args()
+    if args.corpus:
+        serve_corpus(args.corpus, args.port, args.maximum_page_limit)
+        return
     serve(args.decisions, args.visible or args.decisions, args.port, args.seed, args.maximum_page_limit)
 
 
