@@ -92,6 +92,17 @@ def embedded_store(tmp_path: Path) -> Iterator[EmbeddedStore]:
     store.close()
 
 
+@pytest.fixture
+def store_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An embedded store file for the CLI to open: empty, with the schema applied, closed (a test
+    fills it with ``EmbeddedStore(store_file)``); ``NEO4J_URI`` is unset, so the CLI uses the file."""
+    monkeypatch.delenv("NEO4J_URI", raising=False)
+    path = tmp_path / "cli-graph.lbdb"  # beside the embedded_store fixture's graph.lbdb
+    with EmbeddedStore(path) as store:
+        store.ensure_schema()
+    return path
+
+
 @pytest.fixture(params=["neo4j", "embedded"])
 def store(request: pytest.FixtureRequest) -> GraphStore:
     """Each test using this runs twice: on a real Neo4j and on the embedded engine."""

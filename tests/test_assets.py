@@ -24,6 +24,7 @@ from contextgraph.config import Neo4jSettings
 from contextgraph.store import EmbeddedStore, Neo4jStore
 
 from .airflow_standin import StandIn, World
+from .builders import hitl_detail, task_instance
 
 REVIEW, EXTRACT, CUSTOMERS, MARKETING, LEGACY = (
     "orders_review",
@@ -114,36 +115,21 @@ def run(dag_id: str, run_id: str, run_type: str = "scheduled") -> dict[str, Any]
 
 
 def ti(dag_id: str, run_id: str, task_id: str, operator: str = "PythonOperator") -> dict[str, Any]:
-    return {
-        "dag_id": dag_id,
-        "dag_run_id": run_id,
-        "task_id": task_id,
-        "map_index": -1,
-        "try_number": 1,
-        "state": "success",
-        "operator_name": operator,
-        "dag_version": {"version_number": 1, "bundle_version": None, "dag_id": dag_id},
-    }
+    version = {"version_number": 1, "bundle_version": None, "dag_id": dag_id}
+    return task_instance(dag_id, run_id, task_id, operator_name=operator, dag_version=version)
 
 
 def review(dag_id: str, run_id: str, task_id: str = "review") -> dict[str, Any]:
     """An answered ApprovalOperator HITL detail."""
-    return {
-        "task_instance": ti(dag_id, run_id, task_id, "ApprovalOperator"),
-        "options": ["Approve", "Reject"],
-        "subject": "Publish the order summary?",
-        "body": "Totals for yesterday's orders.",
-        "defaults": None,
-        "multiple": False,
-        "params": {},
-        "assigned_users": [],
-        "created_at": WHEN,
-        "responded_at": WHEN,
-        "responded_by_user": {"id": "ana", "name": "Ana"},
-        "chosen_options": ["Reject"],
-        "params_input": {"comments": "Totals do not match the ledger"},
-        "response_received": True,
-    }
+    return hitl_detail(
+        ti(dag_id, run_id, task_id, "ApprovalOperator"),
+        subject="Publish the order summary?",
+        body="Totals for yesterday's orders.",
+        created_at=WHEN,
+        responded_at=WHEN,
+        chosen_options=["Reject"],
+        params_input={"comments": "Totals do not match the ledger"},
+    )
 
 
 REVIEW_RUN = "asset_triggered__2026-11-29T10:00:00+00:00_Xk3Pq9Zb"
