@@ -16,7 +16,7 @@ from contextgraph.ingest.embeddings import Model2VecEmbedder
 from contextgraph.store import EmbeddedStore, GraphStore, Neo4jStore
 
 from .builders import FULL_LANE, SHARED_MODEL
-from .neo4j_server import Neo4jServer, wait_for_bolt
+from .neo4j_server import Neo4jServer, empty_neo4j, wait_for_bolt
 
 pytest_plugins = ["tests.airflow_fixtures"]
 
@@ -77,11 +77,8 @@ def neo4j_settings() -> Iterator[Neo4jSettings]:
 @pytest.fixture
 def neo4j_store(neo4j_settings: Neo4jSettings) -> Iterator[Neo4jStore]:
     """An empty Neo4j database with the schema applied (the test database is wiped first)."""
-    store = Neo4jStore.connect(neo4j_settings)
-    store._write("MATCH (n) DETACH DELETE n", {})
-    store.ensure_schema()
-    yield store
-    store.close()
+    with empty_neo4j(neo4j_settings) as store:
+        yield store
 
 
 @pytest.fixture
