@@ -14,10 +14,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
-from tests.airflow_server import AirflowClient, AirflowServer, free_port
+from contextgraph.config import Neo4jSettings
+from tests.airflow_server import DEFAULT_DAGS_FOLDER, AirflowClient, AirflowServer, free_port
+from tests.example_runs import put_connection
 
 EXAMPLE_DAG_ID = "ai_support_ticket_system"
 #: Seconds a review of the example DAG waits for a human on the started server before the
@@ -67,14 +72,21 @@ def airflow() -> Iterator[AirflowClient]:
             client.close()
         return
 
-    server = AirflowServer(
+    yield from serve_airflow(
         env={"CONTEXTGRAPH_REVIEW_TIMEOUT_SECONDS": str(REVIEW_TIMEOUT_SECONDS), **SLACK_ENV},
         wait_for_dags=[EXAMPLE_DAG_ID],
-        startup_timeout=480,  # as the operator and asset servers: a loaded 2-core machine needs it
     )
+
+
+def serve_airflow(dags_folder: Path = DEFAULT_DAGS_FOLDER, **options: Any) -> Iterator[AirflowServer]:
+    """Start ``airflow standalone`` on ``dags_folder`` (``options`` as ``AirflowServer`` takes them),
+    yield it, stop it: the body of a fixture, ``yield from serve_airflow(...)``. The start may take
+    up to 8 minutes (a loaded 2-core machine needs them); a server that does not start fails the
+    tests that need it, in CI and locally -- never skips them."""
+    server = AirflowServer(dags_folder, **{"startup_timeout": 480, **options})
     try:
         server.start()
-    except Exception as exc:  # a missing Airflow fails, in CI and locally
+    except Exception as exc:
         pytest.fail(f"could not start a real Airflow for the tests: {exc}", pytrace=False)
     try:
         yield server
@@ -88,3 +100,24 @@ def example_dag(airflow: AirflowClient) -> str:
     airflow.wait_for_dag(EXAMPLE_DAG_ID)
     airflow.unpause(EXAMPLE_DAG_ID)
     return EXAMPLE_DAG_ID
+
+
+@pytest.fixture
+def neo4j_connection(airflow: AirflowClient, neo4j_settings: Neo4jSettings) -> Iterator[None]:
+    """The Airflow connection ``neo4j_default`` to the tests' Neo4j (the example and ingestion DAGs
+    write through it); deleted after the test."""
+    bolt = urlsplit(neo4j_settings.uri)
+    put_connection(
+        airflow,
+        {
+            "connection_id": "neo4j_default",
+            "conn_type": "neo4j",
+            "host": bolt.hostname,
+            "port": bolt.port,
+            "login": neo4j_settings.username,
+            "password": neo4j_settings.password.get_secret_value(),
+            "schema": neo4j_settings.database,
+        },
+    )
+    yield
+    airflow.request("DELETE", "/api/v2/connections/neo4j_default")

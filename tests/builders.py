@@ -1,6 +1,7 @@
 """Builders of test data, shared by the test modules (no test module imports another).
 
-* ``detail(run, **changes)``: one HITL detail record as Airflow 3.3's REST API v2 returns it.
+* ``task_instance(dag_id, run, task_id)``, ``hitl_detail(ti, **changes)``: records as Airflow 3.3's
+  REST API v2 returns them; ``detail(run, **changes)``: a review of the ``support`` DAG.
 * ``ListSource(details)``: the sync's ``Source`` over such records (no HTTP), with the DAG, runs
   and task instances a real Airflow would list for them.
 * ``support_batch(runs)``: a small decision trace as a ``GraphBatch`` (one DAG, runs, decisions).
@@ -34,32 +35,61 @@ TASKS = [
 ]
 
 
-def detail(run: str, **changes: Any) -> dict[str, Any]:
-    record = {
-        "task_instance": {
-            "dag_id": DAG,
-            "dag_run_id": run,
-            "task_id": "review",
-            "map_index": -1,
-            "try_number": 1,
-            "state": "success",
-        },
-        "options": ["Approve AI Response", "Respond Manually", "Escalate to CRE"],
-        "subject": f"Ticket {run}",
-        "body": "Customer asks about invoices.",
-        "defaults": ["Escalate to CRE"],
+def task_instance(
+    dag_id: str, run: str, task_id: str, map_index: int = -1, state: str = "success", **more: Any
+) -> dict[str, Any]:
+    """A task instance as Airflow 3.3's REST API v2 lists it (on its own or inside a HITL detail);
+    ``more`` adds or replaces fields (``operator_name``, ``dag_version``, ``try_number``, ...)."""
+    return {
+        "dag_id": dag_id,
+        "dag_run_id": run,
+        "task_id": task_id,
+        "map_index": map_index,
+        "try_number": 1,
+        "state": state,
+        **more,
+    }
+
+
+def hitl_detail(ti: dict[str, Any], /, **changes: Any) -> dict[str, Any]:
+    """An answered HITL detail as Airflow 3.3 lists it for the task instance ``ti``: "Approve" of
+    Approve/Reject, asked 2026-11-29 10:00 UTC and answered by Ana five minutes later, no params.
+    ``changes`` replace fields (any of them, ``task_instance`` too)."""
+    record: dict[str, Any] = {
+        "task_instance": ti,
+        "options": ["Approve", "Reject"],
+        "subject": f"Review {ti['dag_run_id']}",
+        "body": "Please review the draft.",
+        "defaults": None,
         "multiple": False,
-        "params": {"reason": {"value": "", "schema": {"type": "string"}}},
+        "params": {},
         "assigned_users": [],
-        "created_at": "2026-11-20T10:00:00Z",
-        "responded_at": "2026-11-20T10:05:00Z",
+        "created_at": "2026-11-29T10:00:00Z",
+        "responded_at": "2026-11-29T10:05:00Z",
         "responded_by_user": {"id": "ana", "name": "Ana"},
-        "chosen_options": ["Approve AI Response"],
-        "params_input": {"reason": "Draft is right."},
+        "chosen_options": ["Approve"],
+        "params_input": {},
         "response_received": True,
     }
     record.update(changes)
     return record
+
+
+def detail(run: str, **changes: Any) -> dict[str, Any]:
+    """A review of the ``support`` DAG's run ``run`` (the example DAG's three options, a ``reason``
+    param), answered "Approve AI Response" on 2026-11-20; ``changes`` replace fields."""
+    answered = {
+        "options": ["Approve AI Response", "Respond Manually", "Escalate to CRE"],
+        "subject": f"Ticket {run}",
+        "body": "Customer asks about invoices.",
+        "defaults": ["Escalate to CRE"],
+        "params": {"reason": {"value": "", "schema": {"type": "string"}}},
+        "created_at": "2026-11-20T10:00:00Z",
+        "responded_at": "2026-11-20T10:05:00Z",
+        "chosen_options": ["Approve AI Response"],
+        "params_input": {"reason": "Draft is right."},
+    }
+    return hitl_detail(task_instance(DAG, run, "review"), **{**answered, **changes})
 
 
 class ListSource(MemorySource):

@@ -511,6 +511,9 @@ CASES: list[Case] = [
 
 CASE_BY_ID = {c.id: c for c in CASES}
 assert len(CASE_BY_ID) == len(CASES), "case ids must be unique"
+#: The seed case (dark mode: "check the roadmap first") among unrelated decisions: every case but
+#: the other feature requests.
+SEED_AND_UNRELATED = [SEED, *(x for x in CASES if x.kind != "feature_request" and x.id != "rep-feature-asks")]
 
 
 @dataclass(frozen=True)
@@ -701,6 +704,25 @@ def _task_key(dag_id: str, task_id: str) -> str:
     return m.Task(dag_id=dag_id, task_id=task_id).key
 
 
+def write_cases(store: GraphStore, embedder: Embedder, cases: list[Case] | None = None) -> dict[str, str]:
+    """The graph of ``cases`` (all of CASES by default) written to ``store`` and embedded, as
+    ``contextgraph ingest`` leaves it (the embedding pass also writes the situation text the word
+    indexes cover); each case id's decision key."""
+    batch, keys = build_batch(cases)
+    store.write(batch)
+    embed_pending(store, embedder)
+    return keys
+
+
+def write_pending(store: GraphStore, subject: str, body: str) -> m.Decision:
+    """``pending_case(subject, body)`` written to ``store`` (not embedded)."""
+    waiting = pending_case(subject, body)
+    batch = m.GraphBatch()
+    batch.add(waiting)
+    store.write(batch)
+    return waiting
+
+
 def pending_case(subject: str, body: str, index: int = 10_000) -> m.Decision:
     """A decision still waiting for a human (never a precedent)."""
     return m.Decision(
@@ -728,9 +750,7 @@ def smoke_scores(store: GraphStore, embedder: Embedder, k: int = 10) -> dict[str
     """Write and embed `CASES` into an empty `store`, ask every query of `QUERIES` (`k` results)
     in each ranking mode; returns mode ("hybrid", "vector", "text") -> scores (bench.eval_precedents
     --smoke reports the same figures, with nDCG and timings)."""
-    batch, keys = build_batch(CASES)
-    store.write(batch)
-    embed_pending(store, embedder)
+    keys = write_cases(store, embedder)
     by_key = {key: case_id for case_id, key in keys.items()}
     modes: tuple[Mode, ...] = ("hybrid", "vector", "text")
     scores: dict[str, Scores] = {}

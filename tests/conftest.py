@@ -16,7 +16,7 @@ from contextgraph.ingest.embeddings import Model2VecEmbedder
 from contextgraph.store import EmbeddedStore, GraphStore, Neo4jStore
 
 from .builders import FULL_LANE, SHARED_MODEL
-from .neo4j_server import Neo4jServer, wait_for_bolt
+from .neo4j_server import Neo4jServer, empty_neo4j, wait_for_bolt
 
 pytest_plugins = ["tests.airflow_fixtures"]
 
@@ -77,11 +77,8 @@ def neo4j_settings() -> Iterator[Neo4jSettings]:
 @pytest.fixture
 def neo4j_store(neo4j_settings: Neo4jSettings) -> Iterator[Neo4jStore]:
     """An empty Neo4j database with the schema applied (the test database is wiped first)."""
-    store = Neo4jStore.connect(neo4j_settings)
-    store._write("MATCH (n) DETACH DELETE n", {})
-    store.ensure_schema()
-    yield store
-    store.close()
+    with empty_neo4j(neo4j_settings) as store:
+        yield store
 
 
 @pytest.fixture
@@ -90,6 +87,17 @@ def embedded_store(tmp_path: Path) -> Iterator[EmbeddedStore]:
     store.ensure_schema()
     yield store
     store.close()
+
+
+@pytest.fixture
+def store_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An embedded store file for the CLI to open: empty, with the schema applied, closed (a test
+    fills it with ``EmbeddedStore(store_file)``); ``NEO4J_URI`` is unset, so the CLI uses the file."""
+    monkeypatch.delenv("NEO4J_URI", raising=False)
+    path = tmp_path / "cli-graph.lbdb"  # beside the embedded_store fixture's graph.lbdb
+    with EmbeddedStore(path) as store:
+        store.ensure_schema()
+    return path
 
 
 @pytest.fixture(params=["neo4j", "embedded"])

@@ -68,3 +68,19 @@ def put_connection(airflow: AirflowClient, body: dict[str, Any]) -> None:
     airflow.request("DELETE", f"/api/v2/connections/{body['connection_id']}")
     response = airflow.request("POST", "/api/v2/connections", json=body)
     assert response.status_code == 201, response.text
+
+
+def put_api_connection(airflow: AirflowClient, password: str | None = None) -> None:
+    """The connection ``airflow_api_default`` through which the ingestion DAG reads this Airflow:
+    the test user and their password (or ``password`` instead, e.g. a wrong one)."""
+    user, right = airflow.credentials
+    put_connection(
+        airflow,
+        {
+            "connection_id": "airflow_api_default",
+            "conn_type": "http",
+            "host": airflow.url,
+            "login": user,
+            "password": right if password is None else password,
+        },
+    )

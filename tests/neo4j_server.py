@@ -15,9 +15,14 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import neo4j
+
+from contextgraph.config import Neo4jSettings
+from contextgraph.store import Neo4jStore
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCHER = ROOT / "tools" / "neo4j-launcher"
@@ -129,3 +134,15 @@ def wait_for_bolt(uri: str, auth: tuple[str, str], timeout: float) -> None:
                 last = exc
                 time.sleep(0.2)
     raise RuntimeError(f"Neo4j at {uri} did not accept a Bolt login within {timeout:.0f}s: {last}")
+
+
+@contextmanager
+def empty_neo4j(settings: Neo4jSettings) -> Iterator[Neo4jStore]:
+    """The test database wiped, with the schema applied; closed afterwards."""
+    store = Neo4jStore.connect(settings)
+    try:
+        store._write("MATCH (n) DETACH DELETE n", {})
+        store.ensure_schema()
+        yield store
+    finally:
+        store.close()

@@ -20,7 +20,7 @@ from pydantic_ai.messages import (
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.test import TestModel
 
-from contextgraph.ingest.embeddings import Model2VecEmbedder, embed_pending
+from contextgraph.ingest.embeddings import Model2VecEmbedder
 from contextgraph.store import GraphStore
 from contextgraph.tools.agent import (
     ContextGraphDeps,
@@ -38,11 +38,7 @@ AIRFLOW = "http://airflow.example:8080"
 @pytest.fixture
 def seeded(store: GraphStore, embedder: Model2VecEmbedder) -> dict[str, str]:
     """The seed case (dark mode: "check the roadmap first") among unrelated decisions."""
-    unrelated = [x for x in c.CASES if x.kind != "feature_request" and x.id != "rep-feature-asks"]
-    batch, keys = c.build_batch([c.SEED, *unrelated])
-    store.write(batch)
-    embed_pending(store, embedder)
-    return keys
+    return c.write_cases(store, embedder, c.SEED_AND_UNRELATED)
 
 
 def _deps(store: GraphStore, embedder: Model2VecEmbedder) -> ContextGraphDeps:

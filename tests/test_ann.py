@@ -4,11 +4,9 @@ lose a forgotten decision."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
-import pytest
 from usearch.index import Index
 
 from contextgraph import demo
@@ -20,14 +18,7 @@ from contextgraph.store import EmbeddedStore
 from contextgraph.store.base import CandidateFilter
 from contextgraph.store.sidecar import ANN_FILE
 
-from .builders import SHARED_MODEL
-
 OPTIONS = SyncOptions(proposal_tasks={f"{demo.DAG_ID}.{demo.REVIEW_TASK}": [demo.DRAFT_TASK]})
-
-
-@pytest.fixture
-def embedder() -> Model2VecEmbedder:
-    return Model2VecEmbedder(os.environ.get("CONTEXTGRAPH_EMBEDDING_MODEL") or str(SHARED_MODEL))
 
 
 def _store(path: Path, embedder: Model2VecEmbedder, threshold: int) -> EmbeddedStore:

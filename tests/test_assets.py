@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +25,10 @@ from contextgraph.cli import cli
 from contextgraph.config import Neo4jSettings
 from contextgraph.ingest.source.memory import Records
 from contextgraph.ingest.source.replay import ReplayServer
-from contextgraph.store import EmbeddedStore, Neo4jStore
+from contextgraph.store import EmbeddedStore
+
+from .builders import hitl_detail, task_instance
+from .neo4j_server import empty_neo4j
 
 REVIEW, EXTRACT, CUSTOMERS, MARKETING, LEGACY = (
     "orders_review",
@@ -115,36 +119,21 @@ def run(dag_id: str, run_id: str, run_type: str = "scheduled") -> dict[str, Any]
 
 
 def ti(dag_id: str, run_id: str, task_id: str, operator: str = "PythonOperator") -> dict[str, Any]:
-    return {
-        "dag_id": dag_id,
-        "dag_run_id": run_id,
-        "task_id": task_id,
-        "map_index": -1,
-        "try_number": 1,
-        "state": "success",
-        "operator_name": operator,
-        "dag_version": {"version_number": 1, "bundle_version": None, "dag_id": dag_id},
-    }
+    version = {"version_number": 1, "bundle_version": None, "dag_id": dag_id}
+    return task_instance(dag_id, run_id, task_id, operator_name=operator, dag_version=version)
 
 
 def review(dag_id: str, run_id: str, task_id: str = "review") -> dict[str, Any]:
     """An answered ApprovalOperator HITL detail."""
-    return {
-        "task_instance": ti(dag_id, run_id, task_id, "ApprovalOperator"),
-        "options": ["Approve", "Reject"],
-        "subject": "Publish the order summary?",
-        "body": "Totals for yesterday's orders.",
-        "defaults": None,
-        "multiple": False,
-        "params": {},
-        "assigned_users": [],
-        "created_at": WHEN,
-        "responded_at": WHEN,
-        "responded_by_user": {"id": "ana", "name": "Ana"},
-        "chosen_options": ["Reject"],
-        "params_input": {"comments": "Totals do not match the ledger"},
-        "response_received": True,
-    }
+    return hitl_detail(
+        ti(dag_id, run_id, task_id, "ApprovalOperator"),
+        subject="Publish the order summary?",
+        body="Totals for yesterday's orders.",
+        created_at=WHEN,
+        responded_at=WHEN,
+        chosen_options=["Reject"],
+        params_input={"comments": "Totals do not match the ledger"},
+    )
 
 
 REVIEW_RUN = "asset_triggered__2026-11-29T10:00:00+00:00_Xk3Pq9Zb"
@@ -225,10 +214,12 @@ class Graph:
         return summary
 
 
-@pytest.fixture(params=["embedded", "neo4j"])
-def graph(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Graph]:
-    if request.param == "embedded":
-        path = tmp_path / "graph.lbdb"
+@contextmanager
+def empty_graph(kind: str, folder: Path, request: pytest.FixtureRequest) -> Iterator[Graph]:
+    """An empty graph of this kind ("embedded": a store file in ``folder``; "neo4j": the test
+    database, wiped) for the CLI to ingest into."""
+    if kind == "embedded":
+        path = folder / "graph.lbdb"
 
         def read_embedded(cypher: str, **params: Any) -> list[dict[str, Any]]:
             store = EmbeddedStore(path, read_only=True)
@@ -240,21 +231,47 @@ def graph(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Graph]:
         yield Graph(["--store-path", str(path)], read_embedded)
         return
     settings: Neo4jSettings = request.getfixturevalue("neo4j_settings")
-    store: Neo4jStore = request.getfixturevalue("neo4j_store")  # wiped, schema applied
-    args = ["--neo4j-uri", settings.uri or "", "--neo4j-username", settings.username]
-    args += ["--neo4j-password", settings.password.get_secret_value()]
-    yield Graph(args, lambda cypher, **params: store.query(cypher, params))
+    with empty_neo4j(settings) as store:
+        args = ["--neo4j-uri", settings.uri or "", "--neo4j-username", settings.username]
+        args += ["--neo4j-password", settings.password.get_secret_value()]
+        yield Graph(args, lambda cypher, **params: store.query(cypher, params))
+
+
+@pytest.fixture(params=["embedded", "neo4j"])
+def graph(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Graph]:
+    """An empty graph of each kind, for a test that ingests into it."""
+    with empty_graph(request.param, tmp_path, request) as graph:
+        yield graph
+
+
+@dataclass
+class Ingested:
+    """The deployment ingested once (``--exclude-dags legacy_*``): where, its summary, and what
+    the sync asked the stand-in Airflow for (path, query)."""
+
+    graph: Graph
+    summary: dict[str, Any]
+    requests: list[tuple[str, dict[str, list[str]]]]
+
+
+@pytest.fixture(scope="module", params=["embedded", "neo4j"])
+def ingested(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ingested]:
+    """One ingest of ``deployment()`` into each kind of graph, shared by the tests that only read it."""
+    with empty_graph(request.param, tmp_path_factory.mktemp("assets"), request) as graph:
+        with ReplayServer(deployment()) as airflow:
+            summary = graph.ingest(airflow.url, "--exclude-dags", "legacy_*")
+        yield Ingested(graph, summary, list(airflow.replay.requests))
 
 
 def dag_ids(summary: dict[str, Any], kind: str) -> dict[str, list[str]]:
     return {reason: v["dag_ids"] for reason, v in summary["dags"][kind].items()}
 
 
-def per_dag_reads(airflow: ReplayServer) -> set[str]:
+def per_dag_reads(requests: list[tuple[str, Any]]) -> set[str]:
     """DAGs whose runs or task instances were asked for one DAG at a time."""
     return {
         path.split("/")[4]
-        for path, _ in airflow.replay.requests
+        for path, _ in requests
         if path.endswith(("/dagRuns", "/taskInstances")) and path.split("/")[4] != "~"
     }
 
@@ -262,11 +279,10 @@ def per_dag_reads(airflow: ReplayServer) -> set[str]:
 # --- tests -----------------------------------------------------------------------------------------
 
 
-def test_history_is_read_for_decision_dags_and_their_asset_feeders_only(graph: Graph) -> None:
-    with ReplayServer(deployment()) as airflow:
-        summary = graph.ingest(airflow.url, "--exclude-dags", "legacy_*")
-        tasks_read = {p.split("/")[4] for p, _ in airflow.replay.requests if p.endswith("/tasks")}
-        assert per_dag_reads(airflow) == {REVIEW, EXTRACT, CUSTOMERS}
+def test_history_is_read_for_decision_dags_and_their_asset_feeders_only(ingested: Ingested) -> None:
+    graph, summary = ingested.graph, ingested.summary
+    tasks_read = {p.split("/")[4] for p, _ in ingested.requests if p.endswith("/tasks")}
+    assert per_dag_reads(ingested.requests) == {REVIEW, EXTRACT, CUSTOMERS}
     assert dag_ids(summary, "tracked") == {
         "decision_points": [REVIEW],
         "asset_feeders": [CUSTOMERS, EXTRACT],  # CUSTOMERS feeds EXTRACT, which feeds REVIEW
@@ -296,9 +312,8 @@ def test_history_is_read_for_decision_dags_and_their_asset_feeders_only(graph: G
     ]
 
 
-def test_assets_link_producing_tasks_to_the_dags_they_trigger(graph: Graph) -> None:
-    with ReplayServer(deployment()) as airflow:
-        graph.ingest(airflow.url, "--exclude-dags", "legacy_*")
+def test_assets_link_producing_tasks_to_the_dags_they_trigger(ingested: Ingested) -> None:
+    graph = ingested.graph
     links = graph.read(
         "MATCH (t:Task)-[:PRODUCES]->(a:Asset)-[:TRIGGERS]->(d:Dag) "
         "RETURN t.dag_id + '.' + t.task_id AS task, a.name AS asset, d.dag_id AS dag ORDER BY asset"
@@ -339,7 +354,7 @@ def test_a_second_sync_reads_changes_of_tracked_dags_only_and_writes_nothing(gra
         graph.ingest(airflow.url, "--exclude-dags", "legacy_*")
         airflow.replay.requests.clear()
         again = graph.ingest(airflow.url, "--exclude-dags", "legacy_*")
-        assert per_dag_reads(airflow) == set()  # one list for all DAGs, from the watermark
+        assert per_dag_reads(airflow.replay.requests) == set()  # one list for all DAGs, from the watermark
         assert not [p for p, _ in airflow.replay.requests if p.endswith("/tasks")]
     created = sum(again["created"].values()) + sum(again["updated"].values())
     assert created == 0, again
@@ -371,7 +386,7 @@ def test_a_dag_asking_for_the_first_time_has_its_whole_history_read(graph: Graph
 def test_tag_filter_cuts_the_feeder_chain_and_the_summary_says_why(graph: Graph) -> None:
     with ReplayServer(deployment()) as airflow:
         summary = graph.ingest(airflow.url, "--tags", "hitl")
-        assert per_dag_reads(airflow) == {REVIEW}
+        assert per_dag_reads(airflow.replay.requests) == {REVIEW}
     assert dag_ids(summary, "tracked") == {"decision_points": [REVIEW]}
     assert dag_ids(summary, "skipped") == {"no_matching_tag": [CUSTOMERS, LEGACY, MARKETING, EXTRACT]}
     assert summary["dags"]["skipped"]["no_matching_tag"]["count"] == 4
@@ -395,10 +410,9 @@ def test_settings_from_the_environment_include_and_read_every_dag(graph: Graph) 
     assert [r["dag"] for r in runs] == [MARKETING, EXTRACT, REVIEW]
 
 
-def test_the_decision_of_the_asset_triggered_run_arrives_whole(graph: Graph) -> None:
+def test_the_decision_of_the_asset_triggered_run_arrives_whole(ingested: Ingested) -> None:
     """The review's reason comes from `comments`, its proposal from the upstream XCom."""
-    with ReplayServer(deployment()) as airflow:
-        summary = graph.ingest(airflow.url, "--exclude-dags", "legacy_*")
+    graph, summary = ingested.graph, ingested.summary
     rows = graph.read(
         "MATCH (d:Decision {dag_id: $dag, run_id: $run})-[:REVIEWED]->(p:Proposal) "
         "RETURN d.reason AS reason, p.text AS text",

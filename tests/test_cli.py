@@ -35,11 +35,9 @@ def test_every_command_has_help(command: tuple[str, ...]) -> None:
     assert "Usage:" in result.output and len(result.output.splitlines()) > 3
 
 
-def test_stats_json_counts_the_embedded_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("NEO4J_URI", raising=False)
-    path = tmp_path / "g.lbdb"
+def test_stats_json_counts_the_embedded_store(store_file: Path) -> None:
+    path = store_file
     with EmbeddedStore(path) as store:
-        store.ensure_schema()
         store.write(support_batch(2))
 
     result = CliRunner().invoke(cli, ["--store-path", str(path), "stats", "--json"])

@@ -29,6 +29,8 @@ from contextgraph.retrieval.precedents import find_similar_decisions
 from contextgraph.store import EmbeddedStore, GraphStore, Neo4jStore
 from contextgraph.store.base import EDGE_COLUMNS, NODE_COLUMNS
 
+from .builders import hitl_detail, task_instance
+
 FIXTURE = Path(__file__).parent / "fixtures" / "graph_v1.json"
 DAG = "support"
 TASKS = [
@@ -41,34 +43,9 @@ def world(subjects: dict[str, str], *, state: str = "success", reason: str = "lo
     """One DAG `support` whose runs (run id → subject) each asked one answered review."""
     tis, details = [], []
     for run, subject in subjects.items():
-        review = {
-            "dag_id": DAG,
-            "dag_run_id": run,
-            "task_id": "review",
-            "map_index": -1,
-            "try_number": 1,
-            "state": "success",
-            "operator_name": "HITLOperator",
-        }
+        review = task_instance(DAG, run, "review", operator_name="HITLOperator")
         tis += [review, {**review, "task_id": "draft", "state": state, "operator_name": "@task"}]
-        details.append(
-            {
-                "task_instance": review,
-                "options": ["Approve", "Reject"],
-                "subject": subject,
-                "body": "Please review the draft.",
-                "defaults": None,
-                "multiple": False,
-                "params": {},
-                "assigned_users": [],
-                "created_at": "2026-11-29T10:00:00Z",
-                "responded_at": "2026-11-29T10:05:00Z",
-                "responded_by_user": {"id": "ana", "name": "Ana"},
-                "chosen_options": ["Approve"],
-                "params_input": {"reason": reason},
-                "response_received": True,
-            }
-        )
+        details.append(hitl_detail(review, subject=subject, params_input={"reason": reason}))
     return Records(
         dags=[{"dag_id": DAG, "tags": [], "owners": ["cre"]}],
         tasks={DAG: TASKS},

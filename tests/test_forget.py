@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from contextgraph import demo
@@ -140,13 +139,9 @@ def test_forget_dag_before_a_date(embedded_store: EmbeddedStore, embedder: Model
     assert plan_forget(embedded_store, dag_id="no_such_dag").empty
 
 
-def test_cli_dry_run_then_yes_and_nothing_matching(
-    tmp_path: Path, embedder: Model2VecEmbedder, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("NEO4J_URI", raising=False)
-    path = tmp_path / "g.lbdb"
+def test_cli_dry_run_then_yes_and_nothing_matching(store_file: Path, embedder: Model2VecEmbedder) -> None:
+    path = store_file
     with EmbeddedStore(path) as store:
-        store.ensure_schema()
         _load(store, embedder)
         decisions = store.stats()["nodes"]["Decision"]
     runner = CliRunner()

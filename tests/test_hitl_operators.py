@@ -22,6 +22,7 @@ from click.testing import CliRunner
 
 from contextgraph.cli import cli
 from contextgraph.store import EmbeddedStore
+from tests.airflow_fixtures import serve_airflow
 from tests.airflow_server import AirflowServer
 
 pytestmark = pytest.mark.airflow
@@ -45,15 +46,8 @@ ANSWERS: dict[tuple[str, int], tuple[list[str], dict[str, Any]]] = {
 
 @pytest.fixture(scope="module")
 def airflow() -> Iterator[AirflowServer]:
-    server = AirflowServer(DAGS, wait_for_dags=[DAG], startup_timeout=480)
-    try:
-        server.start()
-    except Exception as exc:
-        pytest.fail(f"could not start a real Airflow for the tests: {exc}", pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
+    """An Airflow of this module's own, on tests/dags/."""
+    yield from serve_airflow(DAGS, wait_for_dags=[DAG])
 
 
 def _answer_all(airflow: AirflowServer, run_id: str) -> None:

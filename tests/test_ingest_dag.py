@@ -10,14 +10,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
-from contextgraph.config import Neo4jSettings
 from contextgraph.store import Neo4jStore
 from tests.airflow_server import AirflowClient
-from tests.example_runs import put_connection
+from tests.example_runs import put_api_connection
 
 pytestmark = pytest.mark.airflow
 
@@ -26,39 +24,16 @@ EXAMPLE = "ai_support_ticket_system"
 
 
 @pytest.fixture
-def connections(airflow: AirflowClient, neo4j_settings: Neo4jSettings) -> Iterator[None]:
-    bolt = urlsplit(neo4j_settings.uri)
-    user, password = airflow.credentials
-    put_connection(
-        airflow,
-        {
-            "connection_id": "neo4j_default",
-            "conn_type": "neo4j",
-            "host": bolt.hostname,
-            "port": bolt.port,
-            "login": neo4j_settings.username,
-            "password": neo4j_settings.password.get_secret_value(),
-            "schema": neo4j_settings.database,
-        },
-    )
-    put_connection(
-        airflow,
-        {
-            "connection_id": "airflow_api_default",
-            "conn_type": "http",
-            "host": airflow.url,
-            "login": user,
-            "password": password,
-        },
-    )
+def connections(airflow: AirflowClient, neo4j_connection: None) -> Iterator[None]:
+    """The ingestion DAG's connections: the tests' Neo4j and this Airflow's API."""
+    put_api_connection(airflow)
     yield
     # Leave no ingestion running that could write into other tests' Neo4j.
     airflow.request("PATCH", f"/api/v2/dags/{INGEST}", json={"is_paused": True})
     for run in ingest_runs(airflow):
         if run["state"] not in ("success", "failed"):
             airflow.wait_for_run(INGEST, run["dag_run_id"], timeout=180)
-    for conn_id in ("neo4j_default", "airflow_api_default"):
-        airflow.request("DELETE", f"/api/v2/connections/{conn_id}")
+    airflow.request("DELETE", "/api/v2/connections/airflow_api_default")
 
 
 def test_a_rejected_password_fails_the_ingest_at_once_without_retries(
@@ -66,17 +41,7 @@ def test_a_rejected_password_fails_the_ingest_at_once_without_retries(
 ) -> None:
     """A terminal error (the API's password is refused) fails the task on its first try: the
     task's ``retries=3`` are for transient errors only."""
-    user, _ = airflow.credentials
-    put_connection(
-        airflow,
-        {
-            "connection_id": "airflow_api_default",
-            "conn_type": "http",
-            "host": airflow.url,
-            "login": user,
-            "password": "not-the-password-4e1b",
-        },
-    )
+    put_api_connection(airflow, password="not-the-password-4e1b")
     airflow.wait_for_dag(INGEST)
     airflow.unpause(INGEST)
     run_id = airflow.trigger(INGEST, run_id=f"manual_badpw_{uuid.uuid4().hex[:6]}")

@@ -24,43 +24,22 @@ from contextgraph.ingest.source.memory import Records
 from contextgraph.ingest.source.replay import ReplayServer
 from contextgraph.store import EmbeddedStore
 
+from .builders import hitl_detail, task_instance
+
 DAG = "support_mapped"
 
 
 def ti(run: str, task_id: str, map_index: int = -1, state: str = "success", **more: Any) -> dict[str, Any]:
-    return {
-        "dag_id": DAG,
-        "dag_run_id": run,
-        "task_id": task_id,
-        "map_index": map_index,
-        "try_number": 1,
-        "state": state,
-        "operator_name": "HITLOperator",
-        "dag_version": {"version_number": 1, "bundle_version": None, "dag_id": DAG},
-        **more,
-    }
-
-
-def hitl(task_instance: dict[str, Any], **changes: Any) -> dict[str, Any]:
-    """An answered HITL detail as Airflow 3.3 lists it."""
-    record: dict[str, Any] = {
-        "task_instance": task_instance,
-        "options": ["Approve", "Reject"],
-        "subject": f"Review {task_instance['dag_run_id']}",
-        "body": "Please review the draft.",
-        "defaults": None,
-        "multiple": False,
-        "params": {},
-        "assigned_users": [],
-        "created_at": "2026-11-29T10:00:00Z",
-        "responded_at": "2026-11-29T10:05:00Z",
-        "responded_by_user": {"id": "ana", "name": "Ana"},
-        "chosen_options": ["Approve"],
-        "params_input": {},
-        "response_received": True,
-    }
-    record.update(changes)
-    return record
+    """A HITL task instance of the DAG ``support_mapped`` at DAG version 1 (``more`` replaces fields)."""
+    version = {"version_number": 1, "bundle_version": None, "dag_id": DAG}
+    return task_instance(
+        DAG,
+        run,
+        task_id,
+        map_index,
+        state,
+        **{"operator_name": "HITLOperator", "dag_version": version, **more},
+    )
 
 
 def world(tasks: list[dict[str, Any]], details: list[dict[str, Any]], **xcoms: Any) -> Records:
@@ -111,7 +90,7 @@ MAPPED_TASKS = [
 
 
 def test_each_mapped_decision_reviewed_the_draft_at_its_own_map_index(store_path: Path) -> None:
-    details = [hitl(ti("r1", "per_ticket.review_reply", i)) for i in (0, 1)]
+    details = [hitl_detail(ti("r1", "per_ticket.review_reply", i)) for i in (0, 1)]
     w = world(MAPPED_TASKS, details)
     w.task_instances += [ti("r1", "per_ticket.draft_reply", i, operator_name="@task") for i in (0, 1)]
     w.xcoms = {(DAG, "r1", "per_ticket.draft_reply", i): {"draft": f"Reply to ticket {i}"} for i in (0, 1)}
@@ -147,7 +126,7 @@ def _hitl_since(airflow: ReplayServer) -> datetime:
 def test_a_review_whose_task_failed_unanswered_is_closed_and_no_longer_holds_the_sync(
     store_path: Path,
 ) -> None:
-    old = hitl(
+    old = hitl_detail(
         ti("r-old", "review_reply", state="awaiting_input"),
         created_at="2025-08-01T09:00:00Z",
         responded_at=None,
@@ -155,7 +134,7 @@ def test_a_review_whose_task_failed_unanswered_is_closed_and_no_longer_holds_the
         chosen_options=None,
         response_received=False,
     )
-    w = world(REVIEW_TASKS, [old, hitl(ti("r-new", "review_reply"))])
+    w = world(REVIEW_TASKS, [old, hitl_detail(ti("r-new", "review_reply"))])
     with ReplayServer(w) as airflow:
         ingest(store_path, airflow.url)
         status = "MATCH (d:Decision {run_id: 'r-old'}) RETURN d.status AS status"
@@ -172,7 +151,7 @@ def test_a_review_whose_task_failed_unanswered_is_closed_and_no_longer_holds_the
         idle = ingest(store_path, airflow.url)
         assert (
             w.server_time - timedelta(minutes=70) < _hitl_since(airflow) <= w.server_time
-        )  # the watermark moved
+        )  # watermark moved
         assert idle["fetched"].get("HITL details", 0) == 0 and idle["rejected"] == []
 
 
@@ -192,7 +171,7 @@ def test_the_reason_is_found_in_the_params_people_use_configured_or_free_text(
         run: str, params_input: dict[str, Any], params: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         task = ti(run, "approve_report", operator_name="ApprovalOperator")
-        return hitl(task, chosen_options=["Reject"], params_input=params_input, params=params or {})
+        return hitl_detail(task, chosen_options=["Reject"], params_input=params_input, params=params or {})
 
     text = {"schema": {"type": "string"}, "value": ""}
     details = [
@@ -237,8 +216,8 @@ def test_an_old_decision_at_a_renamed_task_keeps_its_point_proposal_and_version(
             "dag_id": DAG,
         }
 
-    old = hitl(ti("r-old", "review_reply", dag_version=version(1)))
-    new = hitl(ti("r-new", "review_draft", dag_version=version(2)))
+    old = hitl_detail(ti("r-old", "review_reply", dag_version=version(1)))
+    new = hitl_detail(ti("r-new", "review_draft", dag_version=version(2)))
     w = world(LATEST_TASKS, [old, new])
     w.task_instances += [ti(r, "draft_reply", operator_name="@task") for r in ("r-old", "r-new")]
     w.xcoms = {(DAG, r, "draft_reply", -1): {"draft": f"Draft of {r}"} for r in ("r-old", "r-new")}
@@ -291,7 +270,7 @@ def test_ingest_refuses_a_store_another_process_holds_and_writes_nothing(store_p
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
-        with ReplayServer(world(REVIEW_TASKS, [hitl(ti("r1", "review_reply"))])) as airflow:
+        with ReplayServer(world(REVIEW_TASKS, [hitl_detail(ti("r1", "review_reply"))])) as airflow:
             result = CliRunner().invoke(
                 cli, ["--store-path", str(store_path), "ingest", "--airflow-url", airflow.url, "--no-embed"]
             )
@@ -335,30 +314,32 @@ def test_every_hitl_operator_is_recorded_with_its_own_meaning(
         return ti("r1", task_id, operator_name=operator)
 
     details = [
-        hitl(
+        hitl_detail(
             at("approve", "ApprovalOperator"),
             chosen_options=["Reject"],
             assigned_users=[{"id": "ana", "name": "Ana"}, {"id": "ben", "name": "Ben"}],
         ),
-        hitl(at("route", "HITLBranchOperator"), options=["Send it", "Escalate"], chosen_options=["Send it"]),
-        hitl(
+        hitl_detail(
+            at("route", "HITLBranchOperator"), options=["Send it", "Escalate"], chosen_options=["Send it"]
+        ),
+        hitl_detail(
             at("tag", "HITLOperator"),
             options=["billing", "urgent", "spam"],
             multiple=True,
             chosen_options=["billing", "urgent"],
         ),
-        hitl(
+        hitl_detail(
             at("gate", "ApprovalOperator"),
             params={"output": {"value": "Q3 revenue rose 4%.", "schema": {"type": "string"}}},
             params_input={"output": "Q3 revenue rose 3.8% (restated)."},
         ),
-        hitl(
+        hitl_detail(
             at("entry", "HITLEntryOperator"),
             options=["OK"],
             chosen_options=["OK"],
             params_input={"refund_amount": 120, "currency": "EUR"},
         ),
-        hitl(
+        hitl_detail(
             at("rewrite", "HITLOperator"),
             options=["Approve AI Response", "Respond Manually"],
             chosen_options=["Respond Manually"],
@@ -425,7 +406,7 @@ LARGE = "word " * 400_000  # 2 MB
     ids=["object", "list", "number", "string", "json-string", "large", "missing"],
 )
 def test_a_proposal_of_every_xcom_shape(store_path: Path, value: Any, text: str | None) -> None:
-    w = world(REVIEW_TASKS, [hitl(ti("r1", "review_reply"))])
+    w = world(REVIEW_TASKS, [hitl_detail(ti("r1", "review_reply"))])
     w.task_instances.append(ti("r1", "draft_reply", operator_name="@task"))
     if value is not None:
         w.xcoms = {(DAG, "r1", "draft_reply", -1): value}
@@ -452,7 +433,7 @@ def test_a_store_file_of_an_earlier_version_gets_the_new_columns(store_path: Pat
     for table, column in (("Decision", "status"), ("Decision", "branches"), ("Task", "in_latest_version")):
         old._execute(f"ALTER TABLE {table} DROP {column}", {})  # as written before these existed
     old.close()
-    with ReplayServer(world(REVIEW_TASKS, [hitl(ti("r1", "review_reply"))])) as airflow:
+    with ReplayServer(world(REVIEW_TASKS, [hitl_detail(ti("r1", "review_reply"))])) as airflow:
         ingest(store_path, airflow.url)
     rows = read(
         store_path, "MATCH (d:Decision)-[:AT_POINT]->(t:Task) RETURN d.status AS s, t.in_latest_version AS v"
@@ -468,7 +449,7 @@ def test_a_dag_whose_tasks_airflow_no_longer_has_is_rejected_and_the_rest_ingest
     the DAG is listed under `rejected` (field `tasks`); the other DAG's decisions are ingested and
     the sync exits 0 (it stopped with "not found in Airflow" before, every time). `--all-dags`:
     the broken DAG has no decision point, and only tracked DAGs have their tasks read."""
-    details = [hitl(ti("r1", "per_ticket.review_reply", i)) for i in (0, 1)]
+    details = [hitl_detail(ti("r1", "per_ticket.review_reply", i)) for i in (0, 1)]
     w = world(MAPPED_TASKS, details)
     w.dags.insert(0, {"dag_id": "finance.reports_ü", "tags": [], "owners": []})
     with ReplayServer(w) as airflow:

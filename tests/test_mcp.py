@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from contextgraph.ingest.embeddings import Model2VecEmbedder, embed_pending
+from contextgraph.ingest.embeddings import Model2VecEmbedder
 from contextgraph.store import GraphStore
 
 from . import cases as c
@@ -29,10 +29,7 @@ TOOLS = {
 @pytest.fixture
 def server(store: GraphStore, embedder: Model2VecEmbedder, request: pytest.FixtureRequest) -> dict[str, Any]:
     """The seed case among unrelated decisions, embedded; the store released for the server."""
-    unrelated = [x for x in c.CASES if x.kind != "feature_request" and x.id != "rep-feature-asks"]
-    batch, keys = c.build_batch([c.SEED, *unrelated])
-    store.write(batch)
-    embed_pending(store, embedder)
+    keys = c.write_cases(store, embedder, c.SEED_AND_UNRELATED)
     settings = request.getfixturevalue("neo4j_settings") if store.dialect == "neo4j" else None
     if store.dialect == "embedded":
         store.close()  # one process at a time may open the file for writing (reopened lazily)

@@ -408,13 +408,9 @@ def test_every_ordinary_read_runs_on_both_stores_with_the_same_rows(
     )
 
 
-def test_the_cli_says_when_the_row_limit_cut_the_result(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("NEO4J_URI", raising=False)
-    path = tmp_path / "graph.lbdb"
+def test_the_cli_says_when_the_row_limit_cut_the_result(store_file: Path) -> None:
+    path = store_file
     with EmbeddedStore(path) as store:
-        store.ensure_schema()
         demo.load(store)
     runner = CliRunner()
     base = ["--store-path", str(path), "cypher"]

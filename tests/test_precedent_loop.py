@@ -8,13 +8,10 @@ Connection `neo4j_default` (created over the REST API).
 from __future__ import annotations
 
 import importlib.util
-import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from pydantic import SecretStr
@@ -22,9 +19,9 @@ from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCall
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from contextgraph import model as m
-from contextgraph.config import AirflowSettings, Neo4jSettings
+from contextgraph.config import AirflowSettings
 from contextgraph.ingest import mapping
-from contextgraph.ingest.embeddings import Model2VecEmbedder, embed_pending
+from contextgraph.ingest.embeddings import Model2VecEmbedder
 from contextgraph.ingest.mapping import PRECEDENTS_END, PRECEDENTS_START
 from contextgraph.ingest.source import AirflowSource
 from contextgraph.ingest.sync import Sync
@@ -33,10 +30,8 @@ from contextgraph.store import GraphStore, Neo4jStore
 from contextgraph.tools.agent import ContextGraphDeps
 from tests.airflow_server import AirflowClient
 from tests.builders import detail
-from tests.example_runs import put_connection
 
 from . import cases as c
-from .builders import SHARED_MODEL
 
 DAG_FILE = Path(__file__).resolve().parent.parent / "dags" / "ai_support_ticket_system.py"
 TASK = "review_response"
@@ -48,19 +43,10 @@ TICKET = {
 }
 
 
-def _seed(store: GraphStore) -> dict[str, str]:
-    unrelated = [x for x in c.CASES if x.kind != "feature_request" and x.id != "rep-feature-asks"]
-    batch, keys = c.build_batch([c.SEED, *unrelated])
-    store.write(batch)
-    # As `contextgraph ingest` does: the embedding pass also writes the situation text that the
-    # word index covers (Neo4j's decision_text full-text index is on situation_text).
-    model = os.environ.get("CONTEXTGRAPH_EMBEDDING_MODEL") or str(SHARED_MODEL)
-    embed_pending(store, Model2VecEmbedder(model))
-    return keys
-
-
-def test_the_ingest_records_the_precedents_listed_in_the_proposal(store: GraphStore) -> None:
-    keys = _seed(store)
+def test_the_ingest_records_the_precedents_listed_in_the_proposal(
+    store: GraphStore, embedder: Model2VecEmbedder
+) -> None:
+    keys = c.write_cases(store, embedder, c.SEED_AND_UNRELATED)
     draft = {
         "draft": "Thanks, noted.",
         "precedents": [
@@ -101,9 +87,9 @@ def _dag_module() -> ModuleType:
 
 
 def test_with_an_llm_the_draft_agent_consults_precedents_through_its_tools(
-    embedded_store: GraphStore,
+    embedded_store: GraphStore, embedder: Model2VecEmbedder
 ) -> None:
-    keys = _seed(embedded_store)
+    keys = c.write_cases(embedded_store, embedder, c.SEED_AND_UNRELATED)
     dag = _dag_module()
 
     def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
@@ -128,25 +114,6 @@ def test_with_an_llm_the_draft_agent_consults_precedents_through_its_tools(
 # --- end to end on a real Airflow and a real Neo4j -----------------------------------------------
 
 
-@pytest.fixture
-def neo4j_connection(airflow: AirflowClient, neo4j_settings: Neo4jSettings) -> Iterator[None]:
-    bolt = urlsplit(neo4j_settings.uri)
-    put_connection(
-        airflow,
-        {
-            "connection_id": "neo4j_default",
-            "conn_type": "neo4j",
-            "host": bolt.hostname,
-            "port": bolt.port,
-            "login": neo4j_settings.username,
-            "password": neo4j_settings.password.get_secret_value(),
-            "schema": neo4j_settings.database,
-        },
-    )
-    yield
-    airflow.request("DELETE", "/api/v2/connections/neo4j_default")
-
-
 def _ingest(airflow: AirflowClient, store: Neo4jStore) -> Any:
     user, password = airflow.credentials
     settings = AirflowSettings(url=airflow.url, username=user, password=SecretStr(password))
@@ -156,9 +123,13 @@ def _ingest(airflow: AirflowClient, store: Neo4jStore) -> Any:
 
 @pytest.mark.airflow
 def test_a_new_run_cites_precedents_and_the_ingest_links_them(
-    airflow: AirflowClient, example_dag: str, neo4j_store: Neo4jStore, neo4j_connection: None
+    airflow: AirflowClient,
+    example_dag: str,
+    neo4j_store: Neo4jStore,
+    neo4j_connection: None,
+    embedder: Model2VecEmbedder,
 ) -> None:
-    keys = _seed(neo4j_store)
+    keys = c.write_cases(neo4j_store, embedder, c.SEED_AND_UNRELATED)
     run_id = airflow.trigger(example_dag, conf=TICKET, run_id=f"test_precedents_{uuid.uuid4().hex[:8]}")
     waiting = airflow.wait_for_hitl(example_dag, run_id, task_id=TASK)
 

@@ -45,13 +45,6 @@ def _invoice_case(id: str, body_tail: str) -> c.Case:
     )
 
 
-def _write(store: GraphStore, embedder: Model2VecEmbedder, cases: list[c.Case]) -> dict[str, str]:
-    batch, keys = c.build_batch(cases)
-    store.write(batch)
-    embed_pending(store, embedder)
-    return keys
-
-
 def test_a_quoted_precedent_reason_does_not_find_the_decision_that_quoted_it(
     store: GraphStore, embedder: Model2VecEmbedder
 ) -> None:
@@ -59,7 +52,7 @@ def test_a_quoted_precedent_reason_does_not_find_the_decision_that_quoted_it(
     marked = _invoice_case("marked", section)
     # The same quote without the marker: what the index would hold if the ingest did not strip it.
     unmarked = _invoice_case("unmarked", section.replace(PRECEDENTS_START, "").replace(PRECEDENTS_END, ""))
-    keys = _write(store, embedder, [*c.CASES, marked, unmarked])
+    keys = c.write_cases(store, embedder, [*c.CASES, marked, unmarked])
 
     by_words = find_similar_decisions(store, embedder, QUOTED, k=10, mode="text")
     assert keys["marked"] not in {p.key for p in by_words}
@@ -84,7 +77,7 @@ def test_lessons_fold_agreeing_decisions_and_keep_the_exceptions(
 
     folded = [charged(i, c.MANUAL, "Only the duplicate charge is refundable, not both") for i in range(4)]
     exception = charged(9, c.ESCALATE, "Only the duplicate is refundable, and above $5,000 finance decides")
-    keys = _write(store, embedder, [*c.CASES, *folded, exception])
+    keys = c.write_cases(store, embedder, [*c.CASES, *folded, exception])
 
     lessons = find_lessons(store, embedder, "Charged twice for the November invoice", point=SUPPORT)
 
@@ -118,7 +111,7 @@ def test_near_copies_do_not_fill_the_results(store: GraphStore, embedder: Model2
         )
         for i in range(5)
     ]
-    keys = _write(store, embedder, [*c.CASES, *copies])
+    keys = c.write_cases(store, embedder, [*c.CASES, *copies])
     copy_keys = {keys[x.id] for x in copies} | {keys["fr-dark-mode"]}
     text = "Customer asks for a dark mode theme on the dashboard"
 
@@ -130,7 +123,7 @@ def test_near_copies_do_not_fill_the_results(store: GraphStore, embedder: Model2
 
 
 def test_signals_can_be_switched_off(store: GraphStore, embedder: Model2VecEmbedder) -> None:
-    _write(store, embedder, c.CASES)
+    c.write_cases(store, embedder, c.CASES)
     words = find_similar_decisions(store, embedder, c.SEED_QUERY, k=5, signals={"text"})
     assert words and all(p.signals.vector_rank is None and p.signals.text_rank for p in words)
     assert set(SIGNALS) == {"vector", "text", "point", "usefulness"}
@@ -154,7 +147,7 @@ def test_signals_can_be_switched_off(store: GraphStore, embedder: Model2VecEmbed
 def test_a_query_without_a_case_is_refused_with_why(
     store: GraphStore, embedder: Model2VecEmbedder, text: str, why: str
 ) -> None:
-    _write(store, embedder, c.CASES[:5])
+    c.write_cases(store, embedder, c.CASES[:5])
     for search in (find_similar_decisions, find_lessons):
         with pytest.raises(QueryTextError, match=why) as error:
             search(store, embedder, text)
@@ -164,7 +157,7 @@ def test_a_query_without_a_case_is_refused_with_why(
 def test_another_language_ranks_by_meaning_without_failing(
     store: GraphStore, embedder: Model2VecEmbedder
 ) -> None:
-    _write(store, embedder, c.CASES)
+    c.write_cases(store, embedder, c.CASES)
     found = find_similar_decisions(store, embedder, "Me cobraron dos veces la factura de marzo", k=5)
     assert len(found) == 5 and all(p.chosen_options for p in found)
     assert all(p.signals.vector_rank is not None or p.signals.text_rank is not None for p in found)
@@ -183,7 +176,7 @@ class _OtherWidth(HashingEmbedder):
 
 
 def test_another_embedding_model_says_what_to_run(store: GraphStore, embedder: Model2VecEmbedder) -> None:
-    _write(store, embedder, c.CASES[:5])
+    c.write_cases(store, embedder, c.CASES[:5])
     with pytest.raises(EmbeddingError, match="contextgraph embed") as other_model:
         find_similar_decisions(store, HashingEmbedder(), "customer charged twice")
     assert embedder.name in str(other_model.value)
@@ -200,7 +193,7 @@ def test_the_embedded_index_persists_follows_ingest_and_rebuilds(
     path = tmp_path / "graph.lbdb"
     store = EmbeddedStore(path)
     store.ensure_schema()
-    keys = _write(store, embedder, c.CASES)
+    keys = c.write_cases(store, embedder, c.CASES)
     folder = path.with_name(path.name + ".index")
     assert (
         (folder / "meta.json").is_file() and (folder / "bm25").is_dir() and (folder / "vectors.npy").is_file()
@@ -259,7 +252,7 @@ class _Reverse:
 def test_a_reranker_reorders_the_best_candidates(
     embedded_store: EmbeddedStore, embedder: Model2VecEmbedder
 ) -> None:
-    _write(embedded_store, embedder, c.CASES)
+    c.write_cases(embedded_store, embedder, c.CASES)
     fused = find_similar_decisions(embedded_store, embedder, c.SEED_QUERY, k=20, diversify=False)
     reverse = _Reverse()
     reranked = find_similar_decisions(
@@ -300,7 +293,7 @@ def test_a_pasted_email_is_searched_by_its_new_message_not_its_quoted_history_or
 ) -> None:
     """An agent pastes a whole email: quoted history about another kind of case (three times as
     long as the new message) must not decide the ranking, nor must HTML tags, styles and entities."""
-    keys = _write(store, embedder, c.CASES)
+    keys = c.write_cases(store, embedder, c.CASES)
     kind = {keys[case.id]: case.kind for case in c.CASES}
     pairs = [(a, b) for a in c.CASES[::4] for b in c.CASES[2::5] if a.kind != b.kind][:4]
     assert len(pairs) == 4
@@ -340,7 +333,7 @@ def test_a_filter_that_keeps_nothing_says_why(
     path = tmp_path / "graph.lbdb"
     store = EmbeddedStore(path)
     store.ensure_schema()
-    _write(store, embedder, c.CASES[:6])
+    c.write_cases(store, embedder, c.CASES[:6])
     store.close()
     result = CliRunner().invoke(
         cli, ["--store-path", str(path), "similar", "dark mode please", "--words-only", "--json", *flags]

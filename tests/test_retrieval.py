@@ -27,20 +27,14 @@ AIRFLOW = "http://airflow.example:8080"
 
 @pytest.fixture
 def history(store: GraphStore, embedder: Model2VecEmbedder) -> dict[str, str]:
-    """All the bench cases, written and embedded; case id -> decision key."""
-    batch, keys = c.build_batch()
-    store.write(batch)
-    embed_pending(store, embedder)
-    return keys
+    """All the cases, written and embedded; case id -> decision key."""
+    return c.write_cases(store, embedder)
 
 
 def test_the_seed_case_finds_the_roadmap_precedent_first(
     store: GraphStore, embedder: Model2VecEmbedder
 ) -> None:
-    unrelated = [x for x in c.CASES if x.kind != "feature_request" and x.id != "rep-feature-asks"]
-    batch, keys = c.build_batch([c.SEED, *unrelated])
-    store.write(batch)
-    embed_pending(store, embedder)
+    keys = c.write_cases(store, embedder, c.SEED_AND_UNRELATED)
 
     found = find_similar_decisions(
         store, embedder, c.SEED_QUERY, point=(c.SUPPORT_DAG, c.SUPPORT_POINT), airflow_url=AIRFLOW
@@ -85,10 +79,9 @@ def test_filters_narrow_the_precedents(
 def test_only_answered_decisions_are_precedents(
     store: GraphStore, embedder: Model2VecEmbedder, history: dict[str, str]
 ) -> None:
-    waiting = c.pending_case("Feature request: dark mode", "Please add a dark mode theme to the dashboard.")
-    batch = m.GraphBatch()
-    batch.add(waiting)
-    store.write(batch)
+    waiting = c.write_pending(
+        store, "Feature request: dark mode", "Please add a dark mode theme to the dashboard."
+    )
     embed_pending(store, embedder)
 
     found = find_similar_decisions(store, embedder, "dark mode theme for the dashboard", k=50)
@@ -162,10 +155,7 @@ def test_trace_tells_the_whole_story(store: GraphStore, history: dict[str, str])
 def test_record_precedents_is_idempotent(
     store: GraphStore, embedder: Model2VecEmbedder, history: dict[str, str]
 ) -> None:
-    waiting = c.pending_case("Feature request: usage graphs per team", "Could we see cost per team?")
-    batch = m.GraphBatch()
-    batch.add(waiting)
-    store.write(batch)
+    waiting = c.write_pending(store, "Feature request: usage graphs per team", "Could we see cost per team?")
     shown = find_similar_decisions(store, embedder, waiting.search_text, k=3)
     when = datetime(2026, 4, 1, 12, 0, tzinfo=UTC)
 

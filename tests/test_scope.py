@@ -120,8 +120,7 @@ def test_scoped_view_follows_writes(embedded_store: EmbeddedStore, embedder: Mod
 def test_unknown_scope_values_are_one_clear_error(
     embedded_store: EmbeddedStore,
     embedder: Model2VecEmbedder,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    store_file: Path,
 ) -> None:
     with pytest.raises(ScopeError, match="unknown scope kind 'team'"):
         Scope.parse("team=support")
@@ -131,10 +130,8 @@ def test_unknown_scope_values_are_one_clear_error(
     with pytest.raises(ScopeError, match="unknown DAG id 'no_such_dag'"):
         ScopedStore(embedded_store, Scope.parse("dag=no_such_dag")).query("MATCH (d:Decision) RETURN d.key")
 
-    monkeypatch.delenv("NEO4J_URI", raising=False)
-    path = tmp_path / "g.lbdb"
+    path = store_file
     with EmbeddedStore(path) as store:
-        store.ensure_schema()
         _load(store, embedder)
     result = CliRunner().invoke(cli, ["--store-path", str(path), "mcp", "--scope", "dag=no_such_dag"])
     assert result.exit_code == 1
@@ -143,17 +140,13 @@ def test_unknown_scope_values_are_one_clear_error(
     ]
 
 
-def test_scoped_mcp_tools(
-    tmp_path: Path, embedder: Model2VecEmbedder, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_scoped_mcp_tools(store_file: Path, embedder: Model2VecEmbedder) -> None:
     from mcp.server.mcpserver.exceptions import ToolError
 
     from contextgraph.tools.mcp import PrecedentTools
 
-    monkeypatch.delenv("NEO4J_URI", raising=False)
-    path = tmp_path / "g.lbdb"
+    path = store_file
     with EmbeddedStore(path) as store:
-        store.ensure_schema()
         mine, other = _load(store, embedder)
     settings = Settings(store_path=path, embedding_model=str(SHARED_MODEL))
     tools = PrecedentTools(settings, scope=Scope.parse(f"dag={demo.DAG_ID}"))

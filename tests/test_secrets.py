@@ -47,7 +47,6 @@ from contextgraph.slack.airflow import HITLClient
 from contextgraph.slack.app import SlackBridge, create_app
 from contextgraph.slack.blocks import OPTION_ACTION, HITLRef, Review, button_value
 from contextgraph.slack.config import SlackSettings
-from contextgraph.slack.notifier import post_review
 from contextgraph.store import Neo4jStore
 from tests.airflow_server import AirflowClient, free_port
 from tests.example_runs import answer, trigger
@@ -149,11 +148,12 @@ def proxy(airflow: AirflowClient) -> Iterator[FaultProxy]:
         yield p
 
 
-def jwts(proxy: FaultProxy, airflow: AirflowClient) -> set[str]:
-    """The real tokens contextgraph received and sent (from logins through the proxy)."""
+def jwts(proxy: FaultProxy, airflow: AirflowClient) -> dict[str, str]:
+    """The real tokens contextgraph received and sent (from logins through the proxy), named
+    "JWT 0", "JWT 1", ... as secrets to search for."""
     found = {a.removeprefix("Bearer ") for a in proxy.authorizations}
     found.add(airflow.token())
-    return {t for t in found if len(t) > 20}
+    return {f"JWT {i}": t for i, t in enumerate(sorted(t for t in found if len(t) > 20))}
 
 
 def leaks(texts: list[str], secrets: dict[str, str]) -> dict[str, list[str]]:
@@ -194,6 +194,8 @@ def test_a_run_at_debug_with_its_error_paths_shows_no_secret(
     proxy: FaultProxy,
     logs: Capture,
 ) -> None:
+    from contextgraph.slack.notifier import post_review  # imports Airflow: not while collecting
+
     texts: list[str] = []
     password = SecretStr(SECRETS["airflow password"])
     login = AirflowSettings(url=proxy.url, username="admin", password=password, max_retries=1)
@@ -273,7 +275,7 @@ def test_a_run_at_debug_with_its_error_paths_shows_no_secret(
         texts.append(json.dumps([c["args"] for c in slack.calls]))  # what Slack was sent
 
     texts += logs.lines
-    secrets = {**SECRETS, **{f"JWT {i}": t for i, t in enumerate(sorted(jwts(proxy, airflow)))}}
+    secrets = {**SECRETS, **jwts(proxy, airflow)}
     found = leaks(texts, secrets)
     print(
         f"\n[reliability] secrets: {len(secrets)} distinctive secrets (Neo4j, Airflow password and "
@@ -388,7 +390,7 @@ def test_cli_runs_with_debug_show_no_secret(
         assert runs[failing].returncode == 1, (failing, runs[failing].stderr[-2000:])
         assert "Traceback" in runs[failing].stderr  # --debug: the whole traceback is shown, still no secret
     texts = [r.stdout + r.stderr for r in runs.values()] + [out]
-    secrets = {**SECRETS, **{f"JWT {i}": t for i, t in enumerate(sorted(jwts(proxy, airflow)))}}
+    secrets = {**SECRETS, **jwts(proxy, airflow)}
     found = leaks(texts, secrets)
     print(
         f"\n[reliability] secrets: {len(runs) + 1} CLI runs with --debug ({len(runs) - 3} failing on "

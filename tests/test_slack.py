@@ -43,7 +43,6 @@ from contextgraph.slack.blocks import (
     read_form,
 )
 from contextgraph.slack.config import SlackSettings
-from contextgraph.slack.notifier import post_review
 from contextgraph.store import GraphStore
 from tests.airflow_fixtures import SLACK_ENV, SLACK_STANDIN_PORT
 from tests.airflow_server import AirflowClient, AirflowServer, free_port
@@ -329,6 +328,8 @@ def test_an_answer_airflow_never_gets_is_reported_to_the_reviewer(slack: SlackSt
 
 
 def test_long_markdown_bodies_fit_slack_and_link_to_the_full_text(slack: SlackStandIn) -> None:
+    from contextgraph.slack.notifier import post_review  # imports Airflow: not while collecting
+
     settings = bridge_settings(slack, AirflowSettings(url="http://airflow.example"))
     body = "## Ticket\n\n**Customer** wrote [this](https://x.example/t?a=1&b=2) & more:\n\n- one\n- two\n\n"
     body += "\n\n".join(f"Paragraph {i}: " + "words " * 60 for i in range(20))
@@ -349,6 +350,8 @@ def test_long_markdown_bodies_fit_slack_and_link_to_the_full_text(slack: SlackSt
 
 
 def test_many_options_and_multiple_choice(slack: SlackStandIn) -> None:
+    from contextgraph.slack.notifier import post_review  # imports Airflow: not while collecting
+
     settings = bridge_settings(slack, AirflowSettings(url="http://airflow.example"))
     ref = HITLRef("d", "r", "t")
     options = [f"Option {i}" for i in range(30)]

@@ -222,43 +222,30 @@ def test_missing_things_raise_not_found(airflow: AirflowClient, decided: Decided
 
 
 @pytest.mark.airflow
-def test_wrong_password_names_the_settings_and_hides_the_password(
-    airflow: AirflowClient, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("setting", "secret"),
+    [("AIRFLOW_PASSWORD", "Wr0ng-Pa55word-9d1f"), ("AIRFLOW_TOKEN", "not-a-valid-jwt-7c2e9b")],
+)
+def test_refused_credentials_name_the_setting_and_hide_the_secret(
+    airflow: AirflowClient, caplog: pytest.LogCaptureFixture, setting: str, secret: str
 ) -> None:
     caplog.set_level("DEBUG")
-    secret = "Wr0ng-Pa55word-9d1f"
-    with (
-        AirflowSource(
-            _settings(airflow.base_url, username=airflow.username, password=SecretStr(secret))
-        ) as source,
-        pytest.raises(SourceAuthError) as raised,
-    ):
-        next(source.dags())
+    if setting == "AIRFLOW_PASSWORD":
+        settings = _settings(airflow.base_url, username=airflow.username, password=SecretStr(secret))
+    else:
+        settings = _settings(airflow.base_url, token=SecretStr(secret))
+    with AirflowSource(settings) as source, pytest.raises(SourceAuthError) as raised:
+        source.tasks(DAG_ID)
     message = str(raised.value)
-    assert "AIRFLOW_PASSWORD" in message
-    assert source.calls == 1  # the refused login; no API request was sent
+    assert setting in message
+    # One refused request: the login (no API request was sent), or the API request with the token
+    # (no username/password to log in again with).
+    assert source.calls == 1
     assert secret not in message
     assert secret not in repr(raised.value)
     assert secret not in caplog.text
     assert not raised.value.transient
-    assert isinstance(raised.value, TerminalError)  # retrying a rejected password changes nothing
-
-
-@pytest.mark.airflow
-def test_rejected_token_names_the_setting_and_hides_the_token(
-    airflow: AirflowClient, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level("DEBUG")
-    secret = "not-a-valid-jwt-7c2e9b"
-    with (
-        AirflowSource(_settings(airflow.base_url, token=SecretStr(secret))) as source,
-        pytest.raises(SourceAuthError) as raised,
-    ):
-        source.tasks(DAG_ID)
-    assert "AIRFLOW_TOKEN" in str(raised.value)
-    assert secret not in str(raised.value)
-    assert secret not in caplog.text
-    assert source.calls == 1  # no username/password: nothing to refresh with
+    assert isinstance(raised.value, TerminalError)  # retrying rejected credentials changes nothing
 
 
 @pytest.mark.airflow

@@ -17,9 +17,8 @@ from contextgraph.ingest.sync import Sync
 from contextgraph.retrieval import supersede
 from contextgraph.retrieval.precedents import find_lessons, find_similar_decisions
 from contextgraph.store import EmbeddedStore, GraphStore
-from tests.builders import SHARED_MODEL
 
-from .builders import DAG, ListSource, detail
+from .builders import DAG, SHARED_MODEL, ListSource, detail
 
 OLD_OPTIONS = ["Approve AI Response", "Respond Manually", "Escalate to CRE"]
 NEW_OPTIONS = ["Approve AI Response", "Respond Manually", "Escalate to billing"]
@@ -48,6 +47,11 @@ def _review(
     return record
 
 
+def _double_charge(run: str, day: int) -> dict[str, Any]:
+    """A review under DAG version 1 that escalated a double charge to CRE on November ``day``."""
+    return _review(run, 1, OLD_OPTIONS, "Escalate to CRE", "Double charge on invoice, refund", day)
+
+
 def _load(store: GraphStore, embedder: Model2VecEmbedder, records: list[dict[str, Any]]) -> dict[str, str]:
     Sync(ListSource(records), store).run(full=True)
     embed_pending(store, embedder)
@@ -60,10 +64,7 @@ def test_new_dag_version_with_other_options_supersedes_older_decisions(
 ) -> None:
     records = [
         # Under version 1 the point offered "Escalate to CRE": three near-identical reviews chose it.
-        *(
-            _review(f"v1_{i}", 1, OLD_OPTIONS, "Escalate to CRE", "Double charge on invoice, refund", 10 + i)
-            for i in range(3)
-        ),
+        *(_double_charge(f"v1_{i}", 10 + i) for i in range(3)),
         # Version 2 replaced that option; one review since, its subject less like the query.
         _review("v2_0", 2, NEW_OPTIONS, "Escalate to billing", "Billing question", 20),
     ]
@@ -87,7 +88,7 @@ def test_new_dag_version_with_the_same_options_supersedes_nothing(
     store: GraphStore, embedder: Model2VecEmbedder
 ) -> None:
     records = [
-        _review("v1_0", 1, OLD_OPTIONS, "Escalate to CRE", "Double charge on invoice, refund", 10),
+        _double_charge("v1_0", 10),
         _review("v2_0", 2, OLD_OPTIONS, "Approve AI Response", "Billing question", 20),
     ]
     keys = _load(store, embedder, records)
@@ -100,10 +101,7 @@ def test_retired_lesson_ranks_lower_says_why_and_can_be_restored(
     store: GraphStore, embedder: Model2VecEmbedder
 ) -> None:
     records = [
-        *(
-            _review(f"r{i}", 1, OLD_OPTIONS, "Escalate to CRE", "Double charge on invoice, refund", 10 + i)
-            for i in range(3)
-        ),
+        *(_double_charge(f"r{i}", 10 + i) for i in range(3)),
         _review("r9", 1, OLD_OPTIONS, "Respond Manually", "Billing question", 14),
     ]
     keys = _load(store, embedder, records)
@@ -133,7 +131,7 @@ def test_retired_lesson_ranks_lower_says_why_and_can_be_restored(
     assert "stale: retired by ana" in lesson.to_prompt()
 
     # A decision answered after the retirement counts again.
-    later = _review("r10", 1, OLD_OPTIONS, "Escalate to CRE", "Double charge on invoice, refund", 27)
+    later = _double_charge("r10", 27)
     keys = _load(store, embedder, [*records, later])
     found = find_similar_decisions(store, embedder, QUERY, point=(DAG, "review"), k=5, diversify=False)
     assert next(p for p in found if p.key == keys["r10"]).stale is None
@@ -148,7 +146,7 @@ def test_retired_lesson_ranks_lower_says_why_and_can_be_restored(
 
 def test_scoped_store_keeps_staleness(store: GraphStore, embedder: Model2VecEmbedder) -> None:
     records = [
-        _review("v1_0", 1, OLD_OPTIONS, "Escalate to CRE", "Double charge on invoice, refund", 10),
+        _double_charge("v1_0", 10),
         _review("v2_0", 2, NEW_OPTIONS, "Respond Manually", "Billing question", 20),
     ]
     keys = _load(store, embedder, records)

@@ -17,7 +17,6 @@ from contextgraph.ingest.embeddings import Model2VecEmbedder, embed_pending
 from contextgraph.retrieval import usefulness
 from contextgraph.retrieval.precedents import find_lessons, find_similar_decisions
 from contextgraph.store import EmbeddedStore, GraphStore
-from tests.builders import SHARED_MODEL
 
 
 def _expected(records: demo.Scenario) -> dict[str, Counter[str]]:
@@ -67,11 +66,9 @@ def test_usefulness_counts_later_verdicts(store: GraphStore) -> None:
     assert flagged.score < worst.score
 
 
-def test_usefulness_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("NEO4J_URI", raising=False)
-    path = tmp_path / "g.lbdb"
+def test_usefulness_command(store_file: Path) -> None:
+    path = store_file
     with EmbeddedStore(path) as store:
-        store.ensure_schema()
         demo.load(store, 60)
     result = CliRunner().invoke(cli, ["--store-path", str(path), "usefulness", "--json"])
     assert result.exit_code == 0, result.output
@@ -80,17 +77,14 @@ def test_usefulness_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_outdated_flag_and_score_show_in_precedents_and_lessons(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store_file: Path, embedder: Model2VecEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A precedent behind overridden drafts again and again carries "this lesson may be outdated"
     and its score in precedent search (library, CLI table) and in its lesson."""
-    monkeypatch.delenv("NEO4J_URI", raising=False)
-    monkeypatch.setenv("CONTEXTGRAPH_EMBEDDING_MODEL", str(SHARED_MODEL))
-    path = tmp_path / "g.lbdb"
+    monkeypatch.setenv("CONTEXTGRAPH_EMBEDDING_MODEL", embedder.source)  # the CLI uses the same model
+    path = store_file
     with EmbeddedStore(path) as store:
-        store.ensure_schema()
         demo.load(store, 60)
-        embedder = Model2VecEmbedder(str(SHARED_MODEL))
         embed_pending(store, embedder)
         overridden = [
             r["key"]
