@@ -16,11 +16,11 @@ test:  ## the full lane, as CI runs it: starts a real Neo4j and a real Airflow
 
 lint:  ## lint, format check and types
 	.venv/bin/ruff check .
-	.venv/bin/ruff format --check contextgraph
+	.venv/bin/ruff format --check .
 	.venv/bin/mypy contextgraph tests
 
-format:  ## format the package in place
-	.venv/bin/ruff format contextgraph
+format:  ## format everything in place
+	.venv/bin/ruff format .
 
 bench:  ## a quick benchmark on both stores (see README: Benchmarks for the full run)
 	$(PY) -m bench.run --sizes 1000 --stores both --no-fetch
