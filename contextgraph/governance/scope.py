@@ -43,7 +43,6 @@ from contextgraph.store.base import EDGE_COLUMNS, NODE_COLUMNS, GraphStore, Row,
 from contextgraph.store.embedded import EmbeddedStore
 from contextgraph.store.queries import identifier, load
 from contextgraph.store.sidecar import SidecarIndex
-from contextgraph.store.translate import neo4j_to_ladybug
 
 KINDS = ("dag", "point", "deployment")
 
@@ -168,17 +167,17 @@ class ScopedStore(EmbeddedStore):
         self._schema_checked = True  # a copy of the source's current graph, never stamped
         self.builds = 0
         """How many times the copy was (re)built."""
-        self.source_dialect: str | None = None
-        """The dialect of the store the copy comes from (known after the first refresh)."""
+        self._source_dialect: str | None = None  # the source's `scoped_dialect`, after the first refresh
+        self._for_copy: Callable[[str], str] = str  # the source's `for_scoped_copy`
 
     @property
     def cypher_dialect(self) -> str:
         """What the agent's Cypher is read as: "scoped-neo4j" (Neo4j idioms translated to the
         copy's Ladybug, `store.translate`) or "embedded"."""
-        if self.source_dialect is None:
+        if self._source_dialect is None:
             with contextlib.suppress(Exception):
                 self.refresh()
-        return "scoped-neo4j" if self.source_dialect == "neo4j" else "embedded"
+        return self._source_dialect or "embedded"
 
     def dialect_note(self) -> str:
         """The Cypher tool's note for this view: the dialect of `cypher_dialect`."""
@@ -198,7 +197,7 @@ class ScopedStore(EmbeddedStore):
             if fresh and not force and now - self._checked_at < self.check_seconds:
                 return
             with self._open() as source:
-                self.source_dialect = source.dialect
+                self._source_dialect, self._for_copy = source.scoped_dialect, source.for_scoped_copy
                 fingerprint = _fingerprint(source)
                 self._checked_at = now
                 if fresh and not force and fingerprint == self._fingerprint:
@@ -257,8 +256,7 @@ class ScopedStore(EmbeddedStore):
         """The embedded store's read-only gate (`store.gate`), run on the scoped copy only."""
         allow = gate.allow_list()
         self.refresh()
-        if self.source_dialect == "neo4j":  # the agent writes Neo4j Cypher; the copy speaks Ladybug's
-            cypher = neo4j_to_ladybug(cypher)
+        cypher = self._for_copy(cypher)  # the agent writes the source's Cypher; the copy speaks Ladybug's
         gate.check_text(cypher, self.dialect, allow)
         with self._lock:
             return self._read_limited(

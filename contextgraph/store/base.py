@@ -90,6 +90,15 @@ class GraphStore(ABC):
 
         return dialect_note(self.dialect)
 
+    #: How an agent's Cypher is read on a scoped Ladybug copy of this store's graph
+    #: (`contextgraph.governance.scope`): a `gate.dialect_note` name.
+    scoped_dialect: str = "embedded"
+
+    def for_scoped_copy(self, cypher: str) -> str:
+        """An agent's Cypher written for this store, as the scoped Ladybug copy of its graph runs it.
+        The embedded store speaks Ladybug's dialect already: unchanged."""
+        return cypher
+
     def missing_schema(self, error: Exception) -> bool:
         """Whether a refused read only means that a table this store creates on first write is absent
         (read as "nothing stored yet"). Engines without tables never refuse for that reason."""

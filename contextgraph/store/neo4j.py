@@ -48,7 +48,15 @@ class Neo4jStore(GraphStore):
     """A graph store on a Neo4j 5 server. The caller may own the driver; `connect` makes one."""
 
     dialect = "neo4j"
+    scoped_dialect = "scoped-neo4j"
     _catalog: gate.Catalog | None = None
+
+    def for_scoped_copy(self, cypher: str) -> str:
+        """Neo4j Cypher with its common idioms (labels(n), type(r), …) translated for the scoped
+        Ladybug copy (`store.translate.neo4j_to_ladybug`)."""
+        from contextgraph.store.translate import neo4j_to_ladybug
+
+        return neo4j_to_ladybug(cypher)
 
     def __init__(
         self,
