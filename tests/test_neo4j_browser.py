@@ -149,7 +149,13 @@ def test_neo4j_browser_connects_styles_and_draws_a_decision_trace(
     wait = WebDriverWait(driver, 90)
 
     def by_testid(name: str) -> Any:
-        return driver.find_element(By.CSS_SELECTOR, f'[data-testid="{name}"]')
+        """The element once a user could use it: shown and enabled (Browser renders in steps)."""
+
+        def usable(d: Any) -> Any:
+            found = d.find_elements(By.CSS_SELECTOR, f'[data-testid="{name}"]')
+            return found[0] if found and found[0].is_displayed() and found[0].is_enabled() else False
+
+        return wait.until(usable)
 
     def run(command: str) -> None:
         """Type one line into Browser's editor and press its Run button, as a user does."""
