@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -371,13 +372,23 @@ class EmbeddedStore(GraphStore):
         return len(with_vectors)
 
     def refresh_indexes(self, *, force: bool = False) -> dict[str, Any]:
-        """Rebuild the BM25 and vector index beside the store file (`<store>.index/`) from the
-        answered decisions and their embeddings (of the most common model). Without `force`, an
-        index that exists is only rebuilt when answered decisions were written since it was built."""
+        """Bring the BM25 and vector index beside the store file (`<store>.index/`) up to date with
+        the answered decisions and their embeddings (of the most common model): BM25 is rebuilt, the
+        HNSW graph (from `ann_threshold` decisions on) gets only what changed added and removed
+        (`SidecarIndex.build`). Without `force`, an index that exists is only brought up to date
+        when answered decisions were written since its last save."""
+        return self._refresh(force=force, rebuild=False)
+
+    def rebuild_indexes(self) -> dict[str, Any]:
+        """Rebuild the index beside the store file from scratch, the HNSW graph too."""
+        return self._refresh(force=True, rebuild=True)
+
+    def _refresh(self, *, force: bool, rebuild: bool) -> dict[str, Any]:
         from contextgraph.ingest.embeddings import decision_text
 
         if not force and self.index.exists() and not self._index_stale:
             return self.index.info()
+        began = time.perf_counter()
         table = self._arrow(load("index_rows", self.dialect))
         # Columns stay Arrow/numpy: 100k x 256 floats as Python objects held ~1 GB at once.
         vectors, model = _vector_matrix(table.column("embedding"), table.column("model"))
@@ -394,7 +405,8 @@ class EmbeddedStore(GraphStore):
                 columns["subject"], columns["body"], columns["proposals"], columns["text"], strict=True
             )
         ]
-        self.index.build(
+        read = time.perf_counter() - began
+        report = self.index.build(
             IndexRows(
                 keys=columns["key"],
                 texts=texts,
@@ -404,10 +416,23 @@ class EmbeddedStore(GraphStore):
                 answered_at=at,
                 vectors=vectors,
                 model=model,
-            )
+            ),
+            rebuild=rebuild,
         )
         self._index_stale = False
-        log.info("rebuilt the search index %s (%d decisions)", self.index.folder, len(columns["key"]))
+        log.info(
+            "saved the search index %s: %d decisions, graph %s%s (+%d/-%d), %.1f s read, %.1f s BM25, "
+            "%.1f s graph",
+            self.index.folder,
+            report.decisions,
+            report.ann,
+            f" ({report.reason})" if report.reason else "",
+            report.added,
+            report.removed,
+            read,
+            report.bm25_seconds,
+            report.ann_seconds,
+        )
         return self.index.info()
 
     _index_stale = False
