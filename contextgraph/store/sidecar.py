@@ -56,7 +56,7 @@ import shutil
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -114,11 +114,10 @@ class BuildReport:
     ann_seconds: float = 0.0
     seconds: float = 0.0
     generation: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """The report as plain JSON-able values (seconds rounded to ms)."""
-        out = {k: v for k, v in self.__dict__.items() if k != "extra"}
+        out = dict(self.__dict__)
         for k in ("bm25_seconds", "ann_seconds", "seconds"):
             out[k] = round(out[k], 3)
         return out
@@ -184,7 +183,8 @@ class SidecarIndex:
             raise ValueError(f"ann_threshold must be at least 1, not {ann_threshold}")
         self.ann_threshold = ann_threshold
         self._ann: Any = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # readers, and a save's commit
+        self._build_lock = threading.Lock()  # one save at a time
         self._loaded_stamp: tuple[int, int] | None = None
         self._bm25: Any = None
         self._vectors: npt.NDArray[np.float32] | None = None
@@ -227,6 +227,10 @@ class SidecarIndex:
         or a new one when there is none, the model or width changed, tombstones would pass
         `MAX_REMOVED_SHARE`, or `rebuild`. Readers in this process see the old generation until the
         new one is complete. Returns what was done (`BuildReport`)."""
+        with self._build_lock:
+            return self._build(rows, rebuild)
+
+    def _build(self, rows: IndexRows, rebuild: bool) -> BuildReport:
         import bm25s
 
         began = time.perf_counter()
