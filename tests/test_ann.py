@@ -190,8 +190,11 @@ def test_graph_is_updated_not_rebuilt_and_recalls_like_a_rebuild(tmp_path: Path)
     # rows changes nothing in the graph.
     again = SidecarIndex(tmp_path / "incremental", ann_threshold=100)
     assert again.labels() == after
-    assert again.build(rows).ann == "unchanged"
+    same = again.build(rows)
+    assert (same.ann, same.bm25) == ("unchanged", "kept")
     assert again.labels() == after
+    text = again.text_candidates(["decision", "2799"], 1, CandidateFilter())
+    assert text[0][0] == rows.keys[-1]  # BM25 answers from the kept files
 
 
 def test_graph_is_rebuilt_when_many_rows_left_or_the_model_changed(tmp_path: Path) -> None:

@@ -40,9 +40,10 @@ navigation, is never returned, and is reused by a later add). The removed vector
 zeroed in the saved graph file (`_scrub`), so an erased decision's embedding is not left on disk
 in a tombstone. The graph is built from scratch instead when there is none, when the model or
 width changed, when `rebuild` is asked (`contextgraph reindex`), or when tombstones would be more
-than `MAX_REMOVED_SHARE` of the graph's slots. BM25 is rebuilt on every save: bm25s stores
-precomputed per-document scores that depend on the corpus-wide IDF and average length, so it has
-no incremental add (one new document changes every stored weight).
+than `MAX_REMOVED_SHARE` of the graph's slots. BM25 is rebuilt on every save whose decisions or
+texts changed (else the last one's files are linked): bm25s stores precomputed per-document
+scores that depend on the corpus-wide IDF and average length, so it has no incremental add (one
+new document changes every stored weight).
 """
 
 from __future__ import annotations
@@ -99,11 +100,15 @@ class IndexRows:
 
 @dataclass
 class BuildReport:
-    """What a save did. `ann`: "none" (no graph: below the threshold or no vectors), "built" (from
-    scratch; `reason` says why), "updated" (`added` rows added, `removed` removed) or "unchanged".
+    """What a save did. `bm25`: "built", "kept" (the same keys and texts as the last save: its files
+    linked) or "none" (no decisions). `ann`: "none" (no graph: below the threshold or no vectors),
+    "built" (from scratch; `reason` says why), "updated" (`added` rows added, `removed` removed) or
+    "unchanged"; `scrubbed`: removed vectors zeroed in the graph file, `tombstones`: its removed
+    slots no add has reused yet.
     Times in seconds: `bm25_seconds`, `ann_seconds` (graph work and its file), `seconds` (all)."""
 
     decisions: int = 0
+    bm25: str = "none"
     ann: str = "none"
     reason: str = ""
     added: int = 0
@@ -240,11 +245,16 @@ class SidecarIndex:
         files = _Files(self.folder, generation)
         self._remove_unused(keep=(previous.files.names() if previous else set()) | {"meta.json"})
         report = BuildReport(decisions=len(rows.keys), generation=generation)
-        if rows.keys:
+        texts = _texts_digest(rows)
+        if rows.keys and previous and previous.meta.get("texts") == texts and previous.files.bm25.is_dir():
+            _link_tree(previous.files.bm25, files.bm25)  # the same decisions and texts: the same index
+            report.bm25 = "kept"
+        elif rows.keys:
             retriever = bm25s.BM25()
             retriever.index(tokenize_corpus(rows.texts), show_progress=False)
             retriever.save(str(files.bm25), show_progress=False)
             _sync_tree(files.bm25)
+            report.bm25 = "built"
         report.bm25_seconds = time.perf_counter() - began
         matrix: npt.NDArray[np.float32] | None = None
         labels: npt.NDArray[np.uint64] | None = None
@@ -264,6 +274,7 @@ class SidecarIndex:
             "model": rows.model if matrix is not None else None,
             "dimensions": int(matrix.shape[1]) if matrix is not None else None,
             "next_label": next_label,
+            "texts": texts,
             "keys": rows.keys,
             "dag_ids": rows.dag_ids,
             "task_ids": rows.task_ids,
@@ -733,6 +744,29 @@ def _scrub(
         return zeroed
     finally:
         del stored
+
+
+def _texts_digest(rows: IndexRows) -> str:
+    """A digest of the rows' keys and texts, in order (what the BM25 index is a function of)."""
+    import hashlib
+
+    import bm25s
+
+    digest = hashlib.sha256(f"{VERSION} bm25s {bm25s.__version__}\n".encode())
+    for key, text in zip(rows.keys, rows.texts, strict=True):
+        digest.update(key.encode("utf-8") + b"\0" + text.encode("utf-8") + b"\1")
+    return digest.hexdigest()
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    """`target` as a folder of hard links to `source`'s files (copies where links are refused)."""
+    target.mkdir()
+    for path in source.iterdir():
+        try:
+            os.link(path, target / path.name)
+        except OSError:
+            shutil.copy2(path, target / path.name)
+    _sync_dir(target)
 
 
 def _save_npy(path: Path, array: npt.NDArray[Any]) -> None:
