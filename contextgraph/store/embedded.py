@@ -373,10 +373,10 @@ class EmbeddedStore(GraphStore):
 
     def refresh_indexes(self, *, force: bool = False) -> dict[str, Any]:
         """Bring the BM25 and vector index beside the store file (`<store>.index/`) up to date with
-        the answered decisions and their embeddings (of the most common model): BM25 is rebuilt, the
-        HNSW graph (from `ann_threshold` decisions on) gets only what changed added and removed
-        (`SidecarIndex.build`). Without `force`, an index that exists is only brought up to date
-        when answered decisions were written since its last save."""
+        the answered decisions and their embeddings (of the most common model): BM25 is rebuilt when
+        a text changed, the HNSW graph (from `ann_threshold` decisions on) gets only what changed
+        added and removed (`SidecarIndex.build`). Without `force`, an index that exists is only
+        brought up to date when answered decisions were written since its last save."""
         return self._refresh(force=force, rebuild=False)
 
     def rebuild_indexes(self) -> dict[str, Any]:
