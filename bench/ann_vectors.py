@@ -14,8 +14,9 @@ rows), checking that no erased decision comes back. Prints one JSON line: second
 (`full_build`, `add`, `remove`: the graph's part and the whole save with BM25), recall@10 of HNSW
 vs exact and p50/p95 ms of each before and after the updates, ratios against the same run's full
 build and exact scan, the process's RSS (MB) at each step and its peak, and the load average.
-The process holds both indexes (exact and HNSW) and the embedded texts, so its RSS is above what
-one store's index takes.
+This process holds both indexes (exact and HNSW) and every embedded text, so its RSS is above what
+one store's index takes: `reader` is a fresh process that loads only the updated HNSW index and
+the model and asks it the same queries (its RSS and p50/p95 ms).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.run import _embedder, _peak_rss_mb
+from bench.run import _embedder, _peak_rss_mb, run_json
 
 
 def _pct(times: list[float]) -> dict[str, float]:
@@ -42,6 +43,18 @@ def _pct(times: list[float]) -> dict[str, float]:
         "p50_ms": round(times[len(times) // 2], 2),
         "p95_ms": round(times[min(len(times) - 1, int(len(times) * 0.95))], 2),
     }
+
+
+def _hwm_mb() -> float:
+    """This process's peak resident set (MB; Linux's VmHWM, which starts anew at exec, unlike
+    `ru_maxrss`, which a child started by `subprocess` inherits from its parent)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return _peak_rss_mb()
 
 
 def _rss_mb() -> float:
@@ -93,6 +106,40 @@ def _compare(
     return out
 
 
+def _reader(folder: Path, first: int, count: int) -> dict[str, Any]:
+    """In a fresh process: load the model and the index at `folder` only, ask it the queries of
+    decisions `first`.. of the history, unfiltered and with a DAG filter; RSS after each step."""
+    from bench.synthetic import History
+    from contextgraph.store.base import CandidateFilter
+    from contextgraph.store.sidecar import SidecarIndex
+
+    embedder = _embedder()
+    if embedder is None:
+        raise SystemExit("no embedding model: set CONTEXTGRAPH_EMBEDDING_MODEL")
+    history = History(first + count, 0)
+    queries = []
+    for j in range(count):
+        record = history.hitl_detail(first + j)
+        vector = embedder.embed([f"{record['subject']}\n{record['body']}"])[0]
+        queries.append((vector, history.scenario(first + j).dag_id))
+    rss = {"model": _rss_mb()}
+    index = SidecarIndex(folder, ann_threshold=1)
+    out: dict[str, Any] = {"vector_index": index.info().get("vector_index")}
+    rss["index_loaded"] = _rss_mb()
+    for name, dag_filter in (("unfiltered", False), ("dag_filter", True)):
+        times = []
+        for vector, dag in queries:
+            began = time.perf_counter()
+            index.vector_candidates(
+                vector, embedder.name, 10, CandidateFilter(dag_id=dag if dag_filter else None)
+            )
+            times.append((time.perf_counter() - began) * 1000)
+        out[name] = _pct(times)
+    rss["queried"] = _rss_mb()
+    out["rss_mb"] = {**rss, "peak": _hwm_mb()}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     from bench.synthetic import History
     from contextgraph.ingest.embeddings import decision_text
@@ -104,7 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--change", type=int, default=100, help="decisions added, then erased")
     parser.add_argument("--folder", type=Path, help="keep the two indexes here")
+    parser.add_argument("--read", type=Path, help=argparse.SUPPRESS)  # the reader process
     args = parser.parse_args(argv)
+    if args.read:
+        print(json.dumps(_reader(args.read, args.size + args.change, args.queries)), flush=True)
+        return 0
     folder = args.folder or Path(tempfile.mkdtemp(prefix="contextgraph-ann-"))
     out: dict[str, Any] = {"size": args.size, "change": args.change, "load": [os.getloadavg()[0]]}
     rss: dict[str, float] = {"start": _rss_mb()}
@@ -177,6 +228,17 @@ def main(argv: list[str] | None = None) -> int:
     }
     rss["end"] = _rss_mb()
     out["rss_mb"] = {**rss, "peak": _peak_rss_mb()}
+    out["reader"] = run_json(
+        [
+            "bench.ann_vectors",
+            f"--read={folder / 'ann'}",
+            f"--size={args.size}",
+            f"--change={args.change}",
+            f"--queries={args.queries}",
+        ],
+        failed="the reader process failed",
+        error=SystemExit,
+    )
     out["load"].append(os.getloadavg()[0])
     print(json.dumps(out), flush=True)
     if args.folder is None:

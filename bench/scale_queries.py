@@ -46,8 +46,9 @@ def build(size: int, path: Path, seed: int = 0, chunk: int = 5000) -> dict[str, 
     load = _load()
     began = time.perf_counter()
     copied = ceiling.CeilingResult()
+    seen: set[str] = set()  # shared nodes (DAGs, options, actors) are written once, not per chunk
     for batch in ceiling.graph_chunks(history, size, chunk=chunk):
-        part = ceiling.embedded_ceiling(store._connection(), iter([batch]))
+        part = ceiling.embedded_ceiling(store._connection(), iter([batch]), seen)
         copied.seconds += part.seconds
         copied.nodes += part.nodes
         copied.edges += part.edges
