@@ -82,6 +82,8 @@ def _missing_columns(store: EmbeddedStore) -> list[str]:
     return statements
 
 
+INDEX_PAGE = 10_000
+"""Decisions read per query when the index beside the file is brought up to date."""
 #: Ladybug's buffer pool (its page cache, most of the store's memory) unless told otherwise.
 DEFAULT_BUFFER_POOL_MB = 512
 QUERY_MEMORY_MB = 1024
@@ -389,7 +391,7 @@ class EmbeddedStore(GraphStore):
         if not force and self.index.exists() and not self._index_stale:
             return self.index.info()
         began = time.perf_counter()
-        table = self._arrow(load("index_rows", self.dialect))
+        table = self._index_rows()
         # Columns stay Arrow/numpy: 100k x 256 floats as Python objects held ~1 GB at once.
         vectors, model = _vector_matrix(table.column("embedding"), table.column("model"))
         embedding_at = table.schema.get_field_index("embedding")
@@ -467,10 +469,28 @@ class EmbeddedStore(GraphStore):
         rows = self._read(load("embedding_models", self.dialect), {})
         return {r["model"]: int(r["n"]) for r in rows if r["model"]}
 
-    def _arrow(self, cypher: str) -> Any:
+    def _index_rows(self) -> Any:
+        """Every answered decision's index row (`index_rows`), as one Arrow table in key order, read
+        `INDEX_PAGE` decisions at a time."""
+        import pyarrow as pa
+
+        pages = []
+        after = ""
+        while True:
+            page = self._arrow(load("index_rows", self.dialect), {"after": after, "limit": INDEX_PAGE})
+            if page.num_rows:
+                pages.append(page)
+                after = page.column("key")[-1].as_py()
+            if page.num_rows < INDEX_PAGE:
+                break
+        if not pages:
+            return page
+        return pa.concat_tables(pages, promote_options="default")  # a page of nulls: no type
+
+    def _arrow(self, cypher: str, params: Mapping[str, Any] | None = None) -> Any:
         try:
             with self._lock:
-                result = self._connection().execute(cypher, {})
+                result = self._connection().execute(cypher, dict(params or {}))
                 if isinstance(result, list):
                     result = result[-1]
                 return result.get_as_arrow()
