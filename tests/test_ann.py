@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from usearch.index import Index
 
 from contextgraph import demo
@@ -15,7 +16,7 @@ from contextgraph import model as m
 from contextgraph.governance.forget import forget, plan_forget
 from contextgraph.ingest.embeddings import Model2VecEmbedder, embed_pending
 from contextgraph.ingest.sync import Sync, SyncOptions
-from contextgraph.store import EmbeddedStore
+from contextgraph.store import EmbeddedStore, embedded
 from contextgraph.store.base import CandidateFilter
 from contextgraph.store.sidecar import IndexRows, SidecarIndex
 
@@ -315,3 +316,21 @@ def test_a_folder_from_before_generations_is_read_and_then_updated(tmp_path: Pat
         earlier.vector_candidates(more[0].tolist(), "test-model", 1, CandidateFilter())[0][0]
         == grown.keys[400]
     )
+
+
+def test_the_index_reads_the_store_a_page_at_a_time(
+    tmp_path: Path, embedder: Model2VecEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _store(tmp_path / "g.lbdb", embedder, threshold=10)
+    try:
+        whole = store.index.labels()
+        monkeypatch.setattr(embedded, "INDEX_PAGE", 7)  # 40 decisions: six pages, the last short
+        store.rebuild_indexes()
+        answered = store.query("MATCH (d:Decision) WHERE d.response_received = true RETURN d.key AS key")
+        assert sorted(store.index.labels()) == sorted(whole) == sorted(r["key"] for r in answered)
+        query = embedder.embed(["refund for a damaged parcel"])[0]
+        vectors = store.decision_vectors(list(whole), embedder.name)
+        found = store.vector_candidates(query, embedder.name, 5, CandidateFilter())
+        assert [key for key, _ in found] == _exact(vectors, np.asarray(query, dtype=np.float32), 5)
+    finally:
+        store.close()
