@@ -127,11 +127,15 @@ def neo4j_ceiling(
     return result
 
 
-def embedded_ceiling(conn: Any, batches: Iterator[m.GraphBatch]) -> CeilingResult:
+def embedded_ceiling(
+    conn: Any, batches: Iterator[m.GraphBatch], seen: set[str] | None = None
+) -> CeilingResult:
+    """COPY the batches' rows; `seen`: keys of shared nodes already written (by an earlier call on
+    the same database: a caller that reopens it between chunks passes one set to every call)."""
     import pyarrow as pa
 
     result = CeilingResult()
-    seen: set[str] = set()
+    seen = set() if seen is None else seen
     for batch in batches:
         for kind, rows, is_node in _rows(batch, seen):
             began = time.perf_counter()

@@ -256,6 +256,7 @@ def work_queries(spec: dict[str, Any]) -> dict[str, Any]:
             embedder.embed([text])
         store.query("RETURN 1 AS one", {})
         floor.append((time.perf_counter() - began) * 1000)
+    index = store.refresh_indexes()  # what the embedded store searched: "hnsw" or "exact"; {} on Neo4j
     store.close()
     times.sort()
     floor.sort()
@@ -268,6 +269,8 @@ def work_queries(spec: dict[str, Any]) -> dict[str, Any]:
         "max_ms": round(times[-1], 1),
         "mean_results": round(found / len(times), 2),
         "mode": "hybrid" if embedder is not None else "text",
+        "peak_rss_mb": _peak_rss_mb(),  # the querying process: store, index, model
+        "vector_index": index.get("vector_index"),
         "load": [load, _load()],
     }
 

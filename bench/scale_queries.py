@@ -10,7 +10,11 @@ closed), then runs the real embedding pass (`embed_pending`, which rebuilds the 
 times `find_similar_decisions` exactly as `bench.run`'s queries step does (a worker process).
 
 Prints one JSON line: load seconds, embedding-pass seconds, peak RSS of the load+embed process
-(MB), the query figures of `bench.run.work_queries`, and the load average at each step.
+(MB), the query figures of `bench.run.work_queries`, and the load average at each step. With
+`--refresh N`, then also what keeping the index beside the store up to date costs at this size:
+`refresh_indexes(force=True)` with nothing changed (the read of every answered decision, BM25, the
+graph compared and left), and `forget` of N decisions (the graph updated: only they are removed),
+each with its seconds and what the index save did (`SidecarIndex.build`'s report).
 """
 
 from __future__ import annotations
@@ -31,17 +35,20 @@ from bench.run import NEW_DECISIONS, _embedder, _load, _peak_rss_mb, run_json
 def build(size: int, path: Path, seed: int = 0, chunk: int = 5000) -> dict[str, Any]:
     """Write `size` decisions' graph into a new embedded store at `path`, embed and index them."""
     from bench.synthetic import History
+    from contextgraph import model as m
     from contextgraph.ingest.embeddings import embed_pending
     from contextgraph.store import EmbeddedStore
 
     history = History(size + NEW_DECISIONS, seed)
     store = EmbeddedStore(path)
     store.ensure_schema()
+    store.write(m.GraphBatch(nodes=[m.SchemaVersion()]))  # the ingest's stamp: this version's graph
     load = _load()
     began = time.perf_counter()
     copied = ceiling.CeilingResult()
+    seen: set[str] = set()  # shared nodes (DAGs, options, actors) are written once, not per chunk
     for batch in ceiling.graph_chunks(history, size, chunk=chunk):
-        part = ceiling.embedded_ceiling(store._connection(), iter([batch]))
+        part = ceiling.embedded_ceiling(store._connection(), iter([batch]), seen)
         copied.seconds += part.seconds
         copied.nodes += part.nodes
         copied.edges += part.edges
@@ -64,6 +71,33 @@ def build(size: int, path: Path, seed: int = 0, chunk: int = 5000) -> dict[str, 
     }
 
 
+def refresh(path: Path, forget_count: int) -> dict[str, Any]:
+    """Time an index refresh with nothing changed, then forgetting `forget_count` decisions."""
+    from contextgraph.governance.forget import forget, plan_forget
+    from contextgraph.store import EmbeddedStore
+
+    out: dict[str, Any] = {"load": [_load()]}
+    store = EmbeddedStore(path)
+    try:
+        began = time.perf_counter()
+        store.refresh_indexes(force=True)
+        out["unchanged_seconds"] = round(time.perf_counter() - began, 1)
+        out["unchanged"] = store.index.last_build.as_dict() if store.index.last_build else None
+        rows = store.query(
+            "MATCH (d:Decision) WHERE d.response_received = true RETURN d.key AS key ORDER BY key LIMIT $n",
+            {"n": forget_count},
+        )
+        began = time.perf_counter()
+        forget(store, plan_forget(store, decisions=[r["key"] for r in rows]))
+        out["forget_seconds"] = round(time.perf_counter() - began, 1)
+        out["forget"] = store.index.last_build.as_dict() if store.index.last_build else None
+    finally:
+        store.close()
+    out["peak_rss_mb"] = _peak_rss_mb()
+    out["load"].append(_load())
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.scale_queries", description=__doc__.splitlines()[0]
@@ -76,6 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--reuse", action="store_true", help="query the store at --keep without building it")
     parser.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--refresh",
+        type=int,
+        default=0,
+        metavar="N",
+        help="then time an index refresh and forgetting N decisions",
+    )
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="contextgraph-scale-"))
     path = args.keep or workdir / "store.lbdb"
@@ -104,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             failed="the queries failed",
             error=SystemExit,
         )
+        if args.refresh:
+            out["refresh"] = refresh(path, args.refresh)
         print(json.dumps(out), flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -667,7 +667,7 @@ def migrate(state: State, deployment: str | None, as_json: bool) -> None:
 def reindex(state: State) -> None:
     """Rebuild the embedded store's word (BM25) and vector index beside its file (Neo4j: nothing to do)."""
     with _open_for_search(state) as store:
-        info = store.refresh_indexes(force=True)
+        info = store.rebuild_indexes()
     if not info:
         click.echo("this store keeps its full-text and vector indexes itself: nothing to rebuild")
     else:

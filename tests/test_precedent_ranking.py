@@ -195,8 +195,11 @@ def test_the_embedded_index_persists_follows_ingest_and_rebuilds(
     store.ensure_schema()
     keys = c.write_cases(store, embedder, c.CASES)
     folder = path.with_name(path.name + ".index")
+    # Generation 1 of the index (`store.sidecar`): its BM25 folder and vector matrix, named by meta.json.
     assert (
-        (folder / "meta.json").is_file() and (folder / "bm25").is_dir() and (folder / "vectors.npy").is_file()
+        (folder / "meta.json").is_file()
+        and (folder / "bm25.1").is_dir()
+        and (folder / "vectors.1.npy").is_file()
     )
     first = [p.key for p in find_similar_decisions(store, embedder, c.SEED_QUERY, point=SUPPORT)]
     assert keys["fr-dark-mode"] in first

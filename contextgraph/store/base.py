@@ -346,9 +346,10 @@ class GraphStore(ABC):
         nodes (on Neo4j they are properties of the node and go with it)."""
         return None
 
-    def rebuild_indexes(self) -> None:
-        """Rebuild any search indexes kept outside the engine from the graph as it is now."""
-        self.refresh_indexes(force=True)
+    def rebuild_indexes(self) -> dict[str, Any]:
+        """Rebuild any search indexes kept outside the engine from scratch, from the graph as it is
+        now; returns what they hold, as `refresh_indexes` does ({} on Neo4j)."""
+        return self.refresh_indexes(force=True)
 
     @abstractmethod
     def read_only_query(

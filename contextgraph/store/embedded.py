@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -81,6 +82,8 @@ def _missing_columns(store: EmbeddedStore) -> list[str]:
     return statements
 
 
+INDEX_PAGE = 10_000
+"""Decisions read per query when the index beside the file is brought up to date."""
 #: Ladybug's buffer pool (its page cache, most of the store's memory) unless told otherwise.
 DEFAULT_BUFFER_POOL_MB = 512
 QUERY_MEMORY_MB = 1024
@@ -371,14 +374,24 @@ class EmbeddedStore(GraphStore):
         return len(with_vectors)
 
     def refresh_indexes(self, *, force: bool = False) -> dict[str, Any]:
-        """Rebuild the BM25 and vector index beside the store file (`<store>.index/`) from the
-        answered decisions and their embeddings (of the most common model). Without `force`, an
-        index that exists is only rebuilt when answered decisions were written since it was built."""
+        """Bring the BM25 and vector index beside the store file (`<store>.index/`) up to date with
+        the answered decisions and their embeddings (of the most common model): BM25 is rebuilt when
+        a text changed, the HNSW graph (from `ann_threshold` decisions on) gets only what changed
+        added and removed (`SidecarIndex.build`). Without `force`, an index that exists is only
+        brought up to date when answered decisions were written since its last save."""
+        return self._refresh(force=force, rebuild=False)
+
+    def rebuild_indexes(self) -> dict[str, Any]:
+        """Rebuild the index beside the store file from scratch, the HNSW graph too."""
+        return self._refresh(force=True, rebuild=True)
+
+    def _refresh(self, *, force: bool, rebuild: bool) -> dict[str, Any]:
         from contextgraph.ingest.embeddings import decision_text
 
         if not force and self.index.exists() and not self._index_stale:
             return self.index.info()
-        table = self._arrow(load("index_rows", self.dialect))
+        began = time.perf_counter()
+        table = self._index_rows()
         # Columns stay Arrow/numpy: 100k x 256 floats as Python objects held ~1 GB at once.
         vectors, model = _vector_matrix(table.column("embedding"), table.column("model"))
         embedding_at = table.schema.get_field_index("embedding")
@@ -394,7 +407,8 @@ class EmbeddedStore(GraphStore):
                 columns["subject"], columns["body"], columns["proposals"], columns["text"], strict=True
             )
         ]
-        self.index.build(
+        read = time.perf_counter() - began
+        report = self.index.build(
             IndexRows(
                 keys=columns["key"],
                 texts=texts,
@@ -404,10 +418,23 @@ class EmbeddedStore(GraphStore):
                 answered_at=at,
                 vectors=vectors,
                 model=model,
-            )
+            ),
+            rebuild=rebuild,
         )
         self._index_stale = False
-        log.info("rebuilt the search index %s (%d decisions)", self.index.folder, len(columns["key"]))
+        log.info(
+            "saved the search index %s: %d decisions, graph %s%s (+%d/-%d), %.1f s read, %.1f s BM25, "
+            "%.1f s graph",
+            self.index.folder,
+            report.decisions,
+            report.ann,
+            f" ({report.reason})" if report.reason else "",
+            report.added,
+            report.removed,
+            read,
+            report.bm25_seconds,
+            report.ann_seconds,
+        )
         return self.index.info()
 
     _index_stale = False
@@ -442,10 +469,28 @@ class EmbeddedStore(GraphStore):
         rows = self._read(load("embedding_models", self.dialect), {})
         return {r["model"]: int(r["n"]) for r in rows if r["model"]}
 
-    def _arrow(self, cypher: str) -> Any:
+    def _index_rows(self) -> Any:
+        """Every answered decision's index row (`index_rows`), as one Arrow table in key order, read
+        `INDEX_PAGE` decisions at a time."""
+        import pyarrow as pa
+
+        pages = []
+        after = ""
+        while True:
+            page = self._arrow(load("index_rows", self.dialect), {"after": after, "limit": INDEX_PAGE})
+            if page.num_rows:
+                pages.append(page)
+                after = page.column("key")[-1].as_py()
+            if page.num_rows < INDEX_PAGE:
+                break
+        if not pages:
+            return page
+        return pa.concat_tables(pages, promote_options="default")  # a page of nulls: no type
+
+    def _arrow(self, cypher: str, params: Mapping[str, Any] | None = None) -> Any:
         try:
             with self._lock:
-                result = self._connection().execute(cypher, {})
+                result = self._connection().execute(cypher, dict(params or {}))
                 if isinstance(result, list):
                     result = result[-1]
                 return result.get_as_arrow()

@@ -1,15 +1,25 @@
 """The embedded store's search indexes, in a folder beside the store file (`<store>.index/`).
 
 Ladybug's own FTS and vector extensions download at run time (they fail offline), so the embedded
-store keeps its candidate indexes here, rebuilt from the store by `EmbeddedStore.refresh_indexes()`
-(run at the end of every embedding pass, i.e. every ingest, and by `contextgraph reindex`):
+store keeps its candidate indexes here, brought up to date from the store by
+`EmbeddedStore.refresh_indexes()` (run at the end of every embedding pass, i.e. every ingest, after
+`forget`, and in full by `contextgraph reindex`). Each save is one *generation* `<g>`:
 
-    bm25/          a bm25s BM25 index (Lucene scoring, k1=1.2, b=0.75) of each answered decision's
-                   search text, Snowball-stemmed, bm25s's English stop words removed
-    vectors.npy    the answered decisions' embeddings (float32, unit length), one row per decision
-    vectors.usearch  a usearch HNSW graph over those rows (inner product, row number = key), only
-                   from `ann_threshold` rows on (`CONTEXTGRAPH_ANN_THRESHOLD`, default 20,000)
-    meta.json      keys, decision point, chosen options and answer time per row; the model
+    bm25.<g>/          a bm25s BM25 index (Lucene scoring, k1=1.2, b=0.75) of each answered
+                       decision's search text, Snowball-stemmed, bm25s's English stop words removed
+    vectors.<g>.npy    the answered decisions' embeddings (float32, unit length), one row per decision
+    vectors.<g>.usearch  a usearch HNSW graph over those rows (inner product), only from
+                       `ann_threshold` rows on (`CONTEXTGRAPH_ANN_THRESHOLD`, default 20,000)
+    labels.<g>.npy     each row's label in that graph (uint64): stable, so the graph can be updated
+    meta.json          the generation; keys, decision point, chosen options and answer time per
+                       row; the model; the next free label
+
+`meta.json` is the commit point: a save writes the new generation's files, then `meta.json.tmp`,
+then `os.replace`s it over `meta.json`, and only then deletes the older generation. A crash
+before the replace leaves the old generation whole and named by the old `meta.json`; leftovers of
+an unfinished save are deleted by the next one. (A folder written before generations, with plain
+`bm25/`, `vectors.npy`, `vectors.usearch` whose labels are the row numbers, is read as it is and
+replaced by the next save.)
 
 Below the threshold vector candidates are exact: one single-threaded matrix-vector product over
 every row (under 10 ms at 20k x 256). From the threshold on, the exact scan is the slowest part of
@@ -19,18 +29,33 @@ proportion to how much the filter keeps and drops what fails, and when the filte
 than `ann_threshold` rows, or the over-fetch comes back short, it scans exactly the rows the
 filter keeps — so a selective filter never misses a row because the graph did not reach it.
 usearch (a kept library with wheels for every platform, ~11 MB, no compiler) was chosen because
-hnswlib has no wheels and did not build here. A rebuild (every ingest, `forget`, `reindex`)
-writes the graph again with the rest of the folder, so a forgotten decision leaves it too; a
-rebuild writes a fresh folder and swaps it in, so a reader never sees half an index.
+hnswlib has no wheels and did not build here.
+
+The graph is not rebuilt on every save: building it is the slow part (minutes at 100k), while
+adding or removing a few rows costs milliseconds. A save compares the rows with the previous
+generation's (by key and exact vector): a decision whose vector is unchanged keeps its label; a
+new or changed one is added under a new label; one gone from the store, or whose vector changed,
+is removed (`Index.remove`, which leaves a *tombstone*: the slot stays in the graph for
+navigation, is never returned, and is reused by a later add). The removed vectors' bytes are then
+zeroed in the saved graph file (`_scrub`), so an erased decision's embedding is not left on disk
+in a tombstone. The graph is built from scratch instead when there is none, when the model or
+width changed, when `rebuild` is asked (`contextgraph reindex`), or when tombstones would be more
+than `MAX_REMOVED_SHARE` of the graph's slots. BM25 is rebuilt on every save whose decisions or
+texts changed (else the last one's files are linked): bm25s stores precomputed per-document
+scores that depend on the corpus-wide IDF and average length, so it has no incremental add (one
+new document changes every stored weight).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,17 +69,24 @@ from contextgraph.retrieval.words import stems, tokenize_corpus
 
 log = logging.getLogger(__name__)
 
-VERSION = 1
+VERSION = 2
 DEFAULT_ANN_THRESHOLD = 20_000
 """Answered decisions from which the vector index is an HNSW graph (below it, an exact scan)."""
-ANN_FILE = "vectors.usearch"
 ANN_OVERFETCH = 4
 """Candidates asked of the HNSW graph per one wanted, before the filter's share is accounted for."""
+MAX_REMOVED_SHARE = 0.25
+"""Tombstones (removed rows whose slot no add has reused yet) may be at most this share of the
+graph's slots; beyond it a save rebuilds the graph. Recall does not suffer from tombstones (usearch
+still navigates through them: recall@10 with 10-70% removed was at or above a fresh build's, on
+6k x 64 random vectors), but each keeps its slot's memory and is visited by searches, so a graph
+at the limit holds 1/(1-0.25) = 1.33x the memory and search work of a fresh one. A rebuild costs
+as much as adding every row again; at this share it comes after removals of a quarter of the
+graph, so it is rare."""
 
 
 @dataclass(frozen=True)
 class IndexRows:
-    """What a rebuild indexes: one entry per answered decision (vectors: None when not embedded)."""
+    """What a save indexes: one entry per answered decision (vectors: None when not embedded)."""
 
     keys: list[str]
     texts: list[str]
@@ -64,6 +96,82 @@ class IndexRows:
     answered_at: list[float]  # seconds since the epoch (UTC), 0 when unknown
     vectors: npt.NDArray[np.float32] | None
     model: str | None
+
+
+@dataclass
+class BuildReport:
+    """What a save did. `bm25`: "built", "kept" (the same keys and texts as the last save: its files
+    linked) or "none" (no decisions). `ann`: "none" (no graph: below the threshold or no vectors),
+    "built" (from scratch; `reason` says why), "updated" (`added` rows added, `removed` removed) or
+    "unchanged"; `scrubbed`: removed vectors zeroed in the graph file, `tombstones`: its removed
+    slots no add has reused yet.
+    Times in seconds: `bm25_seconds`, `ann_seconds` (graph work and its file), `seconds` (all)."""
+
+    decisions: int = 0
+    bm25: str = "none"
+    ann: str = "none"
+    reason: str = ""
+    added: int = 0
+    removed: int = 0
+    scrubbed: int = 0
+    tombstones: int = 0
+    bm25_seconds: float = 0.0
+    ann_seconds: float = 0.0
+    seconds: float = 0.0
+    generation: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as plain JSON-able values (seconds rounded to ms)."""
+        out = dict(self.__dict__)
+        for k in ("bm25_seconds", "ann_seconds", "seconds"):
+            out[k] = round(out[k], 3)
+        return out
+
+
+@dataclass(frozen=True)
+class _Files:
+    """The file names of one generation (`generation` None: a folder written before generations)."""
+
+    folder: Path
+    generation: int | None
+
+    def _name(self, stem: str, suffix: str) -> Path:
+        tail = "" if self.generation is None else f".{self.generation}"
+        return self.folder / f"{stem}{tail}{suffix}"
+
+    @property
+    def bm25(self) -> Path:
+        return self._name("bm25", "")
+
+    @property
+    def vectors(self) -> Path:
+        return self._name("vectors", ".npy")
+
+    @property
+    def ann(self) -> Path:
+        return self._name("vectors", ".usearch")
+
+    @property
+    def labels(self) -> Path:
+        """Each graph row's label (a folder written before generations has none: see `_Previous`)."""
+        return self._name("labels", ".npy")
+
+    def names(self) -> set[str]:
+        return {p.name for p in (self.bm25, self.vectors, self.ann, self.labels)}
+
+
+_GENERATION_FILE = re.compile(r"^(?:bm25|vectors|labels)(?:\.\d+)?(?:\.npy|\.usearch)?$")
+
+
+@dataclass
+class _Previous:
+    """The saved generation a save starts from."""
+
+    files: _Files
+    meta: dict[str, Any]
+    keys: list[str]
+    labels: npt.NDArray[np.uint64] | None
+    vectors: npt.NDArray[np.float32] | None
 
 
 class SidecarIndex:
@@ -80,43 +188,93 @@ class SidecarIndex:
             raise ValueError(f"ann_threshold must be at least 1, not {ann_threshold}")
         self.ann_threshold = ann_threshold
         self._ann: Any = None
-        self._lock = threading.Lock()
-        self._loaded_stamp: float | None = None
+        self._lock = threading.Lock()  # readers, and a save's commit
+        self._build_lock = threading.Lock()  # one save at a time
+        self._loaded_stamp: tuple[int, int] | None = None
         self._bm25: Any = None
         self._vectors: npt.NDArray[np.float32] | None = None
         self._meta: dict[str, Any] = {}
         self._key_index: dict[str, int] = {}
+        self._labels: npt.NDArray[np.uint64] | None = None
+        self._label_order: npt.NDArray[np.intp] = np.array([], dtype=np.intp)
+        self._sorted_labels: npt.NDArray[np.uint64] = np.array([], dtype=np.uint64)
         self._dag = _Codes([])
         self._task = _Codes([])
         self._time: npt.NDArray[np.float64] = np.array([])
+        self.last_build: BuildReport | None = None
+        """What the last `build` in this process did."""
 
     # --- building -------------------------------------------------------------------------------
 
     def exists(self) -> bool:
         return (self.folder / "meta.json").is_file()
 
-    def build(self, rows: IndexRows) -> None:
-        """Write a new index from `rows` and swap it in place of the old one."""
+    def ann_file(self) -> Path | None:
+        """The current generation's HNSW graph file, None when the index has no graph."""
+        previous = self._previous(with_vectors=False)
+        if previous is None or not previous.files.ann.is_file():
+            return None
+        return previous.files.ann
+
+    def labels(self) -> dict[str, int]:
+        """Each indexed decision's label in the HNSW graph, by key ({} without a graph)."""
+        with self._lock:
+            self._load()
+            if self._ann is None or self._labels is None:
+                return {}
+            return dict(zip(self._meta["keys"], self._labels.tolist(), strict=True))
+
+    def build(self, rows: IndexRows, *, rebuild: bool = False) -> BuildReport:
+        """Save a new generation of the index for `rows` and make it the current one.
+
+        BM25 and the vector matrix are written anew; the HNSW graph (from `ann_threshold` rows on)
+        is the previous one with the changed rows removed and added (see the module's docstring),
+        or a new one when there is none, the model or width changed, tombstones would pass
+        `MAX_REMOVED_SHARE`, or `rebuild`. Readers in this process see the old generation until the
+        new one is complete. Returns what was done (`BuildReport`)."""
+        with self._build_lock:
+            return self._build(rows, rebuild)
+
+    def _build(self, rows: IndexRows, rebuild: bool) -> BuildReport:
         import bm25s
 
-        tmp = self.folder.with_name(self.folder.name + f".tmp{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        if rows.keys:
+        began = time.perf_counter()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        previous = self._previous(with_vectors=True)
+        generation = int(previous.meta.get("generation") or 0) + 1 if previous else 1
+        files = _Files(self.folder, generation)
+        self._remove_unused(keep=(previous.files.names() if previous else set()) | {"meta.json"})
+        report = BuildReport(decisions=len(rows.keys), generation=generation)
+        texts = _texts_digest(rows)
+        if rows.keys and previous and previous.meta.get("texts") == texts and previous.files.bm25.is_dir():
+            _link_tree(previous.files.bm25, files.bm25)  # the same decisions and texts: the same index
+            report.bm25 = "kept"
+        elif rows.keys:
             retriever = bm25s.BM25()
             retriever.index(tokenize_corpus(rows.texts), show_progress=False)
-            retriever.save(str(tmp / "bm25"), show_progress=False)
+            retriever.save(str(files.bm25), show_progress=False)
+            _sync_tree(files.bm25)
+            report.bm25 = "built"
+        report.bm25_seconds = time.perf_counter() - began
+        matrix: npt.NDArray[np.float32] | None = None
+        labels: npt.NDArray[np.uint64] | None = None
+        next_label = int(previous.meta.get("next_label") or 0) if previous else 0
         if rows.vectors is not None and len(rows.vectors):
             matrix = np.ascontiguousarray(rows.vectors, dtype=np.float32)
-            np.save(tmp / "vectors.npy", matrix)
+            _save_npy(files.vectors, matrix)
             if len(matrix) >= self.ann_threshold:
-                _build_ann(matrix).save(str(tmp / ANN_FILE))
+                started = time.perf_counter()
+                labels, next_label = self._save_ann(rows, matrix, previous, files, rebuild, report)
+                _save_npy(files.labels, labels)
+                report.ann_seconds = time.perf_counter() - started
+        previous = None  # its mapped files are deleted below (Windows cannot delete a mapped file)
         meta = {
             "version": VERSION,
-            "model": rows.model if rows.vectors is not None else None,
-            "dimensions": int(rows.vectors.shape[1])
-            if rows.vectors is not None and len(rows.vectors)
-            else None,
+            "generation": generation,
+            "model": rows.model if matrix is not None else None,
+            "dimensions": int(matrix.shape[1]) if matrix is not None else None,
+            "next_label": next_label,
+            "texts": texts,
             "keys": rows.keys,
             "dag_ids": rows.dag_ids,
             "task_ids": rows.task_ids,
@@ -124,14 +282,74 @@ class SidecarIndex:
             "answered_at": rows.answered_at,
             "built_at": datetime.now(UTC).isoformat(),
         }
-        (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+        staged = self.folder / "meta.json.tmp"
+        with staged.open("w", encoding="utf-8") as out:
+            json.dump(meta, out, ensure_ascii=False)
+            out.flush()
+            os.fsync(out.fileno())
         with self._lock:
-            old = self.folder.with_name(self.folder.name + f".old{os.getpid()}")
-            if self.folder.exists():
-                self.folder.rename(old)
-            tmp.rename(self.folder)
-            shutil.rmtree(old, ignore_errors=True)
+            os.replace(staged, self.folder / "meta.json")  # the commit point
+            _sync_dir(self.folder)
             self._loaded_stamp = None
+            self._remove_unused(keep=files.names() | {"meta.json"})
+        report.seconds = time.perf_counter() - began
+        self.last_build = report
+        return report
+
+    def _save_ann(
+        self,
+        rows: IndexRows,
+        matrix: npt.NDArray[np.float32],
+        previous: _Previous | None,
+        files: _Files,
+        rebuild: bool,
+        report: BuildReport,
+    ) -> tuple[npt.NDArray[np.uint64], int]:
+        """Write this generation's graph: the previous one updated, else a new one. Returns the rows'
+        labels and the next free label."""
+        reason = _rebuild_reason(rows, matrix, previous, rebuild)
+        if not reason and previous is not None:
+            updated = _update_ann(matrix, rows.keys, previous, files, report)
+            if not isinstance(updated, str):
+                return updated
+            reason = updated
+        report.ann, report.reason = "built", reason
+        report.added, report.removed, report.tombstones = len(matrix), 0, 0
+        labels = np.arange(len(matrix), dtype=np.uint64)
+        _build_ann(matrix, labels).save(str(files.ann))
+        _sync_file(files.ann)
+        return labels, len(matrix)
+
+    def _previous(self, *, with_vectors: bool) -> _Previous | None:
+        """The current generation as saved (None when there is none or it cannot be read)."""
+        meta_file = self.folder / "meta.json"
+        try:
+            meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return None
+        files = _Files(self.folder, meta.get("generation"))
+        keys: list[str] = meta.get("keys", [])
+        labels: npt.NDArray[np.uint64] | None = None
+        vectors: npt.NDArray[np.float32] | None = None
+        if with_vectors:
+            if files.generation is None:  # before generations: a row's label was its row number
+                labels = np.arange(len(keys), dtype=np.uint64) if files.ann.is_file() else None
+            elif files.labels.is_file():
+                labels = np.load(files.labels)
+            # Mapped, not read: the save compares them once, beside the new matrix and the graph.
+            vectors = np.load(files.vectors, mmap_mode="r") if files.vectors.is_file() else None
+        return _Previous(files, meta, keys, labels, vectors)
+
+    def _remove_unused(self, keep: set[str]) -> None:
+        """Delete files of other generations (and of an unfinished save) from the folder."""
+        for path in self.folder.iterdir():
+            if path.name in keep or not (_GENERATION_FILE.match(path.name) or path.name == "meta.json.tmp"):
+                continue
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):  # still open elsewhere (Windows): the next save
+                    path.unlink()
 
     # --- reading --------------------------------------------------------------------------------
 
@@ -139,26 +357,38 @@ class SidecarIndex:
         """(Re)load the files if they changed since the last read."""
         meta_file = self.folder / "meta.json"
         try:
-            stamp = meta_file.stat().st_mtime_ns
+            stat = meta_file.stat()
         except FileNotFoundError:
             self._loaded_stamp, self._meta, self._bm25, self._vectors = None, {}, None, None
             self._ann = None
+            self._labels = None
             self._key_index = {}
             return
+        stamp = (stat.st_mtime_ns, stat.st_ino)  # a save replaces the file: a new inode
         if stamp == self._loaded_stamp:
             return
         import bm25s
 
         meta = json.loads(meta_file.read_text(encoding="utf-8"))
-        bm25 = bm25s.BM25.load(str(self.folder / "bm25")) if (self.folder / "bm25").is_dir() else None
-        vectors_file = self.folder / "vectors.npy"
-        vectors = np.load(vectors_file) if vectors_file.is_file() else None
+        files = _Files(self.folder, meta.get("generation"))
+        bm25 = bm25s.BM25.load(str(files.bm25)) if files.bm25.is_dir() else None
+        vectors = np.load(files.vectors) if files.vectors.is_file() else None
         ann = None
-        if (self.folder / ANN_FILE).is_file():
+        labels: npt.NDArray[np.uint64] | None = None
+        if files.ann.is_file():
             from usearch.index import Index
 
-            ann = Index.restore(str(self.folder / ANN_FILE))
+            ann = Index.restore(str(files.ann))
+            labels = (  # before generations, a row's label was its row number
+                np.arange(len(meta["keys"]), dtype=np.uint64)
+                if files.generation is None
+                else np.load(files.labels)
+            )
         self._meta, self._bm25, self._vectors, self._ann = meta, bm25, vectors, ann
+        self._labels = labels
+        if labels is not None:
+            self._label_order = np.argsort(labels, kind="stable")
+            self._sorted_labels = labels[self._label_order]
         self._key_index = {key: i for i, key in enumerate(meta["keys"])}
         self._dag = _Codes(meta["dag_ids"])
         self._task = _Codes(meta["task_ids"])
@@ -287,15 +517,26 @@ class SidecarIndex:
         want = min(k, kept)
         fetch = min(n, int(ANN_OVERFETCH * want * n / kept) + 16)
         matches = self._ann.search(query, fetch, threads=1)
+        rows = self._rows_of(np.asarray(matches.keys, dtype=np.uint64))
         keys = self._meta["keys"]
         ranked: list[tuple[str, float]] = []
-        for row, distance in zip(matches.keys.tolist(), matches.distances.tolist(), strict=True):
-            if mask is None or mask[row]:
+        for row, distance in zip(rows.tolist(), np.asarray(matches.distances).tolist(), strict=True):
+            if row >= 0 and (mask is None or mask[row]):
                 ranked.append((keys[row], 1.0 - float(distance)))  # inner-product distance: 1 - cosine
         if len(ranked) < want:
             return None
         ranked.sort(key=lambda item: (-item[1], item[0]))
         return ranked[:want]
+
+    def _rows_of(self, labels: npt.NDArray[np.uint64]) -> npt.NDArray[np.intp]:
+        """The row of each graph label (-1 for a label no row has)."""
+        at = np.searchsorted(self._sorted_labels, labels)
+        inside = at < len(self._sorted_labels)
+        found = np.full(len(labels), -1, dtype=np.intp)
+        hit = inside.copy()
+        hit[inside] = self._sorted_labels[at[inside]] == labels[inside]
+        found[hit] = self._label_order[at[hit]]
+        return found
 
     def text_candidates(self, words: Sequence[str], k: int, filters: Any) -> list[tuple[str, float]]:
         """The `k` decisions with the highest BM25 score for the (unstemmed) words: (key, score)."""
@@ -343,8 +584,8 @@ class _Codes:
         return found
 
 
-def _build_ann(matrix: npt.NDArray[np.float32]) -> Any:
-    """A usearch HNSW graph over `matrix`'s rows (n x d, unit length), row number as key.
+def _build_ann(matrix: npt.NDArray[np.float32], labels: npt.NDArray[np.uint64]) -> Any:
+    """A usearch HNSW graph over `matrix`'s rows (n x d, unit length) under `labels` (n).
 
     Inner product on unit vectors is cosine; connectivity 16 and expansion 128/64 are usearch's
     defaults, which gave recall@10 0.9985 against the exact scan on the 100k benchmark index
@@ -352,5 +593,205 @@ def _build_ann(matrix: npt.NDArray[np.float32]) -> Any:
     from usearch.index import Index
 
     index = Index(ndim=matrix.shape[1], metric="ip", dtype="f32")
-    index.add(np.arange(len(matrix), dtype=np.uint64), matrix)
+    index.add(labels, matrix)
     return index
+
+
+def _update_ann(
+    matrix: npt.NDArray[np.float32],
+    keys: Sequence[str],
+    previous: _Previous,
+    files: _Files,
+    report: BuildReport,
+) -> tuple[npt.NDArray[np.uint64], int] | str:
+    """The previous graph with the rows that left or changed removed and the new or changed ones
+    added, saved as `files.ann`, the removed vectors scrubbed from it: (labels, next free label).
+    Or, when it should be built from scratch instead, why."""
+    from usearch.index import Index
+
+    assert previous.labels is not None and previous.vectors is not None  # `_rebuild_reason` checked
+    graph = Index.restore(str(previous.files.ann))
+    if graph is None or len(graph) != len(previous.labels):
+        return "the saved graph does not match its labels"
+    first = int(previous.meta.get("next_label") or int(previous.labels.max(initial=0)) + 1)
+    labels, fresh, gone, next_label = _relabel(
+        keys, matrix, previous.keys, previous.labels, previous.vectors, first
+    )
+    slots = max(int(graph.stats.nodes), len(matrix))  # an add reuses a removed row's slot first
+    if slots - len(matrix) > MAX_REMOVED_SHARE * slots:
+        return f"{slots - len(matrix)} of {slots} slots would be removed rows"
+    report.added, report.removed = int(fresh.sum()), len(gone)
+    report.ann = "updated" if report.added or report.removed else "unchanged"
+    if report.removed:
+        graph.remove(previous.labels[gone])
+    if report.added:
+        graph.add(labels[fresh], matrix[fresh])
+    graph.save(str(files.ann))
+    slots, report.tombstones = int(graph.stats.nodes), int(graph.stats.nodes) - len(graph)
+    del graph
+    scrubbed = _scrub(files.ann, previous.vectors[gone], matrix, slots) if report.removed else 0
+    if scrubbed is None:  # rebuild rather than leave removed vectors in the file
+        return "the graph file's layout is not the one known"
+    report.scrubbed = scrubbed
+    _sync_file(files.ann)
+    return labels, next_label
+
+
+def _rebuild_reason(
+    rows: IndexRows, matrix: npt.NDArray[np.float32], previous: _Previous | None, rebuild: bool
+) -> str:
+    """Why the graph must be built from scratch ("" when the previous one can be updated)."""
+    if rebuild:
+        return "a rebuild was asked"
+    if previous is None or previous.labels is None or not previous.files.ann.is_file():
+        return "there was no graph"
+    if previous.vectors is None or previous.meta.get("model") != rows.model:
+        return "the embedding model changed"
+    if previous.vectors.shape[1] != matrix.shape[1]:
+        return "the embedding width changed"
+    if not len(previous.labels) == len(previous.vectors) == len(previous.keys):
+        return "the saved index is inconsistent"
+    return ""
+
+
+_CHUNK = 8192  # rows per step where a whole-matrix temporary would cost 100s of MB at 100k
+
+
+def _relabel(
+    keys: Sequence[str],
+    matrix: npt.NDArray[np.float32],
+    old_keys: Sequence[str],
+    old_labels: npt.NDArray[np.uint64],
+    old_vectors: npt.NDArray[np.float32],
+    first: int,
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_], npt.NDArray[np.intp], int]:
+    """Labels for the new rows: a key whose vector is bit-for-bit the same keeps its label, the
+    others get new ones from `first` on. Returns (labels, the rows to add, the old rows to remove,
+    the next free label)."""
+    old_row = {key: i for i, key in enumerate(old_keys)}
+    at = np.fromiter((old_row.get(key, -1) for key in keys), dtype=np.intp, count=len(keys))
+    same = at >= 0
+    for start in range(0, len(keys), _CHUNK):
+        part = slice(start, start + _CHUNK)
+        known = same[part].copy()
+        unchanged = np.all(old_vectors[at[part][known]] == matrix[part][known], axis=1)
+        view = same[part]
+        view[known] = unchanged
+    fresh = ~same
+    count = int(fresh.sum())
+    labels = np.empty(len(keys), dtype=np.uint64)
+    labels[same] = old_labels[at[same]]
+    labels[fresh] = np.arange(first, first + count, dtype=np.uint64)
+    kept = np.zeros(len(old_keys), dtype=bool)
+    kept[at[same]] = True
+    return labels, fresh, np.flatnonzero(~kept), first + count
+
+
+def _digests(matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.uint64]:
+    """A 64-bit digest of each row's bits (equal rows, equal digests; others almost never)."""
+    width = matrix.shape[1]
+    weights = np.random.default_rng(0x5EED).integers(1, 2**63, size=width, dtype=np.uint64) | np.uint64(1)
+    out = np.empty(len(matrix), dtype=np.uint64)
+    for start in range(0, len(matrix), _CHUNK):
+        bits = np.asarray(matrix[start : start + _CHUNK]).view(np.uint32).astype(np.uint64)
+        out[start : start + _CHUNK] = (bits * weights).sum(axis=1, dtype=np.uint64)
+    return out
+
+
+def _scrub(
+    path: Path, removed: npt.NDArray[np.float32], live: npt.NDArray[np.float32], slots: int
+) -> int | None:
+    """Zero, in the saved graph file, every slot that holds a removed vector, so an erased
+    decision's embedding does not stay on disk in a tombstone (usearch keeps a removed row's vector
+    until its slot is reused). A removed vector bit-for-bit equal to a live one (two decisions with
+    the same text) is left: that slot may be the live one, and its bytes disclose nothing the live
+    row does not. Returns how many slots were zeroed, or None when the file is not laid out as
+    usearch 2 saves a dense f32 index (uint32 rows, uint32 bytes per row, the rows, then the graph),
+    checked by its header and by finding a live vector where it should be.
+    """
+    import struct
+
+    removed = removed[np.any(removed != 0, axis=1)]
+    width = live.shape[1]
+    with path.open("rb") as raw:
+        rows, row_bytes = struct.unpack("<II", raw.read(8))
+    if rows != slots or row_bytes != width * 4 or 8 + rows * row_bytes > path.stat().st_size:
+        return None
+    stored = np.memmap(path, dtype=np.float32, mode="r+", offset=8, shape=(rows, width))
+    try:
+        in_file = _digests(stored)
+        live_digests = _digests(live)
+        if not np.isin(live_digests[np.any(live != 0, axis=1)][:1], in_file).all():
+            return None
+        if not len(removed):
+            return 0
+        removed_digests = _digests(removed)
+        shared = np.isin(removed_digests, live_digests)
+        for i in np.flatnonzero(shared):  # equal to a live vector: keep (see above)
+            same = np.flatnonzero(live_digests == removed_digests[i])
+            if any(np.array_equal(live[j].view(np.uint32), removed[i].view(np.uint32)) for j in same):
+                removed_digests[i] = 0
+        wanted = removed[removed_digests != 0]
+        wanted_digests = removed_digests[removed_digests != 0]
+        zeroed = 0
+        for slot in np.flatnonzero(np.isin(in_file, wanted_digests)):
+            bits = np.asarray(stored[slot]).view(np.uint32)
+            matches = wanted[wanted_digests == in_file[slot]]
+            if any(np.array_equal(bits, r.view(np.uint32)) for r in matches):
+                stored[slot] = 0.0
+                zeroed += 1
+        stored.flush()
+        return zeroed
+    finally:
+        del stored
+
+
+def _texts_digest(rows: IndexRows) -> str:
+    """A digest of the rows' keys and texts, in order (what the BM25 index is a function of)."""
+    import hashlib
+
+    import bm25s
+
+    digest = hashlib.sha256(f"{VERSION} bm25s {bm25s.__version__}\n".encode())
+    for key, text in zip(rows.keys, rows.texts, strict=True):
+        digest.update(key.encode("utf-8") + b"\0" + text.encode("utf-8") + b"\1")
+    return digest.hexdigest()
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    """`target` as a folder of hard links to `source`'s files (copies where links are refused)."""
+    target.mkdir()
+    for path in source.iterdir():
+        try:
+            os.link(path, target / path.name)
+        except OSError:
+            shutil.copy2(path, target / path.name)
+    _sync_dir(target)
+
+
+def _save_npy(path: Path, array: npt.NDArray[Any]) -> None:
+    with path.open("wb") as out:
+        np.save(out, array)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _sync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable (POSIX; elsewhere the rename is all there is)."""
+    if os.name == "posix":
+        _sync_file(folder)
+
+
+def _sync_tree(folder: Path) -> None:
+    for path in folder.iterdir():
+        if path.is_file():
+            _sync_file(path)
+    _sync_dir(folder)

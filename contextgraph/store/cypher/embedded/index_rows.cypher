@@ -1,8 +1,12 @@
 // Embedded store: what its BM25 and vector index beside the file hold (EmbeddedStore.refresh_indexes):
 // every answered decision's situation (subject, body, the proposals it judged), decision point,
-// choice, answer time and embedding.
+// choice, answer time and embedding. A page at a time, in key order after $after: the whole result
+// at once (100k decisions with their embeddings) filled a 1 GB buffer pool.
 MATCH (d:Decision)
-WHERE d.response_received = true
+WHERE d.response_received = true AND d.key > $after
+WITH d
+ORDER BY d.key
+LIMIT $limit
 OPTIONAL MATCH (e:DecisionEmbedding {key: d.key})
 OPTIONAL MATCH (d)-[:REVIEWED]->(p:Proposal)
 WITH d, e, collect(p.text) AS proposals
