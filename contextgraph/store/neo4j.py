@@ -82,7 +82,7 @@ class Neo4jStore(GraphStore):
         self.batch_size = batch_size
         self._owns_driver = owns_driver
         self._where = where
-        #: per filter (`_signature`): how many times k a narrowed search had to over-fetch
+        #: per index and filter (`_signature`): how many times k a narrowed search had to over-fetch
         self._overfetch: dict[tuple[Any, ...], float] = {}
 
     @classmethod
@@ -233,10 +233,15 @@ class Neo4jStore(GraphStore):
         searches with the same filters needed (remembered per store); when the filters kept fewer
         than `k` of an index's answers and it may hold more, that index is asked again for more (by
         the share the filters kept, x2 to x`GROWTH`, at most `MAX_FETCH`). An unnarrowed search is
-        one round trip; a narrowed one more only while its selectivity is not known yet."""
+        one round trip; a narrowed one more only while its selectivity (per index) is not known
+        yet. A filter that keeps few decisions near the query costs a deep search: at 100k, a DAG
+        of 5 % asked with cases of other DAGs took ~130 ms (README, "Scale work, round 3")."""
         signature = _signature(filters)
-        start = math.ceil(k * max(FIRST_FETCH, self._overfetch.get(signature, 0))) + len(filters.exclude)
-        fetch = {"vector": start, "text": start}
+        fetch = {
+            name: math.ceil(k * max(FIRST_FETCH, self._overfetch.get((name, *signature), 0)))
+            + len(filters.exclude)
+            for name in ("vector", "text")
+        }
         params = {
             **_filter_params(filters),
             "vector": list(vector) if vector is not None else None,
@@ -260,11 +265,12 @@ class Neo4jStore(GraphStore):
                 break
             for name in short:
                 fetch[name] = _grown(fetch[name], k, int(row[f"{name}_kept"]))
-        needed = max(fetch.values()) / k
-        if filters.narrowed and needed > self._overfetch.get(signature, FIRST_FETCH):
-            if len(self._overfetch) >= 1024:
-                self._overfetch.clear()
-            self._overfetch[signature] = needed
+        for name, depth in fetch.items():
+            needed = (depth - len(filters.exclude)) / k
+            if filters.narrowed and needed > self._overfetch.get((name, *signature), FIRST_FETCH):
+                if len(self._overfetch) >= 1024:
+                    self._overfetch.clear()
+                self._overfetch[(name, *signature)] = needed
         stale = StaleFacts(row["made"], row["points"], row["offers"], row["retirements"], row["answered"])
         return Candidates(
             # the vector index scores cosine c as (1 + c) / 2

@@ -1,9 +1,10 @@
 // Neo4j: one precedent search's candidates and what the ranking reads of them, in one round trip.
 // 1. The vector index `decision_embedding` (its $vector_fetch nearest to $vector, embeddings of
 //    $model) and the full-text index `decision_text` (its $text_fetch best for the Lucene query
-//    $words; english analyzer), each kept to the answered decisions passing the filters, best
-//    first, at most $k each ($vector / $words null: that list is not searched). Neither index can
-//    filter while it searches (Neo4j 5): `*_short` says a list kept fewer than $k while its index
+//    $words; english analyzer), each kept to the answered decisions passing the filters (the
+//    narrowing ones first: a deep over-fetch reads one property of most rows), best first (only
+//    the kept ones are sorted), at most $k each ($vector / $words null: that list is not
+//    searched). Neither index can filter while it searches (Neo4j 5): `*_short` says a list kept fewer than $k while its index
 //    returned all it was asked for (it may hold more that pass) and less than $max_fetch; the
 //    caller then asks again with a larger fetch, and step 2 is skipped.
 // 2. For the candidates: the rows contextgraph.retrieval.supersede decides staleness
@@ -11,36 +12,44 @@
 //    lesson is retired, stale_retired) and their stored usefulness (usefulness_read's columns).
 CALL {
   UNWIND CASE WHEN $vector IS NULL THEN [] ELSE [$vector] END AS v
-  CALL db.index.vector.queryNodes('decision_embedding', $vector_fetch, v) YIELD node, score
-  WITH node AS d, score
-  ORDER BY score DESC, d.key
+  CALL db.index.vector.queryNodes('decision_embedding', $vector_fetch, v) YIELD node AS d, score
   WITH count(*) AS seen, collect(CASE
-      WHEN d.response_received = true AND d.embedding_model = $model
-       AND ($deployment IS NULL OR d.deployment = $deployment)
-       AND ($dag_id IS NULL OR d.dag_id = $dag_id)
+      WHEN ($dag_id IS NULL OR d.dag_id = $dag_id)
        AND ($task_id IS NULL OR d.task_id = $task_id)
+       AND ($deployment IS NULL OR d.deployment = $deployment)
        AND ($chosen IS NULL OR $chosen IN d.chosen_options)
        AND ($since IS NULL OR coalesce(d.responded_at, d.created_at) >= $since)
+       AND d.response_received = true AND d.embedding_model = $model
        AND NOT d.key IN $exclude
       THEN {key: d.key, score: score} END) AS kept
-  RETURN kept[..$k] AS vector_hits, size(kept) AS vector_kept,
+  CALL {
+    WITH kept
+    UNWIND kept AS h
+    WITH h ORDER BY h.score DESC, h.key
+    RETURN collect(h) AS ordered
+  }
+  RETURN ordered[..$k] AS vector_hits, size(kept) AS vector_kept,
          size(kept) < $k AND seen >= $vector_fetch AND $vector_fetch < $max_fetch AS vector_short
 }
 CALL {
   UNWIND CASE WHEN $words IS NULL THEN [] ELSE [$words] END AS w
-  CALL db.index.fulltext.queryNodes('decision_text', w, {limit: $text_fetch}) YIELD node, score
-  WITH node AS d, score
-  ORDER BY score DESC, d.key
+  CALL db.index.fulltext.queryNodes('decision_text', w, {limit: $text_fetch}) YIELD node AS d, score
   WITH count(*) AS seen, collect(CASE
-      WHEN d.response_received = true
-       AND ($deployment IS NULL OR d.deployment = $deployment)
-       AND ($dag_id IS NULL OR d.dag_id = $dag_id)
+      WHEN ($dag_id IS NULL OR d.dag_id = $dag_id)
        AND ($task_id IS NULL OR d.task_id = $task_id)
+       AND ($deployment IS NULL OR d.deployment = $deployment)
        AND ($chosen IS NULL OR $chosen IN d.chosen_options)
        AND ($since IS NULL OR coalesce(d.responded_at, d.created_at) >= $since)
+       AND d.response_received = true
        AND NOT d.key IN $exclude
       THEN {key: d.key, score: score} END) AS kept
-  RETURN kept[..$k] AS text_hits, size(kept) AS text_kept,
+  CALL {
+    WITH kept
+    UNWIND kept AS h
+    WITH h ORDER BY h.score DESC, h.key
+    RETURN collect(h) AS ordered
+  }
+  RETURN ordered[..$k] AS text_hits, size(kept) AS text_kept,
          size(kept) < $k AND seen >= $text_fetch AND $text_fetch < $max_fetch AS text_short
 }
 WITH vector_hits, vector_kept, vector_short, text_hits, text_kept, text_short,
