@@ -235,7 +235,7 @@ class Neo4jStore(GraphStore):
         the share the filters kept, x2 to x`GROWTH`, at most `MAX_FETCH`). An unnarrowed search is
         one round trip; a narrowed one more only while its selectivity (per index) is not known
         yet. A filter that keeps few decisions near the query costs a deep search: at 100k, a DAG
-        of 5 % asked with cases of other DAGs took ~130 ms (README, "Scale work, round 3")."""
+        of 5 % asked with cases of other DAGs took ~140 ms (README, "Scale work, round 3")."""
         signature = _signature(filters)
         fetch = {
             name: math.ceil(k * max(FIRST_FETCH, self._overfetch.get((name, *signature), 0)))
