@@ -10,8 +10,9 @@ as `bench.run`'s queries step does, once per filter: none, the query's DAG, its 
 precedent query (load-independent figures). `--serve` keeps the server (and its data directory,
 `--data-dir`) after the run and prints its URI, for more runs with NEO4J_URI and `--reuse`.
 
-Prints one JSON line: load and embedding seconds, and per filter p50/p95/max, the same-run
-baseline (embedding the query and one trivial round trip) and the load average.
+Prints one JSON line: load and embedding seconds, and per filter p50/p95/max and the mean number
+of queries sent to the server per precedent query (`round_trips`), the same-run baseline (embedding
+the query and one trivial round trip) and the load average.
 """
 
 from __future__ import annotations
@@ -117,8 +118,28 @@ def filter_args(kind: str, point: tuple[str, str]) -> dict[str, Any]:
     return {}
 
 
+@contextlib.contextmanager
+def counting(store: Any) -> Iterator[list[int]]:
+    """Counts the queries the store sends to the server (each passes `Neo4jStore._execute_full`,
+    the one place that calls the driver): `[n]`."""
+    original = store._execute_full
+    sent = [0]
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        sent[0] += 1
+        return original(*args, **kwargs)
+
+    store._execute_full = counted
+    try:
+        yield sent
+    finally:
+        del store._execute_full
+
+
 def time_queries(store: Any, embedder: Any, queries: list[tuple[str, tuple[str, str]]]) -> dict[str, Any]:
-    """p50/p95/max per filter kind, with the same-run baseline."""
+    """p50/p95/max per filter kind, the mean round trips per query, with the same-run baseline.
+    Three warm-up queries per kind come first (query plans, the model, and what the store learns
+    of a filter's selectivity)."""
     from contextgraph.retrieval.precedents import find_similar_decisions
 
     out: dict[str, Any] = {}
@@ -128,18 +149,22 @@ def time_queries(store: Any, embedder: Any, queries: list[tuple[str, tuple[str, 
         load = _load()
         times = []
         found = 0
-        for text, point in queries:
-            began = time.perf_counter()
-            found += len(
-                find_similar_decisions(store, embedder, text, point=point, k=5, **filter_args(kind, point))
-            )
-            times.append((time.perf_counter() - began) * 1000)
+        with counting(store) as sent:
+            for text, point in queries:
+                began = time.perf_counter()
+                found += len(
+                    find_similar_decisions(
+                        store, embedder, text, point=point, k=5, **filter_args(kind, point)
+                    )
+                )
+                times.append((time.perf_counter() - began) * 1000)
         times.sort()
         out[kind] = {
             "p50_ms": round(statistics.median(times), 1),
             "p95_ms": round(times[max(0, int(len(times) * 0.95) - 1)], 1),
             "max_ms": round(times[-1], 1),
             "mean_results": round(found / len(times), 2),
+            "round_trips": round(sent[0] / len(times), 2),
             "load": [load, _load()],
         }
     floor = []

@@ -34,7 +34,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from contextgraph.ingest.embeddings import Embedder, normalise
-from contextgraph.retrieval import ranking, supersede, usefulness
+from contextgraph.retrieval import ranking, supersede
 from contextgraph.store.base import CandidateFilter, GraphStore
 
 POOL = 30
@@ -132,25 +132,25 @@ def find_lessons(
         return []
     if point is None and dag_id is not None and task_id is not None:
         point = (dag_id, task_id)
-    from contextgraph.retrieval.precedents import check_deployment
-
-    check_deployment(store, deployment)
     filters = CandidateFilter(
         dag_id=dag_id, task_id=task_id, since=since, exclude=frozenset(exclude), deployment=deployment
     )
     query = ranking.prepare(embedder, text, point=point, filters=filters, signals=None)
-    ranked = ranking.rank(store, query, POOL, diversify=False)
-    details = store.decision_details([r.key for r in ranked])
-    outdated = {u.key for u in usefulness.stored(store, [r.key for r in ranked]).values() if u.maybe_outdated}
+    ranked = ranking.rank(store, query, POOL, diversify=False, vectors=True)
+    if not ranked:
+        from contextgraph.retrieval.precedents import check_deployment
+
+        check_deployment(store, deployment)  # found nothing: an unknown deployment is an error
     members = [
-        (r, {**details[r.key], "stale": r.stale, "maybe_outdated": r.key in outdated})
+        (r, {**r.details, "stale": r.stale, "maybe_outdated": bool(r.learned and r.learned.maybe_outdated)})
         for r in ranked
-        if r.key in details
+        if r.details is not None
     ]
     if not members:
         return []
-    keys = [r.key for r, _ in members]
-    similar = _similarity(store, embedder, query.model, keys, [d.get("reason") or "" for _, d in members])
+    similar = _similarity(
+        embedder, [r.vector for r, _ in members], [d.get("reason") or "" for _, d in members]
+    )
     groups: list[list[int]] = []
     for i, (_, d) in enumerate(members):
         best, best_sim = None, threshold
@@ -169,16 +169,14 @@ def find_lessons(
     return out
 
 
-def _similarity(
-    store: GraphStore, embedder: Embedder | None, model: str, keys: list[str], reasons: list[str]
-) -> Any:
-    """Pairwise (situation + reason) / 2 cosine of the members; identity without an embedder."""
-    n = len(keys)
+def _similarity(embedder: Embedder | None, vectors: list[Any], reasons: list[str]) -> Any:
+    """Pairwise (situation + reason) / 2 cosine of the members (their stored embeddings, None:
+    none); identity without an embedder."""
+    n = len(vectors)
     if embedder is None:
         return np.eye(n)
-    stored = store.decision_vectors(keys, model)
     width = embedder.dimensions
-    situations = normalise(np.stack([stored.get(key, np.zeros(width, np.float32)) for key in keys]))
+    situations = normalise(np.stack([v if v is not None else np.zeros(width, np.float32) for v in vectors]))
     why = embedder.embed([r or " " for r in reasons])
     return (situations @ situations.T + why @ why.T) / 2.0
 

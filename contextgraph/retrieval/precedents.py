@@ -163,7 +163,8 @@ def find_similar_decisions(
     """The `k` answered decisions most like `text`, best first, with why each was found.
 
     `dag_id`, `task_id`, `chosen` (an option label), `since` (answered at or after) and
-    `deployment` (UnknownDeploymentError when the graph has no DAGs of it) filter.
+    `deployment` (UnknownDeploymentError when nothing is found and the graph has no DAGs of it)
+    filter.
     `point` = (dag_id, task_id) of the decision at hand prefers precedents from the same decision
     point without excluding others (given dag_id and task_id filters, it defaults to them).
     `exclude` leaves decisions out (e.g. the one being decided). `mode` keeps one signal only
@@ -183,7 +184,6 @@ def find_similar_decisions(
         signals = {"vector"}
     elif mode == "text":
         signals = {"text"}
-    check_deployment(store, deployment)
     filters = CandidateFilter(
         dag_id=dag_id,
         task_id=task_id,
@@ -193,24 +193,19 @@ def find_similar_decisions(
         deployment=deployment,
     )
     query = ranking.prepare(embedder, text, point=point, filters=filters, signals=signals)
-
-    def describe(keys: list[str]) -> dict[str, str]:
-        """What a reranker reads of each candidate: subject, the AI proposal, choice and reason."""
-        out = {}
-        for key, d in store.decision_details(keys).items():
-            chosen = " / ".join(d.get("chosen_options") or [])
-            parts = [d.get("subject"), d.get("proposal"), chosen, d.get("reason")]
-            out[key] = "\n".join(p for p in parts if isinstance(p, str) and p)
-        return out
-
     ranked = ranking.rank(
-        store, query, k, diversify=diversify and mode == "hybrid", reranker=reranker, describe=describe
+        store, query, k, diversify=diversify and mode == "hybrid", reranker=reranker, describe=_describe
     )
-    details = store.decision_details([r.key for r in ranked])
-    learned = usefulness.stored(store, [r.key for r in ranked])
-    return [
-        _precedent(details[r.key], r, airflow_url, learned.get(r.key)) for r in ranked if r.key in details
-    ]
+    if not ranked:
+        check_deployment(store, deployment)  # found nothing: an unknown deployment is an error
+    return [_precedent(r.details, r, airflow_url, r.learned) for r in ranked if r.details is not None]
+
+
+def _describe(d: Row) -> str:
+    """What a reranker reads of a candidate: subject, the AI proposal, choice and reason."""
+    chosen = " / ".join(d.get("chosen_options") or [])
+    parts = [d.get("subject"), d.get("proposal"), chosen, d.get("reason")]
+    return "\n".join(p for p in parts if isinstance(p, str) and p)
 
 
 def check_deployment(store: GraphStore, deployment: str | None) -> None:

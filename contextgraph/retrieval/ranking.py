@@ -1,7 +1,8 @@
 """The one ranking of precedents, the same for every store.
 
-Each store answers only from its own indexes (`GraphStore.vector_candidates`, `text_candidates`,
-`decision_vectors`); this module fuses their lists, optionally reranks, and diversifies:
+Each store answers only from its own indexes (`GraphStore.precedent_candidates`: the vector and the
+text list, with what the fusion reads of the candidates; `decision_details` with the embeddings
+for MMR); this module fuses their lists, optionally reranks, and diversifies:
 
     1. candidates   vector: the `POOL` answered decisions nearest the query's embedding (cosine)
                     text:   the `POOL` best by BM25 over the query's content words
@@ -40,9 +41,10 @@ import numpy as np
 
 from contextgraph.errors import EmbeddingError
 from contextgraph.ingest.embeddings import Embedder
-from contextgraph.retrieval import supersede
+from contextgraph.retrieval import supersede, usefulness
+from contextgraph.retrieval.usefulness import Usefulness
 from contextgraph.retrieval.words import query_terms
-from contextgraph.store.base import CandidateFilter, GraphStore
+from contextgraph.store.base import CandidateFilter, GraphStore, Row
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,10 @@ class Ranked:
     usefulness: float | None = None
     stale: str | None = None
     """Why this precedent is stale (superseded or retired), or None when it is current."""
+    learned: Usefulness | None = None
+    """Its stored usefulness record (whether or not the ranking uses the signal)."""
+    details: Row | None = field(default=None, repr=False)
+    """What a precedent shows of it (`GraphStore.decision_details`), read for the ranking's head."""
     vector: Any = field(default=None, repr=False)
 
 
@@ -147,36 +153,43 @@ def rank(
     *,
     diversify: bool = True,
     reranker: Reranker | None = None,
-    describe: Callable[[list[str]], dict[str, str]] | None = None,
+    describe: Callable[[Row], str] | None = None,
+    vectors: bool = False,
 ) -> list[Ranked]:
-    """The `k` best candidates for the query, best first (see the module's formula)."""
+    """The `k` best candidates for the query, best first (see the module's formula), each with
+    its `details` (`GraphStore.decision_details`; None when the decision went meanwhile) and its
+    stored usefulness. `describe` turns details into what a reranker reads; `vectors` also reads
+    the embeddings of the candidates returned (`Ranked.vector`) when MMR does not.
+
+    Store round trips: one for both candidate lists with what the fusion reads of them
+    (`GraphStore.precedent_candidates`), one for the details (and embeddings) of the head."""
     pool = max(POOL, 5 * k)
+    vector = query.vector.tolist() if query.vector is not None and "vector" in query.signals else None
+    words = query.words if "text" in query.signals else []
+    candidates = store.precedent_candidates(vector, query.model, words, pool, query.filters)
+    if vector is not None and not candidates.vector:
+        _explain_no_vectors(store, query)
     found: dict[str, Ranked] = {}
-    if query.vector is not None and "vector" in query.signals:
-        hits = store.vector_candidates(query.vector.tolist(), query.model, pool, query.filters)
-        if not hits:
-            _explain_no_vectors(store, query)
-        for i, (key, score) in enumerate(hits, start=1):
-            found.setdefault(key, Ranked(key)).__dict__.update(vector_rank=i, vector_score=score)
-    if "text" in query.signals and query.words:
-        for i, (key, score) in enumerate(store.text_candidates(query.words, pool, query.filters), start=1):
-            found.setdefault(key, Ranked(key)).__dict__.update(text_rank=i, text_score=score)
+    for i, (key, score) in enumerate(candidates.vector, start=1):
+        found.setdefault(key, Ranked(key)).__dict__.update(vector_rank=i, vector_score=score)
+    for i, (key, score) in enumerate(candidates.text, start=1):
+        found.setdefault(key, Ranked(key)).__dict__.update(text_rank=i, text_score=score)
     if not found:
         return []
     v_scores = [r.vector_score for r in found.values() if r.vector_score is not None]
     t_scores = [r.text_score for r in found.values() if r.text_score is not None]
     v_hi, v_lo = (max(v_scores), min(v_scores)) if v_scores else (0.0, 0.0)
     t_hi = max(t_scores) if t_scores else 0.0
-    useful: dict[str, Any] = {}
-    if "usefulness" in query.signals:
-        from contextgraph.retrieval import usefulness
-
-        useful = usefulness.stored(store, list(found))
-    stale = supersede.stale(store, list(found))
+    if candidates.usefulness is not None:
+        learned = usefulness.from_rows(candidates.usefulness)
+    else:
+        learned = usefulness.stored(store, list(found))
+    stale = supersede.stale(store, list(found), candidates.stale)
     for r in found.values():
         r.same_point = query.point is not None and point_of(r.key) == query.point
-        if r.key in useful:
-            r.usefulness = useful[r.key].score
+        r.learned = learned.get(r.key)
+        if "usefulness" in query.signals and r.learned is not None:
+            r.usefulness = r.learned.score
         if FUSION == "relative":
             r.score = _relative(r, query.signals, v_hi, v_lo, t_hi)
         else:
@@ -185,17 +198,20 @@ def rank(
         if r.stale is not None:
             r.score -= STALE_PENALTY
     ordered = sorted(found.values(), key=lambda r: (-r.score, r.key))
-    need_vectors = query.vector is not None and diversify
-    if need_vectors:
-        # MMR reads only its head, which a reranker's reorder of its top keeps within this prefix
-        head = ordered[: max(4 * k, 20, RERANK_TOP)]
-        vectors = store.decision_vectors([r.key for r in head], query.model)
-        for r in ordered:
-            r.vector = vectors.get(r.key)
+    mmr_on = query.vector is not None and diversify
+    # what the result can be taken from: MMR's head, which a reranker's reorder of its top keeps
+    # within this prefix; without MMR the first k after a reranker's reorder of its top
+    head = ordered[: max(4 * k, 20) if mmr_on else max(k, RERANK_TOP if reranker is not None else 0)]
+    model = query.model if query.vector is not None and (mmr_on or vectors) else None
+    details = store.decision_details([r.key for r in head], vectors=model)
+    for r in head:
+        r.details = details.get(r.key)
+        if r.details is not None and model is not None:
+            r.vector = r.details.pop("vector", None)
     if reranker is not None:
-        keys = [r.key for r in ordered[:RERANK_TOP]]
-        ordered = _rerank(reranker, query.text, ordered, describe(keys) if describe else {})
-    if diversify and need_vectors:
+        texts = {r.key: describe(r.details) for r in head if r.details is not None} if describe else {}
+        ordered = _rerank(reranker, query.text, ordered, texts)
+    if mmr_on:
         return mmr(ordered, k)
     return ordered[:k]
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from contextgraph import model as m
 from contextgraph.errors import ContextGraphError, QueryRefusedError
-from contextgraph.store.base import GraphStore
+from contextgraph.store.base import GraphStore, Row, StaleFacts
 from contextgraph.store.queries import load, statements
 
 LESSON_PREFIX = "L"
@@ -84,12 +84,19 @@ def _ensure_schema(store: GraphStore) -> None:
 
 def retirements(store: GraphStore, *, active_only: bool = True) -> list[Retirement]:
     """The retired lessons, newest first (restored ones too unless `active_only`)."""
+    return _records(_retirement_rows(store), active_only=active_only)
+
+
+def _retirement_rows(store: GraphStore) -> list[Row]:
     try:
-        rows = store.query(load("retired_read"))
+        return store.query(load("retired_read"))
     except QueryRefusedError as exc:
         if not store.missing_schema(exc):
             raise
         return []  # the embedded table does not exist before the first retirement
+
+
+def _records(rows: Sequence[Row], *, active_only: bool) -> list[Retirement]:
     found = [Retirement(**{k: _utc(v) for k, v in row.items()}) for row in rows if row["key"] is not None]
     return [r for r in found if r.active or not active_only]
 
@@ -139,55 +146,79 @@ def restore(store: GraphStore, lesson: str, *, by: str, at: datetime | None = No
     return bool(store._write(load("retired_restore"), params))
 
 
-def stale(store: GraphStore, keys: Sequence[str]) -> dict[str, str]:
-    """Why each stale decision of `keys` is stale (key → reason); current ones are left out."""
+def stale(store: GraphStore, keys: Sequence[str], facts: StaleFacts | None = None) -> dict[str, str]:
+    """Why each stale decision of `keys` is stale (key → reason); current ones are left out.
+
+    `facts`: what it is decided from, when the store read it with the candidates
+    (`GraphStore.precedent_candidates`); else it is read here, one query at a time."""
     keys = list(dict.fromkeys(keys))
     if not keys:
         return {}
-    out = _retired(store, keys)
-    for key, reason in _superseded(store, keys).items():
+    if facts is None:
+        facts = _read_facts(store, keys)
+    out = _retired(_records(facts.retirements, active_only=True), facts.answered)
+    for key, reason in _superseded(facts.made, facts.points, facts.offers).items():
         out.setdefault(key, reason)
     return out
 
 
-def _retired(store: GraphStore, keys: list[str]) -> dict[str, str]:
-    active = retirements(store)
-    if not active:
-        return {}
-    by_choice = {(r.dag_id, r.task_id, r.decided): r for r in active}
-    out = {}
-    for row in store.query(load("stale_retired"), {"keys": keys}):
-        found = by_choice.get((row["dag_id"], row["task_id"], choice_label(row["chosen_options"])))
-        answered = _utc(row["responded_at"])
-        if found is not None and (answered is None or answered <= found.retired_at):
-            out[row["key"]] = found.reason()
-    return out
-
-
-def _superseded(store: GraphStore, keys: list[str]) -> dict[str, str]:
+def _read_facts(store: GraphStore, keys: list[str]) -> StaleFacts:
+    """The rows `stale` decides from, each query only when the answer can need it."""
+    retired = _retirement_rows(store)
+    answered: list[Row] = []
+    if _records(retired, active_only=True):
+        answered = store.query(load("stale_retired"), {"keys": keys})
     made = store.query(load("stale_decisions"), {"keys": keys})
-    if not made:
-        return {}
-    oldest: dict[tuple[str, str], int] = {}
-    for row in made:
-        point = (row["dag_id"], row["task_id"])
-        oldest[point] = min(oldest.get(point, row["version"]), row["version"])
-    newest = {
-        (r["dag_id"], r["task_id"]): (r["newest"], r["in_latest"])
-        for r in store.query(
+    oldest = _oldest(made)
+    points: list[Row] = []
+    if oldest:
+        points = store.query(
             load("stale_points"),
             {"points": [{"dag_id": d, "task_id": t, "version": v} for (d, t), v in oldest.items()]},
         )
-    }
+    newest = _newest(points)
     moved = [
         {"dag_id": d, "task_id": t, "version": v}
         for (d, t), v in oldest.items()
         if newest.get((d, t), (0, True))[0] > v
     ]
-    if not moved:
+    offers = store.query(load("stale_newer_offers"), {"points": moved}) if moved else []
+    return StaleFacts(made=made, points=points, offers=offers, retirements=retired, answered=answered)
+
+
+def _oldest(made: Sequence[Row]) -> dict[tuple[str, str], int]:
+    """Per decision point, the oldest DAG version a decision of `made` was made under."""
+    oldest: dict[tuple[str, str], int] = {}
+    for row in made:
+        point = (row["dag_id"], row["task_id"])
+        oldest[point] = min(oldest.get(point, row["version"]), row["version"])
+    return oldest
+
+
+def _newest(points: Sequence[Row]) -> dict[tuple[str, str], tuple[int, bool | None]]:
+    """Per decision point, its DAG's newest version and whether the task is in it."""
+    return {(r["dag_id"], r["task_id"]): (r["newest"], r["in_latest"]) for r in points}
+
+
+def _retired(active: Sequence[Retirement], answered: Sequence[Row]) -> dict[str, str]:
+    if not active:
         return {}
+    by_choice = {(r.dag_id, r.task_id, r.decided): r for r in active}
+    out = {}
+    for row in answered:
+        found = by_choice.get((row["dag_id"], row["task_id"], choice_label(row["chosen_options"])))
+        when = _utc(row["responded_at"])
+        if found is not None and (when is None or when <= found.retired_at):
+            out[row["key"]] = found.reason()
+    return out
+
+
+def _superseded(made: Sequence[Row], points: Sequence[Row], moves: Sequence[Row]) -> dict[str, str]:
+    if not made:
+        return {}
+    newest = _newest(points)
     offers: dict[tuple[str, str], list[tuple[int, frozenset[str]]]] = {}
-    for r in store.query(load("stale_newer_offers"), {"points": moved}):
+    for r in moves:
         offers.setdefault((r["dag_id"], r["task_id"]), []).append(
             (r["version"], frozenset(r["offered"] or []))
         )

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from contextgraph.errors import QueryRefusedError
-from contextgraph.store.base import GraphStore
+from contextgraph.store.base import GraphStore, Row
 from contextgraph.store.queries import load, statements
 
 OUTDATED_MIN_OVERRIDES = 3
@@ -88,4 +88,9 @@ def stored(store: GraphStore, keys: Sequence[str]) -> dict[str, Usefulness]:
         if not store.missing_schema(exc):
             raise
         return {}  # the table does not exist before the first refresh
+    return from_rows(rows)
+
+
+def from_rows(rows: Sequence[Row]) -> dict[str, Usefulness]:
+    """Stored usefulness rows (`usefulness_read`'s columns) by key."""
     return {r["key"]: Usefulness(**{k: r[k] for k in Usefulness.__dataclass_fields__}) for r in rows}

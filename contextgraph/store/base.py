@@ -296,19 +296,51 @@ class GraphStore(ABC):
     def decision_vectors(self, keys: Sequence[str], model: str) -> dict[str, Any]:
         """The stored embeddings (float32 numpy arrays, made by `model`) of these decisions, by key."""
 
+    def precedent_candidates(
+        self,
+        vector: Sequence[float] | None,
+        model: str,
+        words: Sequence[str],
+        k: int,
+        filters: CandidateFilter,
+    ) -> Candidates:
+        """Both candidate lists of one precedent search (`vector_candidates` when `vector` is given,
+        `text_candidates` when `words` are), and what the ranking reads of the candidates when the
+        engine can return it in the same query (`Candidates.stale`, `Candidates.usefulness`; None:
+        not read, the ranking asks for it). Default: the two lists only, one call each; a server
+        store overrides this to answer in one round trip."""
+        return Candidates(
+            vector=self.vector_candidates(vector, model, k, filters) if vector is not None else [],
+            text=self.text_candidates(words, k, filters) if words else [],
+        )
+
     @abstractmethod
     def embedding_models(self) -> dict[str, int]:
         """How many decisions carry an embedding, per model name (to explain an empty vector search)."""
 
-    def decision_details(self, keys: Sequence[str]) -> dict[str, Row]:
+    def decision_details(self, keys: Sequence[str], *, vectors: str | None = None) -> dict[str, Row]:
         """What a precedent shows of each decision, by key: ids, subject, choice, reason, answer time,
         reviewer (actor_name/actor_id/actor_kind), the AI proposal and its verdict. Keys that do not
         exist are left out. One query (`precedent_card`); of several proposals the first by text is
-        shown, of several reviewers the first by actor_id (each field: the first that is not null)."""
-        details: dict[str, Row] = {}
+        shown, of several reviewers the first by actor_id (each field: the first that is not null).
+
+        `vectors` (a model name): each row also holds "vector", the decision's stored embedding of
+        that model (float32 numpy array; None when it has none), as `decision_vectors` reads it (a
+        store that keeps embeddings on the decision reads them in the same query)."""
         if not keys:
-            return details
+            return {}
         rows = self._read(load("precedent_card", self.dialect), {"keys": list(dict.fromkeys(keys))})
+        details = self._fold_card(rows)
+        if vectors is not None and details:
+            stored = self.decision_vectors(list(details), vectors)
+            for key, row in details.items():
+                row["vector"] = stored.get(key)
+        return details
+
+    @staticmethod
+    def _fold_card(rows: list[Row]) -> dict[str, Row]:
+        """`precedent_card` rows (one per proposal and reviewer) folded into one row per key."""
+        details: dict[str, Row] = {}
         proposal_fields = ("proposal", "verdict")
         actor_fields = ("actor_name", "actor_id", "actor_kind")
         by_proposal = sorted(rows, key=lambda r: (r["proposal"] is None, r["proposal"] or ""))
@@ -378,6 +410,36 @@ class CandidateFilter:
     def narrowed(self) -> bool:
         narrowing = (self.dag_id, self.task_id, self.chosen, self.since, self.deployment)
         return any(v is not None for v in narrowing)
+
+
+@dataclass(frozen=True)
+class StaleFacts:
+    """What `contextgraph.retrieval.supersede` decides staleness from, read with the candidates:
+    the rows its own queries return (`stale_decisions`, `stale_points`, `stale_newer_offers`,
+    `retired_read`, `stale_retired`), for the candidates' keys. `answered` is only read when a
+    lesson was ever retired (else empty)."""
+
+    made: list[Row]
+    points: list[Row]
+    offers: list[Row]
+    retirements: list[Row]
+    answered: list[Row]
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """One precedent search's candidates (`GraphStore.precedent_candidates`).
+
+    vector / text: (key, score) best first, as `vector_candidates` / `text_candidates` return them.
+    stale: the facts staleness is decided from, for every candidate (None: not read with them).
+    usefulness: the stored usefulness rows of the candidates that have one (`usefulness_read`'s
+    columns; None: not read with them).
+    """
+
+    vector: list[tuple[str, float]]
+    text: list[tuple[str, float]]
+    stale: StaleFacts | None = None
+    usefulness: list[Row] | None = None
 
 
 _node_id = itemgetter("key")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC
 from typing import Any
@@ -36,12 +37,21 @@ from contextgraph.errors import (
 from contextgraph.model import Node
 from contextgraph.retrieval.words import lucene_query
 from contextgraph.store import gate
-from contextgraph.store.base import CandidateFilter, GraphStore, Row, to_plain
+from contextgraph.store.base import CandidateFilter, Candidates, GraphStore, Row, StaleFacts, to_plain
 from contextgraph.store.queries import load, statements
 
 log = logging.getLogger(__name__)
 
 DEFAULT_DIMENSIONS = 256
+
+FIRST_FETCH = 2
+"""A search first asks each index for this many times the candidates it needs (as many as an
+unnarrowed search keeps: the filters of `precedent_candidates.cypher` drop only unanswered ones)."""
+GROWTH = 16
+"""A short narrowed search asks again for at most this many times as many (at least twice)."""
+MAX_FETCH = 20_000
+"""The most an index is asked for: a filter that keeps less than k / MAX_FETCH of the decisions
+near the query may find fewer than k candidates."""
 
 
 class Neo4jStore(GraphStore):
@@ -72,6 +82,8 @@ class Neo4jStore(GraphStore):
         self.batch_size = batch_size
         self._owns_driver = owns_driver
         self._where = where
+        #: per index and filter (`_signature`): how many times k a narrowed search had to over-fetch
+        self._overfetch: dict[tuple[Any, ...], float] = {}
 
     @classmethod
     def connect(cls, settings: Neo4jSettings, *, batch_size: int = 1000) -> Neo4jStore:
@@ -195,39 +207,101 @@ class Neo4jStore(GraphStore):
     def vector_candidates(
         self, vector: Sequence[float], model: str, k: int, filters: CandidateFilter
     ) -> list[tuple[str, float]]:
-        """From the vector index `decision_embedding`; it cannot filter while it searches (Neo4j 5),
-        so a narrowed search asks it for more and filters those. Scores are cosine similarities."""
-        fetch = k * (10 if filters.narrowed or filters.exclude else 2)
-        try:
-            rows = self._read(
-                load("precedent_vector"),
-                {**_filter_params(filters), "vector": list(vector), "model": model, "fetch": fetch, "k": k},
-            )
-        except (StoreError, QueryRefusedError) as exc:
-            if "dimension" in str(exc).lower():
-                dims = self._read(load("index_vector_options"), {})
-                config = ((dims[0]["options"] or {}).get("indexConfig") or {}) if dims else {}
-                width = config.get("vector.dimensions")
-                raise EmbeddingError(
-                    f"the store's vector index has {width} dimensions, the model {model!r} makes "
-                    f"{len(vector)}: run `contextgraph embed` to re-embed with it"
-                ) from None
-            raise
-        # the index scores cosine c as (1 + c) / 2
-        return [(r["key"], 2.0 * float(r["score"]) - 1.0) for r in rows]
+        """From the vector index `decision_embedding`, over-fetched as `precedent_candidates` says.
+        Scores are cosine similarities."""
+        return self.precedent_candidates(vector, model, (), k, filters).vector
 
     def text_candidates(
         self, words: Sequence[str], k: int, filters: CandidateFilter
     ) -> list[tuple[str, float]]:
         """From the full-text index `decision_text` (Lucene BM25, english analyzer)."""
-        if not words:
-            return []
-        fetch = k * (10 if filters.narrowed or filters.exclude else 2)
-        rows = self._read(
-            load("precedent_text"),
-            {**_filter_params(filters), "words": lucene_query(words, field=None), "fetch": fetch, "k": k},
+        return self.precedent_candidates(None, "", words, k, filters).text if words else []
+
+    def precedent_candidates(
+        self,
+        vector: Sequence[float] | None,
+        model: str,
+        words: Sequence[str],
+        k: int,
+        filters: CandidateFilter,
+    ) -> Candidates:
+        """Both candidate lists and what the ranking reads of the candidates (staleness facts, stored
+        usefulness) in one round trip (`precedent_candidates.cypher`).
+
+        Neo4j's indexes cannot filter while they search, so each is asked for more than `k` and
+        the filters run on those: first `FIRST_FETCH` x k (plus the excluded keys), or what earlier
+        searches with the same filters needed (remembered per store); when the filters kept fewer
+        than `k` of an index's answers and it may hold more, that index is asked again for more (by
+        the share the filters kept, x2 to x`GROWTH`, at most `MAX_FETCH`). An unnarrowed search is
+        one round trip; a narrowed one more only while its selectivity (per index) is not known
+        yet. A filter that keeps few decisions near the query costs a deep search: at 100k, a DAG
+        of 5 % asked with cases of other DAGs took ~140 ms (README, "Scale work, round 3")."""
+        signature = _signature(filters)
+        fetch = {
+            name: math.ceil(k * max(FIRST_FETCH, self._overfetch.get((name, *signature), 0)))
+            + len(filters.exclude)
+            for name in ("vector", "text")
+        }
+        params = {
+            **_filter_params(filters),
+            "vector": list(vector) if vector is not None else None,
+            "model": model,
+            "words": lucene_query(words, field=None) if words else None,
+            "k": k,
+            "max_fetch": MAX_FETCH,
+        }
+        while True:
+            try:
+                [row] = self._read(
+                    load("precedent_candidates"),
+                    {**params, "vector_fetch": fetch["vector"], "text_fetch": fetch["text"]},
+                )
+            except (StoreError, QueryRefusedError) as exc:
+                if vector is not None and "dimension" in str(exc).lower():
+                    raise self._width_error(model, len(vector)) from None
+                raise
+            short = [name for name in fetch if row[f"{name}_short"]]
+            if not short:
+                break
+            for name in short:
+                fetch[name] = _grown(fetch[name], k, int(row[f"{name}_kept"]))
+        for name, depth in fetch.items():
+            needed = (depth - len(filters.exclude)) / k
+            if filters.narrowed and needed > self._overfetch.get((name, *signature), FIRST_FETCH):
+                if len(self._overfetch) >= 1024:
+                    self._overfetch.clear()
+                self._overfetch[(name, *signature)] = needed
+        stale = StaleFacts(row["made"], row["points"], row["offers"], row["retirements"], row["answered"])
+        return Candidates(
+            # the vector index scores cosine c as (1 + c) / 2
+            vector=[(h["key"], 2.0 * float(h["score"]) - 1.0) for h in row["vector_hits"]],
+            text=[(h["key"], float(h["score"])) for h in row["text_hits"]],
+            stale=stale,
+            usefulness=row["usefulness"],
         )
-        return [(r["key"], float(r["score"])) for r in rows]
+
+    def _width_error(self, model: str, width: int) -> EmbeddingError:
+        """The vector index was made for another embedding width than the model's."""
+        dims = self._read(load("index_vector_options"), {})
+        config = ((dims[0]["options"] or {}).get("indexConfig") or {}) if dims else {}
+        return EmbeddingError(
+            f"the store's vector index has {config.get('vector.dimensions')} dimensions, the model "
+            f"{model!r} makes {width}: run `contextgraph embed` to re-embed with it"
+        )
+
+    def decision_details(self, keys: Sequence[str], *, vectors: str | None = None) -> dict[str, Row]:
+        """As `GraphStore.decision_details`; the embeddings (`vectors`) come in the same round trip."""
+        import numpy as np
+
+        if not keys:
+            return {}
+        rows = self._read(load("precedent_card"), {"keys": list(dict.fromkeys(keys)), "model": vectors})
+        details = self._fold_card(rows)
+        for row in details.values():
+            vector = row.pop("vector", None)
+            if vectors is not None:
+                row["vector"] = np.asarray(vector, dtype=np.float32) if vector is not None else None
+        return details
 
     def decision_vectors(self, keys: Sequence[str], model: str) -> dict[str, Any]:
         import numpy as np
@@ -350,6 +424,17 @@ class Neo4jStore(GraphStore):
 
 class _KeyTaken(QueryRefusedError):
     """A CREATE met the uniqueness constraint: the key exists (written by another writer)."""
+
+
+def _signature(filters: CandidateFilter) -> tuple[Any, ...]:
+    """What the selectivity of a filter depends on (the excluded keys only add their number)."""
+    return (filters.deployment, filters.dag_id, filters.task_id, filters.chosen, filters.since)
+
+
+def _grown(fetch: int, k: int, kept: int) -> int:
+    """The next fetch of an index whose `fetch` answers kept `kept` < k after filtering."""
+    factor = min(float(GROWTH), max(2.0, 1.5 * k / max(kept, 1)))
+    return min(MAX_FETCH, math.ceil(fetch * factor))
 
 
 def _filter_params(filters: CandidateFilter) -> dict[str, Any]:

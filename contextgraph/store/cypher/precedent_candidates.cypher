@@ -1,0 +1,113 @@
+// Neo4j: one precedent search's candidates and what the ranking reads of them, in one round trip.
+// 1. The vector index `decision_embedding` (its $vector_fetch nearest to $vector, embeddings of
+//    $model) and the full-text index `decision_text` (its $text_fetch best for the Lucene query
+//    $words; english analyzer), each kept to the answered decisions passing the filters (the
+//    narrowing ones first: a deep over-fetch reads one property of most rows), best first (only
+//    the kept ones are sorted), at most $k each ($vector / $words null: that list is not
+//    searched). Neither index can filter while it searches (Neo4j 5): `*_short` says a list kept fewer than $k while its index
+//    returned all it was asked for (it may hold more that pass) and less than $max_fetch; the
+//    caller then asks again with a larger fetch, and step 2 is skipped.
+// 2. For the candidates: the rows contextgraph.retrieval.supersede decides staleness
+//    from (those of stale_decisions, stale_points, stale_newer_offers, retired_read and, when a
+//    lesson is retired, stale_retired) and their stored usefulness (usefulness_read's columns).
+CALL {
+  UNWIND CASE WHEN $vector IS NULL THEN [] ELSE [$vector] END AS v
+  CALL db.index.vector.queryNodes('decision_embedding', $vector_fetch, v) YIELD node AS d, score
+  WITH count(*) AS seen, collect(CASE
+      WHEN ($dag_id IS NULL OR d.dag_id = $dag_id)
+       AND ($task_id IS NULL OR d.task_id = $task_id)
+       AND ($deployment IS NULL OR d.deployment = $deployment)
+       AND ($chosen IS NULL OR $chosen IN d.chosen_options)
+       AND ($since IS NULL OR coalesce(d.responded_at, d.created_at) >= $since)
+       AND d.response_received = true AND d.embedding_model = $model
+       AND NOT d.key IN $exclude
+      THEN {key: d.key, score: score} END) AS kept
+  CALL {
+    WITH kept
+    UNWIND kept AS h
+    WITH h ORDER BY h.score DESC, h.key
+    RETURN collect(h) AS ordered
+  }
+  RETURN ordered[..$k] AS vector_hits, size(kept) AS vector_kept,
+         size(kept) < $k AND seen >= $vector_fetch AND $vector_fetch < $max_fetch AS vector_short
+}
+CALL {
+  UNWIND CASE WHEN $words IS NULL THEN [] ELSE [$words] END AS w
+  CALL db.index.fulltext.queryNodes('decision_text', w, {limit: $text_fetch}) YIELD node AS d, score
+  WITH count(*) AS seen, collect(CASE
+      WHEN ($dag_id IS NULL OR d.dag_id = $dag_id)
+       AND ($task_id IS NULL OR d.task_id = $task_id)
+       AND ($deployment IS NULL OR d.deployment = $deployment)
+       AND ($chosen IS NULL OR $chosen IN d.chosen_options)
+       AND ($since IS NULL OR coalesce(d.responded_at, d.created_at) >= $since)
+       AND d.response_received = true
+       AND NOT d.key IN $exclude
+      THEN {key: d.key, score: score} END) AS kept
+  CALL {
+    WITH kept
+    UNWIND kept AS h
+    WITH h ORDER BY h.score DESC, h.key
+    RETURN collect(h) AS ordered
+  }
+  RETURN ordered[..$k] AS text_hits, size(kept) AS text_kept,
+         size(kept) < $k AND seen >= $text_fetch AND $text_fetch < $max_fetch AS text_short
+}
+WITH vector_hits, vector_kept, vector_short, text_hits, text_kept, text_short,
+     CASE WHEN NOT (vector_short OR text_short)
+          THEN [h IN vector_hits | h.key] + [h IN text_hits | h.key] ELSE [] END AS keys
+// stale_decisions: the DAG version each candidate was made under
+CALL {
+  WITH keys
+  UNWIND keys AS k
+  WITH DISTINCT k
+  MATCH (d:Decision {key: k})-[:UNDER_VERSION]->(v:DagVersion)
+  RETURN collect({key: d.key, dag_id: d.dag_id, task_id: d.task_id, offered: d.offered,
+                  version: v.version_number}) AS made
+}
+// stale_points: per decision point, its DAG's newest version and whether the task is still in it
+CALL {
+  WITH made
+  UNWIND made AS m
+  WITH m.dag_id AS dag_id, m.task_id AS task_id, min(m.version) AS version
+  MATCH (t:Task {dag_id: dag_id, task_id: task_id})
+  MATCH (:Dag {dag_id: dag_id})-[:VERSION_OF]->(w:DagVersion)
+  WITH dag_id, task_id, version, t.in_latest_version AS in_latest, max(w.version_number) AS newest
+  RETURN collect({dag_id: dag_id, task_id: task_id, version: version, in_latest: in_latest,
+                  newest: newest}) AS points
+}
+// stale_newer_offers: at the points with a newer version, what decisions made under it offered
+CALL {
+  WITH points
+  UNWIND points AS p
+  WITH p WHERE p.newest > p.version
+  MATCH (d:Decision {dag_id: p.dag_id, task_id: p.task_id})-[:UNDER_VERSION]->(v:DagVersion)
+  WHERE v.version_number > p.version
+  WITH DISTINCT p.dag_id AS dag_id, p.task_id AS task_id, v.version_number AS version, d.offered AS offered
+  RETURN collect({dag_id: dag_id, task_id: task_id, version: version, offered: offered}) AS offers
+}
+// retired_read: the retired lessons, newest first (few)
+CALL {
+  MATCH (r:RetiredLesson)
+  WITH r ORDER BY r.retired_at DESC
+  RETURN collect(r {.key, .dag_id, .task_id, .decided, .why, .retired_by, .retired_at, .active,
+                    .restored_by, .restored_at}) AS retirements
+}
+// stale_retired: the candidates' points, choices and answer times, when a lesson is retired
+CALL {
+  WITH keys, retirements
+  UNWIND CASE WHEN any(r IN retirements WHERE r.active) THEN keys ELSE [] END AS k
+  WITH DISTINCT k
+  MATCH (d:Decision {key: k})
+  RETURN collect({key: d.key, dag_id: d.dag_id, task_id: d.task_id, chosen_options: d.chosen_options,
+                  responded_at: d.responded_at}) AS answered
+}
+// usefulness_read: the candidates' stored usefulness
+CALL {
+  WITH keys
+  UNWIND keys AS k
+  WITH DISTINCT k
+  MATCH (u:PrecedentUsefulness {key: k})
+  RETURN collect(u {.key, .shown, .approved, .overridden, .escalated, .score, .maybe_outdated}) AS usefulness
+}
+RETURN vector_hits, vector_kept, vector_short, text_hits, text_kept, text_short,
+       made, points, offers, retirements, answered, usefulness

@@ -1,0 +1,132 @@
+"""What a precedent query costs the server, and a narrow filter on a crowded graph.
+
+On Neo4j, a precedent query is two round trips: the candidates of both indexes with what the
+ranking reads of them, then the details of the best. Its indexes cannot filter while they search,
+so a filter that keeps few decisions near the query must still find them: the over-fetch grows
+until it does (a fixed 10 x over-fetch found none of them here). Queries are counted through the
+driver (the real neo4j driver, wrapped); the graph and the filter behaviour run on both stores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, cast
+
+import neo4j
+import pytest
+from neo4j import GraphDatabase
+
+from contextgraph import model as m
+from contextgraph.config import Neo4jSettings
+from contextgraph.ingest import mapping
+from contextgraph.ingest.embeddings import Embedder, embed_pending
+from contextgraph.retrieval.lessons import find_lessons
+from contextgraph.retrieval.precedents import find_similar_decisions
+from contextgraph.store import GraphStore, Neo4jStore
+from tests.cases import CASES, QUERIES, REPORT_DAG, SUPPORT_DAG, Case, run_id
+
+CROWD = 1200
+"""Support decisions near the query: more than 10 x the 50 candidates an index is asked for."""
+QUERY = QUERIES[0].text  # a support case (a dark theme for the web app)
+
+
+class CountingDriver:
+    """A real neo4j driver that counts the queries sent through it."""
+
+    def __init__(self, driver: neo4j.Driver) -> None:
+        self.driver = driver
+        self.queries: list[str] = []
+
+    def execute_query(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+        self.queries.append(str(getattr(query, "text", query)))
+        return self.driver.execute_query(query, *args, **kwargs)
+
+    def session(self, *args: Any, **kwargs: Any) -> Any:
+        self.queries.append("(session)")
+        return self.driver.session(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.driver, name)
+
+
+def answered(case: Case, index: int) -> m.Decision:
+    """`case` as an answered decision (of its DAG and point) of run `index`."""
+    return m.Decision(
+        dag_id=case.dag_id,
+        run_id=run_id(index),
+        task_id=case.task_id,
+        subject=case.subject,
+        body=case.body,
+        offered=[case.chosen],
+        chosen_options=[case.chosen],
+        reason=case.reason,
+        response_received=True,
+        search_text=mapping.search_text(case.subject, case.body, [case.proposal], [case.chosen], case.reason),
+    )
+
+
+def write_crowd(store: GraphStore, embedder: Embedder) -> set[str]:
+    """CROWD support decisions and a few weekly-report ones (each report case twice), embedded;
+    the report keys."""
+    support = [c for c in CASES if c.dag_id == SUPPORT_DAG]
+    report = [c for c in CASES if c.dag_id == REPORT_DAG]
+    batch = m.GraphBatch()
+    batch.add(*(answered(support[i % len(support)], i) for i in range(CROWD)))
+    rare = [answered(report[i % len(report)], CROWD + i) for i in range(2 * len(report))]
+    batch.add(*rare)
+    store.write(batch)
+    embed_pending(store, embedder)
+    return {d.key for d in rare}
+
+
+def test_a_narrow_filter_still_returns_k_precedents(store: GraphStore, embedder: Embedder) -> None:
+    rare = write_crowd(store, embedder)
+    assert len(rare) >= 5
+    found = find_similar_decisions(store, embedder, QUERY, dag_id=REPORT_DAG, k=5)
+    assert len(found) == 5 and {p.key for p in found} <= rare
+    lessons = find_lessons(store, embedder, QUERY, dag_id=REPORT_DAG, k=10)
+    assert sum(lesson.count for lesson in lessons) == len(rare)
+    everything = find_similar_decisions(store, embedder, QUERY, k=5)
+    assert len(everything) == 5 and not {p.key for p in everything} & rare
+
+
+@pytest.fixture
+def counted(
+    neo4j_store: Neo4jStore, neo4j_settings: Neo4jSettings
+) -> Iterator[tuple[Neo4jStore, CountingDriver]]:
+    """A second store on the test database whose driver counts its queries."""
+    driver = CountingDriver(
+        GraphDatabase.driver(
+            neo4j_settings.uri or "",
+            auth=(neo4j_settings.username, neo4j_settings.password.get_secret_value()),
+            notifications_min_severity="OFF",
+        )
+    )
+    yield Neo4jStore(cast(neo4j.Driver, driver), database=neo4j_store.database), driver
+    driver.driver.close()
+
+
+def test_a_precedent_query_on_neo4j_is_two_round_trips(
+    neo4j_store: Neo4jStore, counted: tuple[Neo4jStore, CountingDriver], embedder: Embedder
+) -> None:
+    rare = write_crowd(neo4j_store, embedder)
+    store, driver = counted
+    kinds: list[dict[str, Any]] = [
+        {},
+        {"dag_id": SUPPORT_DAG, "task_id": CASES[0].task_id},
+        {"deployment": m.DEFAULT_DEPLOYMENT},
+    ]
+    for filters in kinds:
+        driver.queries.clear()
+        found = find_similar_decisions(store, embedder, QUERY, k=5, **filters)
+        assert len(found) == 5
+        assert len(driver.queries) == 2, driver.queries
+    # a narrow filter: asked again with a larger over-fetch while its selectivity is not known yet,
+    # then as cheap as any other query
+    driver.queries.clear()
+    first = find_similar_decisions(store, embedder, QUERY, dag_id=REPORT_DAG, k=5)
+    assert 2 < len(driver.queries) <= 4
+    driver.queries.clear()
+    again = find_similar_decisions(store, embedder, QUERY, dag_id=REPORT_DAG, k=5)
+    assert len(driver.queries) == 2
+    assert [p.key for p in again] == [p.key for p in first] and {p.key for p in first} <= rare
