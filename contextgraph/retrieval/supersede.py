@@ -167,13 +167,13 @@ def _read_facts(store: GraphStore, keys: list[str]) -> StaleFacts:
     retired = _retirement_rows(store)
     answered: list[Row] = []
     if _records(retired, active_only=True):
-        answered = store.query(load("stale_retired"), {"keys": keys})
-    made = store.query(load("stale_decisions"), {"keys": keys})
+        answered = store.query(store.cypher("stale_retired"), {"keys": keys})
+    made = store.query(store.cypher("stale_decisions"), {"keys": keys})
     oldest = _oldest(made)
     points: list[Row] = []
     if oldest:
         points = store.query(
-            load("stale_points"),
+            store.cypher("stale_points"),
             {"points": [{"dag_id": d, "task_id": t, "version": v} for (d, t), v in oldest.items()]},
         )
     newest = _newest(points)
@@ -182,7 +182,7 @@ def _read_facts(store: GraphStore, keys: list[str]) -> StaleFacts:
         for (d, t), v in oldest.items()
         if newest.get((d, t), (0, True))[0] > v
     ]
-    offers = store.query(load("stale_newer_offers"), {"points": moved}) if moved else []
+    offers = store.query(store.cypher("stale_newer_offers"), {"points": moved}) if moved else []
     return StaleFacts(made=made, points=points, offers=offers, retirements=retired, answered=answered)
 
 
