@@ -334,3 +334,25 @@ def test_the_index_reads_the_store_a_page_at_a_time(
         assert [key for key, _ in found] == _exact(vectors, np.asarray(query, dtype=np.float32), 5)
     finally:
         store.close()
+
+
+def test_the_embedding_pass_reads_the_pending_decisions_a_batch_at_a_time(
+    tmp_path: Path, embedder: Model2VecEmbedder
+) -> None:
+    store = EmbeddedStore(tmp_path / "g.lbdb")
+    try:
+        store.ensure_schema()
+        Sync(demo.scenario_source(demo.scenario(40)), store, OPTIONS).run(full=True)
+        decisions = {r["key"] for r in store.query("MATCH (d:Decision) RETURN d.key AS key")}
+        first = store.decisions_needing_embedding(embedder.name, limit=7)
+        assert len(first) == 7 and all(row["text"] and row["model"] is None for row in first)
+
+        embed_pending(store, embedder, batch_size=7)
+        assert store.decisions_needing_embedding(embedder.name) == []
+        assert set(store.decision_vectors(sorted(decisions), embedder.name)) == decisions
+        # Another model: every decision is pending again, each with what its embedding was made by.
+        other = store.decisions_needing_embedding("another-model", limit=len(decisions) + 1)
+        assert {row["key"] for row in other} == decisions
+        assert {row["model"] for row in other} == {embedder.name}
+    finally:
+        store.close()
