@@ -114,11 +114,12 @@ def _wipe_neo4j(store: Any) -> None:
     """Empty the database in short transactions: relationships first, then nodes.
 
     (One `DETACH DELETE` of a 100k-decision graph, even `IN TRANSACTIONS`, runs for minutes
-    without answering, and the driver gives up on the connection.)
+    without answering, and the driver gives up on the connection; 50,000 a transaction ran past
+    the test server's 256 MiB `db.memory.transaction.max`.)
     """
     for cypher in (
-        "MATCH ()-[r]->() WITH r LIMIT 50000 DELETE r RETURN count(r) AS c",
-        "MATCH (n) WITH n LIMIT 50000 DETACH DELETE n RETURN count(n) AS c",
+        "MATCH ()-[r]->() WITH r LIMIT 5000 DELETE r RETURN count(r) AS c",
+        "MATCH (n) WITH n LIMIT 5000 DETACH DELETE n RETURN count(n) AS c",
     ):
         while store._write(cypher, {})[0]["c"]:
             pass
