@@ -8,6 +8,7 @@ every shape, …), serves them from `contextgraph.ingest.source.replay` over HTT
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from contextgraph.ingest.source.replay import ReplayServer
 from contextgraph.store import EmbeddedStore
 
 from .builders import hitl_detail, task_instance
+from .neo4j_server import empty_neo4j
 
 DAG = "support_mapped"
 
@@ -462,3 +464,57 @@ def test_a_dag_whose_tasks_airflow_no_longer_has_is_rejected_and_the_rest_ingest
     assert sorted((r["dag"], r["run"], r["i"]) for r in got) == [(DAG, "r1", 0), (DAG, "r1", 1)]
     dags = {r["id"] for r in read(store_path, "MATCH (g:Dag) RETURN g.dag_id AS id")}
     assert dags == {DAG, "finance.reports_ü"}
+
+
+BRANCH_TASKS = [
+    {"task_id": "route", "operator_name": "HITLBranchOperator", "downstream_task_ids": ["send", "escalate"]},
+    {"task_id": "send", "operator_name": "@task", "downstream_task_ids": []},
+    {"task_id": "escalate", "operator_name": "@task", "downstream_task_ids": []},
+]
+
+
+@pytest.mark.parametrize("kind", ["embedded", pytest.param("neo4j", marks=pytest.mark.neo4j)])
+def test_each_branch_review_records_the_branch_its_own_run_ran(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Three branch reviews on one page: the branch is read from each run's own task instances
+    (r1 sent, r2 escalated), and from the chosen option where no child ran yet (r3)."""
+    details = [
+        hitl_detail(
+            ti(run, "route", operator_name="HITLBranchOperator"), options=options, chosen_options=[pick]
+        )
+        for run, options, pick in (
+            ("r1", ["Send it", "Escalate"], "Send it"),
+            ("r2", ["Send it", "Escalate"], "Send it"),  # the reviewer's label; escalate is what ran
+            ("r3", ["send", "escalate"], "escalate"),
+        )
+    ]
+    w = world(BRANCH_TASKS, details)
+    w.task_instances += [
+        ti("r1", "send", operator_name="@task"),
+        ti("r1", "escalate", state="skipped", operator_name="@task"),
+        ti("r2", "send", state="skipped", operator_name="@task"),
+        ti("r2", "escalate", state="running", operator_name="@task"),
+    ]
+    if kind == "embedded":
+        args = ["--store-path", str(tmp_path / "graph.lbdb")]
+        graph = None
+    else:
+        settings = request.getfixturevalue("neo4j_settings")
+        graph = empty_neo4j(settings)
+        args = ["--neo4j-uri", settings.uri or "", "--neo4j-username", settings.username]
+        args += ["--neo4j-password", settings.password.get_secret_value()]
+    branched = (
+        "MATCH (d:Decision)-[:BRANCHED_TO]->(t:Task) RETURN d.run_id AS run, t.task_id AS task ORDER BY run"
+    )
+    with ReplayServer(w) as airflow, graph or contextlib.nullcontext() as store:
+        result = CliRunner().invoke(
+            cli, [*args, "ingest", "--airflow-url", airflow.url, "--no-embed", "--json"]
+        )
+        assert result.exit_code == 0, result.output
+        rows = store.query(branched, {}) if store is not None else read(tmp_path / "graph.lbdb", branched)
+    assert rows == [
+        {"run": "r1", "task": "send"},
+        {"run": "r2", "task": "escalate"},
+        {"run": "r3", "task": "escalate"},
+    ]

@@ -479,7 +479,8 @@ class _Run:
             self.report.fetched["HITL details"] += len(page)
             stored = self._stored_proposals(page)
             self._read_proposals_ahead(page, stored)
-            map_one = functools.partial(self._map_decision, stored=stored)
+            ran = self._branch_states(page)
+            map_one = functools.partial(self._map_decision, stored=stored, ran=ran)
             self._write(*(b for b in (self._map(map_one, r) for r in page) if b is not None))
             self.xcoms.clear()
             self.progress("HITL details", len(page))
@@ -523,7 +524,10 @@ class _Run:
         return found
 
     def _map_decision(
-        self, record: dict[str, Any], stored: dict[str, list[mapping.ProposalValue]]
+        self,
+        record: dict[str, Any],
+        stored: dict[str, list[mapping.ProposalValue]],
+        ran: dict[str, set[str]],
     ) -> m.GraphBatch:
         identity = mapping.decision_identity(record)
         dag_id, run_id, task_id, map_index = identity[:4]
@@ -541,7 +545,7 @@ class _Run:
             proposals=proposals,
             reason_params=self.options.for_point(self.options.reason_params, dag_id, task_id),
             verdicts=self.options.for_point(self.options.verdicts, dag_id, task_id),
-            branches=self._branches(record, shape),
+            branches=self._branches(record, shape, ran),
         )
         decision = next(n for n in batch.nodes if isinstance(n, m.Decision))
         if decision.status == "answered" and decision.reason is None:
@@ -558,21 +562,49 @@ class _Run:
             batch.add(m.OfTask(src=ti_key, dst=m.Task.key_for(dag_id, task_id)))
         return batch
 
-    def _branches(self, record: dict[str, Any], shape: mapping.DagShape) -> list[str]:
+    def _branches(
+        self, record: dict[str, Any], shape: mapping.DagShape, ran: dict[str, set[str]]
+    ) -> list[str]:
         """The downstream tasks a HITLBranchOperator's answer ran: its children whose task instance
-        in this run ran (or is about to), else the chosen options that are child task ids."""
-        ti = record["task_instance"]
-        if ti.get("operator_name") != "HITLBranchOperator" or not record.get("response_received"):
+        in this run ran (or is about to; `ran`: run key → such task ids, `_branch_states`), else the
+        chosen options that are child task ids."""
+        if not _is_answered_branch(record):
             return []
-        task_id, run_id = ti["task_id"], ti.get("dag_run_id") or ti.get("run_id")
-        children = sorted(shape.graph.successors(task_id)) if task_id in shape.graph else []
-        rows = self.store.query(
-            load("sync_branch_states"),
-            {"dag_id": ti["dag_id"], "run_id": run_id, "task_ids": children, "deployment": self.deployment},
-        )
-        ran = sorted({r["task_id"] for r in rows if r["state"] in mapping.BRANCH_RAN_STATES})
+        ti = record["task_instance"]
+        children = sorted(shape.graph.successors(ti["task_id"])) if ti["task_id"] in shape.graph else []
+        went = sorted(ran.get(self._run_key(ti), set()) & set(children))
         chosen = record.get("chosen_options") or []
-        return ran or [c for c in children if c in chosen]
+        return went or [c for c in children if c in chosen]
+
+    def _branch_states(self, page: list[Any]) -> dict[str, set[str]]:
+        """For the answered HITLBranchOperator decisions of a page, in one query: per run key, the
+        task ids whose task instance in that run ran (`mapping.BRANCH_RAN_STATES`) among the
+        branching tasks' children."""
+        runs: dict[str, set[str]] = {}
+        for record in page:
+            if not _is_answered_branch(record):
+                continue
+            ti = record["task_instance"]
+            try:
+                shape = self._shape(ti["dag_id"], ti["task_id"])
+            except InvalidRecordError:
+                continue  # reported when the page is mapped
+            if ti["task_id"] in shape.graph:
+                runs.setdefault(self._run_key(ti), set()).update(shape.graph.successors(ti["task_id"]))
+        if not runs:
+            return {}
+        ran: dict[str, set[str]] = {}
+        params = {"runs": [{"key": key, "task_ids": sorted(ids)} for key, ids in runs.items()]}
+        for row in self.store.query(load("sync_branch_states"), params):
+            if row["state"] in mapping.BRANCH_RAN_STATES:
+                ran.setdefault(row["run_key"], set()).add(row["task_id"])
+        return ran
+
+    def _run_key(self, ti: dict[str, Any]) -> str:
+        """The stored key of the DAG run of this task instance record in this sync's deployment."""
+        return m.DagRun.key_for(
+            ti["dag_id"], ti.get("dag_run_id") or ti.get("run_id"), deployment=self.deployment
+        )
 
     # --- DAG structure --------------------------------------------------------------------------
 
@@ -792,3 +824,16 @@ def _pages(records: Iterable[T], size: int) -> Iterator[list[T]]:
     iterator = iter(records)
     while page := list(islice(iterator, size)):
         yield page
+
+
+def _is_answered_branch(record: Any) -> bool:
+    """Whether this HITL detail record is a HITLBranchOperator's, answered (its branch ran)."""
+    ti = record.get("task_instance") if isinstance(record, dict) else None
+    return (
+        isinstance(ti, dict)
+        and ti.get("operator_name") == "HITLBranchOperator"
+        and bool(record.get("response_received"))
+        and isinstance(ti.get("task_id"), str)
+        and isinstance(ti.get("dag_id"), str)
+        and isinstance(ti.get("dag_run_id") or ti.get("run_id"), str)
+    )
