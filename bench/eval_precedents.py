@@ -568,27 +568,22 @@ def default_embedder() -> Embedder:
 @contextmanager
 def neo4j_store() -> Iterator[Neo4jStore]:
     """A wiped Neo4j with the schema: NEO4J_URI's server if set, else a throw-away one."""
+    from pydantic import SecretStr
+
     from contextgraph.config import Neo4jSettings
+    from tests.neo4j_server import Neo4jServer, empty_neo4j
 
-    if os.environ.get("NEO4J_URI"):
-        store = Neo4jStore.connect(Neo4jSettings())
-        server = None
+    server = None if os.environ.get("NEO4J_URI") else Neo4jServer()
+    if server is None:
+        settings = Neo4jSettings()
     else:
-        from pydantic import SecretStr
-
-        from tests.neo4j_server import Neo4jServer
-
-        server = Neo4jServer()
         server.start()
-        store = Neo4jStore.connect(
-            Neo4jSettings(uri=server.uri, username=server.username, password=SecretStr(server.password))
-        )
+        password = SecretStr(server.password)
+        settings = Neo4jSettings(uri=server.uri, username=server.username, password=password)
     try:
-        store._write("MATCH (n) DETACH DELETE n", {})
-        store.ensure_schema()
-        yield store
+        with empty_neo4j(settings) as store:
+            yield store
     finally:
-        store.close()
         if server is not None:
             server.stop()
 

@@ -29,33 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import ceiling
-from bench.run import NEW_DECISIONS, ROOT, _embedder, _load, _wipe_neo4j
+from bench.run import NEW_DECISIONS, _embedder, _load, _wipe_neo4j, neo4j_server
 
 FILTERS = ("none", "dag", "point", "deployment")
-
-
-@contextlib.contextmanager
-def server(data_dir: Path | None, keep: bool) -> Iterator[dict[str, str]]:
-    """NEO4J_URI when set, else a Neo4j 5.26 of our own (left running with `keep`)."""
-    if os.environ.get("NEO4J_URI"):
-        yield {
-            "uri": os.environ["NEO4J_URI"],
-            "user": os.environ.get("NEO4J_USERNAME", "neo4j"),
-            "password": os.environ.get("NEO4J_PASSWORD", ""),
-        }
-        return
-    sys.path.insert(0, str(ROOT))
-    from tests.neo4j_server import Neo4jServer
-
-    if data_dir is not None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-    neo = Neo4jServer(data_dir)
-    neo.start()
-    try:
-        yield {"uri": neo.uri, "user": neo.username, "password": neo.password}
-    finally:
-        if not keep:
-            neo.stop()
 
 
 def open_store(conn: dict[str, str]) -> Any:
@@ -237,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serve", action="store_true", help="leave our Neo4j running; print its URI")
     parser.add_argument("--data-dir", type=Path, help="our Neo4j's data directory")
     args = parser.parse_args(argv)
-    with server(args.data_dir, args.serve) as conn:
+    with neo4j_server(args.data_dir, keep=args.serve) as conn:
         if args.serve:
             print(json.dumps({"serving": conn}), flush=True)
         store = open_store(conn)

@@ -355,8 +355,9 @@ def _run_worker(name: str, spec: dict[str, Any], timeout: float = 3600) -> dict[
 
 
 @contextlib.contextmanager
-def neo4j_server() -> Iterator[dict[str, str]]:
-    """NEO4J_URI when set (its database is wiped), else a Neo4j 5.26 of our own."""
+def neo4j_server(data_dir: Path | None = None, keep: bool = False) -> Iterator[dict[str, str]]:
+    """NEO4J_URI when set (its database is wiped), else a Neo4j 5.26 of our own: in `data_dir`
+    (kept) or a temporary folder (removed), left running with `keep`."""
     if os.environ.get("NEO4J_URI"):
         yield {
             "uri": os.environ["NEO4J_URI"],
@@ -367,13 +368,17 @@ def neo4j_server() -> Iterator[dict[str, str]]:
     sys.path.insert(0, str(ROOT))
     from tests.neo4j_server import Neo4jServer
 
-    server = Neo4jServer()
+    if data_dir is not None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    server = Neo4jServer(data_dir)
     server.start()
     try:
         yield {"uri": server.uri, "user": server.username, "password": server.password}
     finally:
-        server.stop()
-        shutil.rmtree(server.data_dir, ignore_errors=True)
+        if not keep:
+            server.stop()
+            if data_dir is None:
+                shutil.rmtree(server.data_dir, ignore_errors=True)
 
 
 @contextlib.contextmanager
