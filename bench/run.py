@@ -191,7 +191,8 @@ def work_ingest(spec: dict[str, Any]) -> dict[str, Any]:
         profiler = Profiler()
         profiler.start()
     began = time.perf_counter()
-    report = Sync(source, store, SyncOptions(page_size=spec["page_size"])).run()
+    options = SyncOptions(page_size=spec["page_size"], write_behind=spec.get("write_behind", True))
+    report = Sync(source, store, options).run()
     sync_seconds = time.perf_counter() - began - source.generating
     embed_seconds = None
     if embedder is not None:
@@ -576,6 +577,7 @@ def run(args: argparse.Namespace, stamp: str) -> dict[str, Any]:
         "settings": {
             "seed": args.seed,
             "sync_page_size": args.page_size,
+            "write_behind": not args.serial_writes,
             "store_batch_size": args.batch_size,
             "ceiling_rows_per_tx": args.ceiling_rows,
             "ceiling_chunk_decisions": args.ceiling_chunk,
@@ -595,6 +597,7 @@ def run(args: argparse.Namespace, stamp: str) -> dict[str, Any]:
                     "seed": args.seed,
                     "embed": embed,
                     "page_size": args.page_size,
+                    "write_behind": not args.serial_writes,
                     "batch_size": args.batch_size,
                     "ceiling_rows": args.ceiling_rows,
                     "ceiling_chunk": args.ceiling_chunk,
@@ -670,6 +673,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", default="ceiling,ingest,queries,sync", help="which steps (ingest always)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--page-size", type=int, default=500, help="records per sync write page")
+    parser.add_argument(
+        "--serial-writes",
+        action="store_true",
+        help="ingest without write-behind (each page written before the next is read)",
+    )
     parser.add_argument("--batch-size", type=int, default=1000, help="rows per store write transaction")
     parser.add_argument("--ceiling-rows", type=int, default=5000, help="rows per transaction of the ceiling")
     parser.add_argument(

@@ -258,6 +258,9 @@ class Settings(BaseSettings):
     with decision points (HITL tasks) and the DAGs feeding them through assets."""
     feeder_depth: int = Field(default=3, ge=0)
     """How many hops of asset feeders (feeders of feeders …) are tracked; 0: none."""
+    write_behind: bool = True
+    """Write each page of a sync on a background thread while the next page is fetched and mapped
+    (one page in flight); false: write each page before reading on."""
     neo4j: Neo4jSettings = Field(default_factory=Neo4jSettings)
 
     @field_validator("include_dags", "exclude_dags", "tags", "exclude_tags", mode="before")

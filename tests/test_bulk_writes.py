@@ -6,12 +6,13 @@ from __future__ import annotations
 import resource
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from contextgraph import model as m
 from contextgraph.store import EmbeddedStore, Neo4jStore
-from contextgraph.store.base import node_rows
+from contextgraph.store.base import Row
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -67,6 +68,21 @@ def test_bulk_written_rows_read_back_and_rewrite_as_unchanged(tmp_path: Path) ->
     store.close()
 
 
+class _RacedStore(Neo4jStore):
+    """A store another writer races: right after this one looked its DagRuns up, and before it
+    creates the new ones, `other` writes `raced` (once)."""
+
+    def __init__(self, driver: Any, database: str, other: Neo4jStore, raced: m.GraphBatch) -> None:
+        super().__init__(driver, database=database)
+        self.other, self.raced = other, raced
+
+    def _upsert_nodes(self, node_type: type[m.Node], new: list[Row], changed: list[Row]) -> None:
+        if node_type is m.DagRun and self.raced:
+            raced, self.raced = self.raced, m.GraphBatch()
+            self.other.write(raced)  # its own transaction, committed before this one creates
+        super()._upsert_nodes(node_type, new, changed)
+
+
 @pytest.mark.neo4j
 def test_neo4j_creates_new_nodes_and_merges_when_another_writer_created_them(
     neo4j_store: Neo4jStore,
@@ -74,9 +90,30 @@ def test_neo4j_creates_new_nodes_and_merges_when_another_writer_created_them(
     neo4j_store.write(m.GraphBatch(nodes=[m.Dag(dag_id="support")]))
     first = neo4j_store.write(_runs(0, 50))
     assert first.created == {"DagRun": 50, "HAS_RUN": 50}
-    # Another writer wrote runs 40-59 after this one looked them up: its CREATE meets the
-    # uniqueness constraint and the chunk is MERGEd, so nothing is duplicated or lost.
-    late = [n for n in _runs(40, 20).nodes if isinstance(n, m.DagRun)]
-    neo4j_store._upsert_nodes(m.DagRun, node_rows(late), [])
+    # Another writer wrote runs 40-59 after this one looked them up: its CREATE of 50-59 meets the
+    # uniqueness constraint, the write is retried MERGEing, so nothing is duplicated or lost.
+    raced = _RacedStore(neo4j_store._driver, neo4j_store.database, neo4j_store, _runs(40, 20))
+    second = raced.write(_runs(0, 60))
+    assert not raced.raced  # the race did happen
     count = "MATCH (r:DagRun) RETURN count(r) AS c, count(DISTINCT r.key) AS k"
     assert neo4j_store.query(count) == [{"c": 60, "k": 60}]
+    edges = "MATCH (:Dag)-[h:HAS_RUN]->(r:DagRun) RETURN count(h) AS h, count(DISTINCT r) AS r"
+    assert neo4j_store.query(edges) == [{"h": 60, "r": 60}]
+    assert second.unchanged.get("DagRun") == 60  # the retry found them all written
+
+
+class _BrokenMidWrite(Neo4jStore):
+    """A store whose connection breaks after the batch's nodes were sent, before its edges."""
+
+    def _create_edges(self, edge_type: type[m.Edge], rows: Any) -> int:
+        raise ConnectionResetError("connection lost mid-write")
+
+
+@pytest.mark.neo4j
+def test_neo4j_write_that_fails_midway_leaves_none_of_its_batch(neo4j_store: Neo4jStore) -> None:
+    neo4j_store.write(m.GraphBatch(nodes=[m.Dag(dag_id="support")]))
+    broken = _BrokenMidWrite(neo4j_store._driver, database=neo4j_store.database)
+    with pytest.raises(ConnectionResetError):
+        broken.write(_runs(0, 10))
+    assert neo4j_store.query("MATCH (r:DagRun) RETURN count(r) AS c") == [{"c": 0}]
+    assert neo4j_store.write(_runs(0, 10)).created == {"DagRun": 10, "HAS_RUN": 10}

@@ -7,7 +7,6 @@ field; the sync reports it and goes on with the rest.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import functools
 import json
 import math
@@ -18,6 +17,7 @@ from typing import Any, TypeVar, cast
 
 import networkx as nx
 from pydantic import ValidationError
+from rapidfuzz.distance import Levenshtein
 
 from contextgraph import model as m
 from contextgraph.errors import InvalidRecordError
@@ -835,9 +835,9 @@ def find_answer(params_input: Mapping[str, Any]) -> tuple[str | None, str]:
 
 
 def edit_size(before: str, after: str) -> int:
-    """Characters changed from `before` to `after`: per differing block, the longer side."""
-    matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
-    return sum(max(i2 - i1, j2 - j1) for op, i1, i2, j1, j2 in matcher.get_opcodes() if op != "equal")
+    """Characters changed from `before` to `after`: their Levenshtein distance (the fewest single
+    characters inserted, deleted or replaced), computed by rapidfuzz."""
+    return int(Levenshtein.distance(before, after))
 
 
 def _entry_text(params_input: Mapping[str, Any]) -> str | None:

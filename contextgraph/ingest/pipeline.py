@@ -36,6 +36,7 @@ def run_ingest(
         ),
         all_dags=settings.all_dags,
         feeder_depth=settings.feeder_depth,
+        write_behind=settings.write_behind,
     )
     with open_store(settings) as store, AirflowSource(settings.airflow) as source:
         store.verify()

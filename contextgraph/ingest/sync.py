@@ -17,6 +17,10 @@ written, to the moment the stage began reading (runs and task instances do not s
 records that change while a stage runs, or under some clock skew, are read again next time.
 Writes are idempotent and skip unchanged rows, so reading again costs API calls, not writes:
 a sync killed mid-way is completed by the next one with nothing duplicated and nothing lost.
+
+Writes run on one background thread, one page ahead at most (`_Writer`): while the store writes a
+page, the next one is fetched and mapped. Every read of the store and every watermark waits for
+the page in flight, so the sync never reads what it has not finished writing.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -75,6 +80,9 @@ class SyncOptions(BaseModel):
     decision points and their asset feeders."""
     feeder_depth: int = Field(default=3, ge=0)
     """How many hops upstream asset feeders are followed (feeders of feeders …); 0: none."""
+    write_behind: bool = True
+    """Write each page on a background thread while the next is fetched and mapped (one page in
+    flight); False writes each page before reading on."""
 
     def for_point(self, table: dict[str, T], dag_id: str, task_id: str) -> T | None:
         """The entry of `table` for this decision point, else its `*` entry, else None."""
@@ -251,8 +259,15 @@ class _Run:
         self.was_tracked: set[str] = set()
         """DAGs whose history an earlier sync read (only their changes are read again)."""
         self.assets = AssetGraph()
+        self.writer = _Writer(self.report, behind=self.options.write_behind)
 
     def execute(self) -> SyncReport:
+        try:
+            return self._execute()
+        finally:
+            self.writer.close()
+
+    def _execute(self) -> SyncReport:
         clock, calls_before = time.monotonic(), self.source.calls
         url = public_url(self.source.settings.url.rstrip("/"))
         state = m.SyncState(source=url, deployment=self.deployment)  # watermarks per deployment
@@ -300,15 +315,12 @@ class _Run:
                 self._skip_dag(dag.dag_id, reason)
         self.assets = AssetGraph.build(self._read_assets())
         self.was_tracked = {
-            r["dag_id"] for r in self.store.query(load("sync_tracked_dags"), {"deployment": self.deployment})
+            r["dag_id"] for r in self._query("sync_tracked_dags", {"deployment": self.deployment})
         }
         if self.options.all_dags:
             starting = {d: "all_dags" for d in self.candidates}
         else:
-            stored = {
-                r["dag_id"]
-                for r in self.store.query(load("sync_decision_dags"), {"deployment": self.deployment})
-            }
+            stored = {r["dag_id"] for r in self._query("sync_decision_dags", {"deployment": self.deployment})}
             starting = {d: "decision_points" for d in stored if d in self.candidates}
         starting = self._with_feeders(starting)
         url = public_url(self.source.settings.url.rstrip("/"))
@@ -501,7 +513,7 @@ class _Run:
         if not wanted:
             return []
         keys = [self._decision_key(w) for w in wanted]
-        known = {r["key"] for r in self.store.query(load("sync_known_decisions"), {"keys": keys})}
+        known = {r["key"] for r in self._query("sync_known_decisions", {"keys": keys})}
         found = []
         for dag_id, run_id, task_id, map_index, n in wanted:
             if self._decision_key((dag_id, run_id, task_id, map_index, n)) in known:
@@ -595,7 +607,7 @@ class _Run:
             return {}
         ran: dict[str, set[str]] = {}
         params = {"runs": [{"key": key, "task_ids": sorted(ids)} for key, ids in runs.items()]}
-        for row in self.store.query(load("sync_branch_states"), params):
+        for row in self._query("sync_branch_states", params):
             if row["state"] in mapping.BRANCH_RAN_STATES:
                 ran.setdefault(row["run_key"], set()).add(row["task_id"])
         return ran
@@ -648,7 +660,7 @@ class _Run:
         return shape
 
     def _stored_shape(self, dag_id: str) -> mapping.DagShape:
-        rows = self.store.query(load("sync_dag_shape"), {"dag_id": dag_id, "deployment": self.deployment})
+        rows = self._query("sync_dag_shape", {"dag_id": dag_id, "deployment": self.deployment})
         return mapping.DagShape.from_edges(
             dag_id,
             {r["task_id"]: r["downstream"] or [] for r in rows},
@@ -657,7 +669,7 @@ class _Run:
 
     def _dags_with_tasks(self, dag_ids: list[str]) -> set[str]:
         params = {"dag_ids": dag_ids, "deployment": self.deployment}
-        return {r["dag_id"] for r in self.store.query(load("sync_dags_with_tasks"), params)}
+        return {r["dag_id"] for r in self._query("sync_dags_with_tasks", params)}
 
     # --- proposals ------------------------------------------------------------------------------
 
@@ -732,7 +744,7 @@ class _Run:
             except InvalidRecordError:
                 continue
         found: dict[str, list[mapping.ProposalValue]] = {}
-        for row in self.store.query(load("sync_stored_proposals"), {"keys": keys}):
+        for row in self._query("sync_stored_proposals", {"keys": keys}):
             value = json.loads(row["value"]) if row["value"] is not None else None
             found.setdefault(row["key"], []).append(
                 mapping.ProposalValue(row["task_id"], value, row["xcom_key"], row["map_index"])
@@ -742,12 +754,18 @@ class _Run:
     # --- state ----------------------------------------------------------------------------------
 
     def _load_state(self, state: m.SyncState) -> m.SyncState:
-        rows = self.store.query(load("sync_state"), {"key": state.key})
+        rows = self._query("sync_state", {"key": state.key})
         return state.model_copy(update={k: v for k, v in rows[0].items() if v is not None}) if rows else state
+
+    def _query(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Run the named query (`contextgraph/store/cypher`) once the page in flight is written."""
+        self.writer.drain()
+        return self.store.query(load(name), params)
 
     def _save(self, state: m.SyncState, **marks: datetime) -> m.SyncState:
         """Move watermarks forward once a stage is fully written."""
         state = state.model_copy(update=marks)
+        self.writer.drain()
         self.store.write(m.GraphBatch(nodes=[state]))
         return state
 
@@ -763,7 +781,7 @@ class _Run:
         since = self._since(mark)
         if since is None:
             return None
-        rows = self.store.query(load("sync_oldest_pending"), {"deployment": self.deployment})
+        rows = self._query("sync_oldest_pending", {"deployment": self.deployment})
         oldest = rows[0]["oldest"] if rows else None
         return min(since, oldest) if oldest else since
 
@@ -783,13 +801,57 @@ class _Run:
             return None
 
     def _write(self, *batches: m.GraphBatch) -> None:
+        """Hand these batches to the writer as one (written in the background)."""
         batch = m.GraphBatch()
         for item in batches:
             batch.extend(item)
+        self.writer.put(functools.partial(self._store, batch))
+
+    def _store(self, batch: m.GraphBatch) -> WriteResult | None:
+        """On the writer's thread: one item per node and edge, forgotten data out, then written."""
         batch = self.screen(_latest_wins(batch).in_deployment(self.deployment))
         self.report.forgotten_skipped = self.screen.skipped
-        if batch:
-            self.report.add(self.store.write(batch))
+        return self.store.write(batch) if batch else None
+
+
+class _Writer:
+    """Writes a sync's pages on one background thread, at most one page in flight, so the store's
+    time overlaps the sync's own (fetching and mapping the next page). The store is used by one
+    thread at a time: `put` and `drain` wait for the page in flight first.
+
+    A failed write raises its error (InvalidRecordError, StoreUnavailableError, …) from the next
+    `put` or `drain` on the sync's thread; the watermarks have not moved past it then.
+    """
+
+    def __init__(self, report: SyncReport, *, behind: bool) -> None:
+        self.report = report
+        self._pool = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="contextgraph-write") if behind else None
+        )
+        self._pending: Future[WriteResult | None] | None = None
+
+    def put(self, job: Callable[[], WriteResult | None]) -> None:
+        """Start writing one page (a callable returning the store's WriteResult, or None)."""
+        self.drain()
+        if self._pool is None:
+            self._count(job())
+        else:
+            self._pending = self._pool.submit(job)
+
+    def drain(self) -> None:
+        """Wait until the page in flight is written; raises the error its write raised."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._count(pending.result())
+
+    def close(self) -> None:
+        """Let the page in flight finish (on a sync that failed, its outcome goes with the sync's)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def _count(self, result: WriteResult | None) -> None:
+        if result is not None:
+            self.report.add(result)
 
 
 def _latest_wins(batch: m.GraphBatch) -> m.GraphBatch:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC
 from typing import Any
@@ -34,10 +35,18 @@ from contextgraph.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from contextgraph.model import Node
+from contextgraph.model import GraphBatch, Node
 from contextgraph.retrieval.words import lucene_query
 from contextgraph.store import gate
-from contextgraph.store.base import CandidateFilter, Candidates, GraphStore, Row, StaleFacts, to_plain
+from contextgraph.store.base import (
+    CandidateFilter,
+    Candidates,
+    GraphStore,
+    Row,
+    StaleFacts,
+    WriteResult,
+    to_plain,
+)
 from contextgraph.store.queries import load, statements
 
 log = logging.getLogger(__name__)
@@ -84,6 +93,8 @@ class Neo4jStore(GraphStore):
         self._where = where
         #: per index and filter (`_signature`): how many times k a narrowed search had to over-fetch
         self._overfetch: dict[tuple[Any, ...], float] = {}
+        #: this thread's write transaction (`tx`) while `write` runs, and whether it MERGEs only
+        self._local = threading.local()
 
     @classmethod
     def connect(cls, settings: Neo4jSettings, *, batch_size: int = 1000) -> Neo4jStore:
@@ -141,18 +152,40 @@ class Neo4jStore(GraphStore):
     def _write(self, cypher: str, params: Mapping[str, Any]) -> list[Row]:
         return self._execute(cypher, params, write=True)
 
+    def write(self, batch: GraphBatch) -> WriteResult:
+        """Upsert the batch in one transaction: one commit per batch (a sync page) instead of one
+        per label and chunk, and a failed write leaves none of it. The driver retries the whole
+        transaction on transient errors. If another writer created one of the new keys meanwhile,
+        the constraint refuses the CREATE: the batch is written again, MERGEing every node, so the
+        outcome is the same. Raises what `GraphStore.write` raises, translated (StoreError …)."""
+        try:
+            return self._in_transaction(batch, merge_only=False)
+        except _KeyTaken:
+            log.info("a key of this batch was created meanwhile by another writer: MERGE instead")
+            return self._in_transaction(batch, merge_only=True)
+
+    def _in_transaction(self, batch: GraphBatch, *, merge_only: bool) -> WriteResult:
+        def work(tx: neo4j.ManagedTransaction) -> WriteResult:
+            self._local.tx, self._local.merge_only = tx, merge_only
+            try:
+                return GraphStore.write(self, batch)
+            finally:
+                self._local.tx = None
+
+        try:
+            with self._driver.session(database=self.database) as session:
+                return session.execute_write(work)
+        except Exception as exc:
+            raise self._translate(exc) from None
+
     def _upsert_nodes(self, node_type: type[Node], new: list[Row], changed: list[Row]) -> None:
         """New nodes by CREATE (no MERGE: the server skips a lookup and a lock per row; the
-        profile of a 10k ingest had node MERGE as its largest part), changed ones by MERGE. If
-        another writer created one of the new keys meanwhile, the constraint refuses the CREATE
-        and the chunk is MERGEd instead, so the outcome is the same."""
+        profile of a 10k ingest had node MERGE as its largest part), changed ones by MERGE; every
+        one by MERGE when `write` retries a batch whose CREATE met a key taken meanwhile."""
+        if getattr(self._local, "merge_only", False):
+            new, changed = [], new + changed
         if new:
-            create = self._node_create(node_type)
-            try:
-                self._write(create, {"rows": new})
-            except _KeyTaken:
-                log.info("a %s key was created meanwhile by another writer: MERGE instead", node_type.label)
-                changed = new + changed
+            self._write(self._node_create(node_type), {"rows": new})
         if changed:
             self._write(self._node_merge(node_type), {"rows": changed})
 
@@ -385,7 +418,14 @@ class Neo4jStore(GraphStore):
     def _execute_full(
         self, cypher: str, params: Mapping[str, Any], *, write: bool, timeout: float | None = None
     ) -> tuple[list[Row], neo4j.ResultSummary]:
-        """The one place that calls the driver: database, routing, timeout and error mapping."""
+        """The one place that calls the driver: database, routing, timeout and error mapping.
+        Inside `write`'s transaction, the statement runs in it and errors reach the driver's retry
+        untranslated (`write` translates them)."""
+        tx = getattr(self._local, "tx", None)
+        if tx is not None:
+            result = tx.run(cypher, dict(params))
+            records = list(result)
+            return [{k: to_plain(v) for k, v in r.items()} for r in records], result.consume()
         try:
             records, summary, _ = self._driver.execute_query(
                 neo4j.Query(cypher, timeout=timeout),
