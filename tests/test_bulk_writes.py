@@ -102,18 +102,34 @@ def test_neo4j_creates_new_nodes_and_merges_when_another_writer_created_them(
     assert second.unchanged.get("DagRun") == 60  # the retry found them all written
 
 
-class _BrokenMidWrite(Neo4jStore):
+def _broken_mid_write(store_type: type[Neo4jStore] | type[EmbeddedStore]) -> Any:
     """A store whose connection breaks after the batch's nodes were sent, before its edges."""
 
-    def _create_edges(self, edge_type: type[m.Edge], rows: Any) -> int:
-        raise ConnectionResetError("connection lost mid-write")
+    class Broken(store_type):  # type: ignore[valid-type,misc]
+        def _create_edges(self, edge_type: type[m.Edge], rows: Any) -> int:
+            raise ConnectionResetError("connection lost mid-write")
+
+    return Broken
 
 
 @pytest.mark.neo4j
 def test_neo4j_write_that_fails_midway_leaves_none_of_its_batch(neo4j_store: Neo4jStore) -> None:
     neo4j_store.write(m.GraphBatch(nodes=[m.Dag(dag_id="support")]))
-    broken = _BrokenMidWrite(neo4j_store._driver, database=neo4j_store.database)
+    broken = _broken_mid_write(Neo4jStore)(neo4j_store._driver, database=neo4j_store.database)
     with pytest.raises(ConnectionResetError):
         broken.write(_runs(0, 10))
     assert neo4j_store.query("MATCH (r:DagRun) RETURN count(r) AS c") == [{"c": 0}]
     assert neo4j_store.write(_runs(0, 10)).created == {"DagRun": 10, "HAS_RUN": 10}
+
+
+def test_embedded_write_that_fails_midway_leaves_none_of_its_batch(tmp_path: Path) -> None:
+    broken = _broken_mid_write(EmbeddedStore)(tmp_path / "g.lbdb")
+    broken.ensure_schema()
+    broken.write(m.GraphBatch(nodes=[m.Dag(dag_id="support")]))
+    with pytest.raises(ConnectionResetError):
+        broken.write(_runs(0, 10))
+    assert broken.query("MATCH (r:DagRun) RETURN count(r) AS c") == [{"c": 0}]
+    broken.close()
+    store = EmbeddedStore(tmp_path / "g.lbdb")
+    assert store.write(_runs(0, 10)).created == {"DagRun": 10, "HAS_RUN": 10}
+    store.close()

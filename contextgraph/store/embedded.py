@@ -12,7 +12,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -145,7 +145,8 @@ class EmbeddedStore(GraphStore):
         self._copies = 0  # COPY statements since the database was opened
         self._db: ladybug.Database | None = None
         self._conn: ladybug.Connection | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # held by `write` across its statements
+        self._in_write = False  # a `write`'s transaction is open: statements run inside it
         self._file_lock: str | None = None
         self.index = SidecarIndex(self.path.with_name(self.path.name + ".index"), ann_threshold=ann_threshold)
         self._sandbox = sandbox.LadybugSandbox(memory_mb=buffer_pool_mb + QUERY_MEMORY_MB)
@@ -222,11 +223,37 @@ class EmbeddedStore(GraphStore):
         self._file_lock = None
 
     def write(self, batch: GraphBatch) -> WriteResult:
-        """Upsert the batch (see `GraphStore.write`); frees what COPYs held when they add up."""
+        """Upsert the batch (see `GraphStore.write`) in one transaction: one commit per batch (a
+        sync page) instead of one per statement, and a failed write leaves none of it. Frees what
+        COPYs held when they add up. Raises StoreError (or what `GraphStore.write` raises)."""
         try:
-            return super().write(batch)
+            with self._writing():
+                return super().write(batch)
         finally:
             self._recycle_if_due()
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[ladybug.Connection]:
+        """The connection inside a write transaction: `write`'s when one is open, else a new one,
+        committed on leaving and rolled back on an error (Ladybug's raised as StoreError)."""
+        with self._lock:
+            conn = self._connection()
+            if self._in_write:
+                yield conn
+                return
+            conn.execute("BEGIN TRANSACTION")
+            self._in_write = True
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except RuntimeError as exc:
+                _rollback(conn)
+                raise StoreError(f"the embedded store failed to write: {exc}") from None
+            except BaseException:
+                _rollback(conn)
+                raise
+            finally:
+                self._in_write = False
 
     def _recycle_if_due(self) -> None:
         if self._copies * _MB_PER_COPY >= self.buffer_pool_mb // 2:
@@ -298,16 +325,8 @@ class EmbeddedStore(GraphStore):
 
     def _write(self, cypher: str, params: Mapping[str, Any]) -> list[Row]:
         self._index_stale = True
-        with self._lock:
-            conn = self._connection()
-            conn.execute("BEGIN TRANSACTION")
-            try:
-                rows = self._rows(conn.execute(cypher, dict(params)))
-                conn.execute("COMMIT")
-            except RuntimeError as exc:
-                _rollback(conn)
-                raise StoreError(f"the embedded store failed to write: {exc}") from None
-        return rows
+        with self._writing() as conn:
+            return self._rows(conn.execute(cypher, dict(params)))
 
     def _adapt(self, rows: list[Row]) -> list[Row]:
         """Ladybug's TIMESTAMP has no zone: store UTC without it (reads add UTC back)."""
@@ -522,20 +541,13 @@ class EmbeddedStore(GraphStore):
     def _transaction(self, steps: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Any]:
         """Run the statements in one transaction; the first row of the last one's result."""
         first: list[Any] = []
-        with self._lock:
-            conn = self._connection()
-            conn.execute("BEGIN TRANSACTION")
-            try:
-                for cypher, params in steps:
-                    self._copies += cypher.startswith("COPY")
-                    result = conn.execute(cypher, dict(params))
-                    if isinstance(result, list):
-                        result = result[-1]
-                    first = [result.get_next()] if result.has_next() else []
-                conn.execute("COMMIT")
-            except RuntimeError as exc:
-                _rollback(conn)
-                raise StoreError(f"the embedded store failed to write: {exc}") from None
+        with self._writing() as conn:
+            for cypher, params in steps:
+                self._copies += cypher.startswith("COPY")
+                result = conn.execute(cypher, dict(params))
+                if isinstance(result, list):
+                    result = result[-1]
+                first = [result.get_next()] if result.has_next() else []
         return first
 
     def read_only_query(
