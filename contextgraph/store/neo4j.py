@@ -179,15 +179,11 @@ class Neo4jStore(GraphStore):
             raise self._translate(exc) from None
 
     def _upsert_nodes(self, node_type: type[Node], new: list[Row], changed: list[Row]) -> None:
-        """New nodes by CREATE (no MERGE: the server skips a lookup and a lock per row; the
-        profile of a 10k ingest had node MERGE as its largest part), changed ones by MERGE; every
-        one by MERGE when `write` retries a batch whose CREATE met a key taken meanwhile."""
+        """As `GraphStore._upsert_nodes`, but every node by MERGE when `write` retries a batch
+        whose CREATE met a key another writer took meanwhile."""
         if getattr(self._local, "merge_only", False):
             new, changed = [], new + changed
-        if new:
-            self._write(self._node_create(node_type), {"rows": new})
-        if changed:
-            self._write(self._node_merge(node_type), {"rows": changed})
+        super()._upsert_nodes(node_type, new, changed)
 
     def query_type(self, cypher: str) -> str:
         """What Neo4j's planner says the query does: 'r', 'w', 'rw' or 's' (schema)."""
