@@ -84,9 +84,11 @@ class _RacedStore(Neo4jStore):
 
 
 @pytest.mark.neo4j
+@pytest.mark.parametrize("atomic_rows", [50_000, 5], ids=["one transaction", "too big for one"])
 def test_neo4j_creates_new_nodes_and_merges_when_another_writer_created_them(
-    neo4j_store: Neo4jStore,
+    neo4j_store: Neo4jStore, atomic_rows: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr("contextgraph.store.neo4j.ATOMIC_ROWS", atomic_rows)
     neo4j_store.write(m.GraphBatch(nodes=[m.Dag(dag_id="support")]))
     first = neo4j_store.write(_runs(0, 50))
     assert first.created == {"DagRun": 50, "HAS_RUN": 50}

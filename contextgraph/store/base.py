@@ -490,6 +490,12 @@ def _column_type(annotation: Any) -> ScalarType:
     return simple.get(annotation, "JSON")
 
 
+ATOMIC_ROWS = 50_000
+"""A write of at most this many nodes and edges (a sync page: ~30 per decision) is one transaction;
+a larger one (a migration, a scoped copy of a whole graph) commits statement by statement, so no
+transaction outgrows the server's memory limit (Neo4j's `db.memory.transaction.total.max`)."""
+
+
 def storable(item: Node | Edge, types_: Mapping[str, ScalarType]) -> Row:
     """Properties as values both engines store: JSON text for nested data, UTC datetimes."""
     row: Row = {}

@@ -37,6 +37,7 @@ from contextgraph.errors import (
 from contextgraph.model import EDGE_TYPES, NODE_TYPES, Edge, GraphBatch, Node
 from contextgraph.store import gate, sandbox
 from contextgraph.store.base import (
+    ATOMIC_ROWS,
     EDGE_COLUMNS,
     NODE_COLUMNS,
     CandidateFilter,
@@ -223,10 +224,13 @@ class EmbeddedStore(GraphStore):
         self._file_lock = None
 
     def write(self, batch: GraphBatch) -> WriteResult:
-        """Upsert the batch (see `GraphStore.write`) in one transaction: one commit per batch (a
-        sync page) instead of one per statement, and a failed write leaves none of it. Frees what
-        COPYs held when they add up. Raises StoreError (or what `GraphStore.write` raises)."""
+        """Upsert the batch (see `GraphStore.write`) in one transaction (up to `ATOMIC_ROWS` nodes
+        and edges; a larger one commits statement by statement): one commit per sync page instead
+        of one per statement, and a failed write leaves none of it. Frees what COPYs held when
+        they add up. Raises StoreError (or what `GraphStore.write` raises)."""
         try:
+            if len(batch) > ATOMIC_ROWS:
+                return super().write(batch)
             with self._writing():
                 return super().write(batch)
         finally:

@@ -39,6 +39,7 @@ from contextgraph.model import GraphBatch, Node
 from contextgraph.retrieval.words import lucene_query
 from contextgraph.store import gate
 from contextgraph.store.base import (
+    ATOMIC_ROWS,
     CandidateFilter,
     Candidates,
     GraphStore,
@@ -153,25 +154,28 @@ class Neo4jStore(GraphStore):
         return self._execute(cypher, params, write=True)
 
     def write(self, batch: GraphBatch) -> WriteResult:
-        """Upsert the batch in one transaction: one commit per batch (a sync page) instead of one
-        per label and chunk, and a failed write leaves none of it. The driver retries the whole
-        transaction on transient errors. If another writer created one of the new keys meanwhile,
-        the constraint refuses the CREATE: the batch is written again, MERGEing every node, so the
-        outcome is the same. Raises what `GraphStore.write` raises, translated (StoreError …)."""
+        """Upsert the batch in one transaction (up to `ATOMIC_ROWS` nodes and edges; a larger one
+        commits statement by statement): one commit per sync page instead of one per label and
+        chunk, and a failed write leaves none of it. The driver retries the whole transaction on
+        transient errors. If another writer created one of the new keys meanwhile, the constraint
+        refuses the CREATE: the batch is written again, MERGEing every node, so the outcome is the
+        same. Raises what `GraphStore.write` raises, translated (StoreError …)."""
         try:
-            return self._in_transaction(batch, merge_only=False)
+            return self._write_batch(batch, merge_only=False)
         except _KeyTaken:
             log.info("a key of this batch was created meanwhile by another writer: MERGE instead")
-            return self._in_transaction(batch, merge_only=True)
+            return self._write_batch(batch, merge_only=True)
 
-    def _in_transaction(self, batch: GraphBatch, *, merge_only: bool) -> WriteResult:
-        def work(tx: neo4j.ManagedTransaction) -> WriteResult:
+    def _write_batch(self, batch: GraphBatch, *, merge_only: bool) -> WriteResult:
+        def work(tx: neo4j.ManagedTransaction | None) -> WriteResult:
             self._local.tx, self._local.merge_only = tx, merge_only
             try:
                 return GraphStore.write(self, batch)
             finally:
-                self._local.tx = None
+                self._local.tx, self._local.merge_only = None, False
 
+        if len(batch) > ATOMIC_ROWS:
+            return work(None)  # each statement its own transaction (errors translated per call)
         try:
             with self._driver.session(database=self.database) as session:
                 return session.execute_write(work)
