@@ -31,11 +31,15 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from contextgraph.errors import InvalidRecordError
+
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+"""An integer property: both engines store 64-bit integers, so a record with a larger one (a
+`map_index` of 2**63) is rejected when mapped, naming the field, instead of failing its page's write."""
 
 KEY_SEPARATOR = "|"
 DEFAULT_DEPLOYMENT = "default"
@@ -163,7 +167,7 @@ class SchemaVersion(Node):
     key_fields: ClassVar[tuple[str, ...]] = ("name",)
 
     name: str = "contextgraph"
-    version: int = SCHEMA_VERSION
+    version: Int64 = SCHEMA_VERSION
     migrated_at: datetime | None = None
     legacy_deployment: str | None = None
     """The deployment the keys of a version-1 graph were given by `contextgraph migrate`."""
@@ -208,7 +212,7 @@ class Asset(AirflowNode):
     name: str = NonEmpty
     uri: str = NonEmpty
     group: str | None = None
-    asset_id: int | None = None
+    asset_id: Int64 | None = None
     """Airflow's database id of the asset (`id`)."""
     extra: dict[str, Any] = {}
     aliases: list[str] = []
@@ -224,7 +228,7 @@ class DagVersion(AirflowNode):
     key_fields: ClassVar[tuple[str, ...]] = ("dag_id", "version_number")
 
     dag_id: str = NonEmpty
-    version_number: int
+    version_number: Int64
     version_id: str | None = None
     bundle_name: str | None = None
     bundle_version: str | None = None
@@ -252,8 +256,8 @@ class TaskInstance(AirflowNode):
     dag_id: str = NonEmpty
     run_id: str = NonEmpty
     task_id: str = NonEmpty
-    map_index: int = -1
-    try_number: int | None = None
+    map_index: Int64 = -1
+    try_number: Int64 | None = None
     state: str | None = None
     operator: str | None = None
     start_date: datetime | None = None
@@ -279,8 +283,8 @@ class Decision(AirflowNode):
     dag_id: str = NonEmpty
     run_id: str = NonEmpty
     task_id: str = NonEmpty
-    map_index: int = -1
-    try_number: int = 1
+    map_index: Int64 = -1
+    try_number: Int64 = 1
     subject: str = ""
     body: str | None = None
     offered: list[str] = []
@@ -342,7 +346,7 @@ class Proposal(AirflowNode):
     dag_id: str = NonEmpty
     run_id: str = NonEmpty
     task_id: str = NonEmpty
-    map_index: int = -1
+    map_index: Int64 = -1
     xcom_key: str = "return_value"
     text: str = ""
     value: Any = None
@@ -358,12 +362,12 @@ class Answer(AirflowNode):
     dag_id: str = NonEmpty
     run_id: str = NonEmpty
     task_id: str = NonEmpty
-    map_index: int = -1
-    try_number: int = 1
+    map_index: Int64 = -1
+    try_number: Int64 = 1
     param: str = NonEmpty
     """The params_input name the answer came from."""
     text: str = ""
-    edit_chars: int | None = None
+    edit_chars: Int64 | None = None
     """Characters changed from the proposal's text (insertions, deletions, replacements);
     None when there was no proposal to compare with."""
 
@@ -455,7 +459,7 @@ class InformedBy(Edge):
     source: ClassVar[type[Node]] = Decision
     target: ClassVar[type[Node]] = Decision
 
-    rank: int | None = None
+    rank: Int64 | None = None
     score: float | None = None
     recorded_at: datetime | None = None
 

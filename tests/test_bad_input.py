@@ -63,6 +63,17 @@ def test_each_bad_record_is_rejected_with_its_reason_and_the_rest_is_ingested(st
     assert got["r-surrogate"]["subject"] == "bad \ufffd half"
 
 
+def test_an_integer_beyond_64_bits_is_rejected_naming_its_field(store: GraphStore) -> None:
+    """Both engines store 64-bit integers: a larger map_index failed the whole page's write."""
+    big = detail("r-big")
+    big["task_instance"] = {**big["task_instance"], "map_index": 2**63}
+    report = Sync(ListSource([big, detail("r-plain")]), store).run()
+    decisions = [r for r in report.rejected if r.record.startswith("HITL detail")]
+    assert [r.field for r in decisions] == ["map_index"]
+    assert "9223372036854775807" in decisions[0].reason
+    assert store.query("MATCH (d:Decision) RETURN d.run_id AS run") == [{"run": "r-plain"}]
+
+
 def test_a_sync_of_the_same_bad_input_again_writes_nothing_and_reports_again(store: GraphStore) -> None:
     records = [record for record, _ in BAD.values()] + list(GOOD.values())
     Sync(ListSource(records), store).run()

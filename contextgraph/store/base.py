@@ -479,6 +479,8 @@ def column_types(model: type[BaseModel]) -> dict[str, ScalarType]:
 
 def _column_type(annotation: Any) -> ScalarType:
     origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:  # e.g. model.Int64: the type without its bounds
+        return _column_type(typing.get_args(annotation)[0])
     if origin in (typing.Union, types.UnionType):
         inner = [a for a in typing.get_args(annotation) if a is not type(None)]
         return _column_type(inner[0]) if len(inner) == 1 else "JSON"
