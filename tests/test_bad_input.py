@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from contextgraph.errors import InvalidRecordError
 from contextgraph.ingest import mapping
 from contextgraph.ingest.sync import Sync
 from contextgraph.store import GraphStore
@@ -72,6 +73,25 @@ def test_an_integer_beyond_64_bits_is_rejected_naming_its_field(store: GraphStor
     assert [r.field for r in decisions] == ["map_index"]
     assert "9223372036854775807" in decisions[0].reason
     assert store.query("MATCH (d:Decision) RETURN d.run_id AS run") == [{"run": "r-plain"}]
+
+
+def _nested(depth: int) -> list[Any]:
+    outer: list[Any] = []
+    inner = outer
+    for _ in range(depth):
+        inner.append([])
+        inner = inner[0]
+    return outer
+
+
+def test_a_value_nested_too_deeply_is_rejected_not_a_crash() -> None:
+    deep = _nested(5_000)
+    with pytest.raises(InvalidRecordError, match="nested too deeply"):
+        mapping.map_decision(detail("r-deep", params_input={"reason": "ok", "extra": deep}), upstream=[])
+    with pytest.raises(InvalidRecordError, match="nested too deeply"):
+        mapping.map_dag_run({"dag_id": "support", "dag_run_id": "r-deep", "conf": {"x": deep}})
+    shallow = {"dag_id": "support", "dag_run_id": "r-ok", "conf": {"x": _nested(50)}}
+    assert mapping.map_dag_run(shallow).nodes  # nesting an ordinary conf has is kept
 
 
 def test_a_sync_of_the_same_bad_input_again_writes_nothing_and_reports_again(store: GraphStore) -> None:

@@ -146,15 +146,18 @@ def rejecting(kind: str) -> Callable[[F], F]:
                 return map_one(record, *args, **kwargs)
             except InvalidRecordError:
                 raise
-            except (TypeError, ValueError, AttributeError, KeyError) as exc:
+            except (TypeError, ValueError, AttributeError, KeyError, RecursionError) as exc:
                 name = (
                     _name(kind, record, "dag_id", "dag_run_id", "task_id")
                     if isinstance(record, dict)
                     else kind
                 )
-                raise InvalidRecordError(
-                    name, "(record)", f"unexpected shape: {type(exc).__name__}: {exc}"
-                ) from None
+                reason = (
+                    "nested too deeply to store (about 1,000 levels or more)"
+                    if isinstance(exc, RecursionError)
+                    else f"unexpected shape: {type(exc).__name__}: {exc}"
+                )
+                raise InvalidRecordError(name, "(record)", reason) from None
 
         return wrapper  # type: ignore[return-value]
 
