@@ -32,8 +32,9 @@ from bench import ceiling
 from bench.run import NEW_DECISIONS, _embedder, _load, _peak_rss_mb, run_json
 
 
-def build(size: int, path: Path, seed: int = 0, chunk: int = 5000) -> dict[str, Any]:
-    """Write `size` decisions' graph into a new embedded store at `path`, embed and index them."""
+def build(size: int, path: Path, seed: int = 0, chunk: int = 2000) -> dict[str, Any]:
+    """Write `size` decisions' graph into a new embedded store at `path`, embed and index them.
+    `chunk`: decisions per COPY round (their graph is held as rows at once: 5,000 held ~350 MB)."""
     from bench.synthetic import History
     from contextgraph import model as m
     from contextgraph.ingest.embeddings import embed_pending
