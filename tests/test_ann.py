@@ -283,6 +283,40 @@ def test_sync_and_forget_update_the_graph_of_the_store(tmp_path: Path, embedder:
         store.close()
 
 
+def test_a_refresh_with_nothing_changed_does_nothing_and_forget_rescores_words(
+    tmp_path: Path, embedder: Model2VecEmbedder
+) -> None:
+    store = _store(tmp_path / "g.lbdb", embedder, threshold=10)
+    try:
+        saved = store.index.last_build
+        assert saved is not None and not saved.current
+        files = {p.name: p.stat().st_mtime_ns for p in store.index.folder.iterdir()}
+        store.refresh_indexes(force=True)  # nothing written since: the store's hashes say so
+        again = store.index.last_build
+        assert again is not None and again.current
+        assert (again.generation, again.decisions, again.bm25, again.ann) == (
+            saved.generation,
+            saved.decisions,
+            "kept",
+            "unchanged",
+        )
+        assert {p.name: p.stat().st_mtime_ns for p in store.index.folder.iterdir()} == files
+
+        words = ["refund", "damaged", "parcel", "invoice", "cancel", "order"]
+        everything = CandidateFilter()
+        before = store.text_candidates(words, 100, everything)
+        gone = before[0][0]
+        forget(store, plan_forget(store, decisions=[gone]))
+        erased = store.index.last_build
+        assert erased is not None and not erased.current and erased.bm25 == "built"
+        after = store.text_candidates(words, 100, everything)
+        assert gone not in {key for key, _ in after} and len(after) == len(before) - 1
+        store.rebuild_indexes()  # from scratch: the same words, the same scores
+        assert store.text_candidates(words, 100, everything) == after
+    finally:
+        store.close()
+
+
 def test_a_folder_from_before_generations_is_read_and_then_updated(tmp_path: Path) -> None:
     index, vectors, _ = _small_index(tmp_path / "index", 10, 400)
     expected = index.vector_candidates(vectors[5].tolist(), "test-model", 5, CandidateFilter())
