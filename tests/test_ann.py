@@ -5,6 +5,7 @@ lose a forgotten decision."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -353,13 +354,20 @@ def test_a_folder_from_before_generations_is_read_and_then_updated(tmp_path: Pat
 
 
 def test_the_index_reads_the_store_a_page_at_a_time(
-    tmp_path: Path, embedder: Model2VecEmbedder, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    embedder: Model2VecEmbedder,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     store = _store(tmp_path / "g.lbdb", embedder, threshold=10)
     try:
         whole = store.index.labels()
         monkeypatch.setattr(embedded, "INDEX_PAGE", 7)  # 40 decisions: six pages, the last short
-        store.rebuild_indexes()
+        # A pool too small for a page: the read goes on with the configured one.
+        monkeypatch.setattr(embedded, "INDEX_POOL_MB", 4)
+        with caplog.at_level(logging.INFO, logger=embedded.__name__):
+            store.rebuild_indexes()
+        assert "did not fit a 4 MB buffer pool" in caplog.text
         answered = store.query("MATCH (d:Decision) WHERE d.response_received = true RETURN d.key AS key")
         assert sorted(store.index.labels()) == sorted(whole) == sorted(r["key"] for r in answered)
         query = embedder.embed(["refund for a damaged parcel"])[0]

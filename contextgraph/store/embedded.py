@@ -7,12 +7,10 @@ generated from the models (`ddl()`); the write and read Cypher is the same as fo
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import logging
 import os
 import re
-import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -50,7 +48,7 @@ from contextgraph.store.base import (
     to_plain,
 )
 from contextgraph.store.queries import load
-from contextgraph.store.sidecar import IndexRows, SidecarIndex
+from contextgraph.store.sidecar import IndexRows, SidecarIndex, give_back_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +83,14 @@ def _missing_columns(store: EmbeddedStore) -> list[str]:
     return statements
 
 
-INDEX_PAGE = 2_000
+INDEX_PAGE = 1_000
 """Decisions read per query when the index beside the file is brought up to date."""
-INDEX_POOL_MB = 256
+INDEX_POOL_MB = 128
 """The buffer pool (MB, at most the configured one) the database is reopened with while the index's
 rows are read: a pool fills up to its size whatever it is given, and a read of every decision
-would fill the default one (at 100k: pages of 2,000 took 3.9 s with 128 MB and 2.9 s with 512 MB
-of pool, pages of 10,000 did not fit in 128 MB)."""
+would fill the default one. At 100k, all pages took 4.3 s with 128 MB and pages of 1,000, 2.7 s
+with 256 MB and pages of 2,000 (127 MB more RSS); pages of 10,000 did not fit in 128 MB. A page
+that does not fit is read again, and the rest too, with the configured pool."""
 #: Ladybug's buffer pool (its page cache, most of the store's memory) unless told otherwise.
 DEFAULT_BUFFER_POOL_MB = 512
 QUERY_MEMORY_MB = 1024
@@ -250,7 +249,7 @@ class EmbeddedStore(GraphStore):
         opened = self._close_database()
         self._unlock_file()
         if opened:
-            _give_back_freed_memory()
+            give_back_freed_memory()
 
     def _close_database(self) -> bool:
         """Close the connection and database (False: none was open)."""
@@ -442,7 +441,7 @@ class EmbeddedStore(GraphStore):
         read = time.perf_counter() - began
         report = self.index.build(rows, rebuild=rebuild)
         del rows
-        _give_back_freed_memory()  # the rows, tokens and graph work: before the next phase
+        give_back_freed_memory()  # the rows, tokens and graph work: before the next phase
         self._index_stale = False
         log.info(
             "saved the search index %s: %d decisions, graph %s%s (+%d/-%d), %.1f s read, %.1f s BM25, "
@@ -510,10 +509,10 @@ class EmbeddedStore(GraphStore):
         try:
             for start in range(0, len(keys), INDEX_PAGE):
                 page = {"keys": list(keys[start : start + INDEX_PAGE])}
-                columns = self._arrow(load("index_rows", self.dialect), page).to_pydict()
+                columns = self._index_page("index_rows", page).to_pydict()
                 if model is not None:
                     row = {key: len(out.keys) + i for i, key in enumerate(columns["key"])}
-                    embedded = self._arrow(load("index_vectors", self.dialect), page)
+                    embedded = self._index_page("index_vectors", page)
                     at = [row.get(key, -1) for key in embedded.column("key").to_pylist()]
                     vectors.add(at, embedded.column("embedding"), embedded.column("model"))
                     del embedded
@@ -537,6 +536,23 @@ class EmbeddedStore(GraphStore):
         matrix = vectors.matrix(len(out.keys))
         return dataclasses.replace(out, vectors=matrix, model=model if matrix is not None else None)
 
+    def _index_page(self, name: str, params: Mapping[str, Any]) -> Any:
+        """One page of the index's rows (query `name`) as Arrow; when it does not fit the smaller
+        pool of an index read, again with the configured one (kept for the rest of the read)."""
+        try:
+            return self._arrow(load(name, self.dialect), params)
+        except StoreError as exc:
+            if self._pool_mb is None or "buffer pool is full" not in str(exc):
+                raise
+            log.info(
+                "a page of the index did not fit a %d MB buffer pool: reading on with %d MB",
+                self._pool_mb,
+                self.buffer_pool_mb,
+            )
+            self._release_pool()
+            self._pool_mb = None
+            return self._arrow(load(name, self.dialect), params)
+
     def _release_pool(self) -> None:
         """Close the database (it reopens on next use), keeping the file lock: frees the buffer
         pool's pages and what COPYs held. An in-memory database is kept (closing would lose it)."""
@@ -545,7 +561,7 @@ class EmbeddedStore(GraphStore):
         with self._lock:
             opened = self._close_database()
         if opened:
-            _give_back_freed_memory()
+            give_back_freed_memory()
 
     _index_stale = False
 
@@ -798,24 +814,6 @@ class _Vectors:
 
 def _naive_utc(value: Any) -> Any:
     return value.astimezone(UTC).replace(tzinfo=None) if isinstance(value, datetime) else value
-
-
-def _give_back_freed_memory() -> None:
-    """Return the heap's free pages to the operating system (glibc's `malloc_trim`; elsewhere
-    nothing). A closed database's buffer pool and its engine's and Python's freed objects are left
-    as free pages scattered through the heap, which glibc keeps: loading 20k decisions with a
-    close after each 1,000 grew from 250 to 490 MB without it and stayed at 250 MB with it."""
-    global _MALLOC_TRIM
-    if _MALLOC_TRIM is None:
-        _MALLOC_TRIM = False
-        if sys.platform.startswith("linux"):
-            with contextlib.suppress(OSError, AttributeError):
-                _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
-    if _MALLOC_TRIM:
-        _MALLOC_TRIM(0)
-
-
-_MALLOC_TRIM: Any = None
 
 
 def _rollback(conn: ladybug.Connection) -> None:

@@ -51,11 +51,13 @@ new document changes every stored weight).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import logging
 import os
 import re
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -321,6 +323,8 @@ class SidecarIndex:
             _sync_tree(files.bm25)
             report.bm25 = "built"
         corpus.release()  # before the graph is built: not both at once
+        if report.bm25 == "built":
+            give_back_freed_memory()
         report.bm25_seconds = time.perf_counter() - began
         matrix: npt.NDArray[np.float32] | None = None
         labels: npt.NDArray[np.uint64] | None = None
@@ -658,6 +662,25 @@ class SidecarIndex:
                 if i is not None:
                     out[key] = self._vectors[i]
             return out
+
+
+def give_back_freed_memory() -> None:
+    """Return the heap's free pages to the operating system (glibc's `malloc_trim`; elsewhere
+    nothing). A closed database's buffer pool, and the engine's and Python's freed objects (a save's
+    texts and tokens), are left as free pages scattered through the heap, which glibc keeps:
+    loading 20k decisions into the embedded store with a close after each 1,000 grew from 250 to
+    490 MB without it and stayed at 250 MB with it."""
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        _MALLOC_TRIM = False
+        if sys.platform.startswith("linux"):
+            with contextlib.suppress(OSError, AttributeError):
+                _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM: Any = None
 
 
 class _Codes:
