@@ -12,9 +12,11 @@ times `find_similar_decisions` exactly as `bench.run`'s queries step does (a wor
 Prints one JSON line: load seconds, embedding-pass seconds, peak RSS of the load+embed process
 (MB), the query figures of `bench.run.work_queries`, and the load average at each step. With
 `--refresh N`, then also what keeping the index beside the store up to date costs at this size:
-`refresh_indexes(force=True)` with nothing changed (the read of every answered decision, BM25, the
-graph compared and left), and `forget` of N decisions (the graph updated: only they are removed),
-each with its seconds and what the index save did (`SidecarIndex.build`'s report).
+`refresh_indexes(force=True)` with nothing changed (the store's narrow hashes compared with the
+state the index was saved from: `current` in its report), and `forget` of N decisions (every
+answered decision read again, BM25 rebuilt, the graph updated: only they are removed), each with
+its seconds and what the index save did (`SidecarIndex.build`'s report), and the peak RSS of that
+process.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ from bench import ceiling
 from bench.run import NEW_DECISIONS, _embedder, _load, _peak_rss_mb, run_json
 
 
-def build(size: int, path: Path, seed: int = 0, chunk: int = 5000) -> dict[str, Any]:
-    """Write `size` decisions' graph into a new embedded store at `path`, embed and index them."""
+def build(size: int, path: Path, seed: int = 0, chunk: int = 2000) -> dict[str, Any]:
+    """Write `size` decisions' graph into a new embedded store at `path`, embed and index them.
+    `chunk`: decisions per COPY round (their graph is held as rows at once: 5,000 held ~350 MB)."""
     from bench.synthetic import History
     from contextgraph import model as m
     from contextgraph.ingest.embeddings import embed_pending

@@ -5,6 +5,7 @@ lose a forgotten decision."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -283,6 +284,40 @@ def test_sync_and_forget_update_the_graph_of_the_store(tmp_path: Path, embedder:
         store.close()
 
 
+def test_a_refresh_with_nothing_changed_does_nothing_and_forget_rescores_words(
+    tmp_path: Path, embedder: Model2VecEmbedder
+) -> None:
+    store = _store(tmp_path / "g.lbdb", embedder, threshold=10)
+    try:
+        saved = store.index.last_build
+        assert saved is not None and not saved.current
+        files = {p.name: p.stat().st_mtime_ns for p in store.index.folder.iterdir()}
+        store.refresh_indexes(force=True)  # nothing written since: the store's hashes say so
+        again = store.index.last_build
+        assert again is not None and again.current
+        assert (again.generation, again.decisions, again.bm25, again.ann) == (
+            saved.generation,
+            saved.decisions,
+            "kept",
+            "unchanged",
+        )
+        assert {p.name: p.stat().st_mtime_ns for p in store.index.folder.iterdir()} == files
+
+        words = ["refund", "damaged", "parcel", "invoice", "cancel", "order"]
+        everything = CandidateFilter()
+        before = store.text_candidates(words, 100, everything)
+        gone = before[0][0]
+        forget(store, plan_forget(store, decisions=[gone]))
+        erased = store.index.last_build
+        assert erased is not None and not erased.current and erased.bm25 == "built"
+        after = store.text_candidates(words, 100, everything)
+        assert gone not in {key for key, _ in after} and len(after) == len(before) - 1
+        store.rebuild_indexes()  # from scratch: the same words, the same scores
+        assert store.text_candidates(words, 100, everything) == after
+    finally:
+        store.close()
+
+
 def test_a_folder_from_before_generations_is_read_and_then_updated(tmp_path: Path) -> None:
     index, vectors, _ = _small_index(tmp_path / "index", 10, 400)
     expected = index.vector_candidates(vectors[5].tolist(), "test-model", 5, CandidateFilter())
@@ -319,13 +354,20 @@ def test_a_folder_from_before_generations_is_read_and_then_updated(tmp_path: Pat
 
 
 def test_the_index_reads_the_store_a_page_at_a_time(
-    tmp_path: Path, embedder: Model2VecEmbedder, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    embedder: Model2VecEmbedder,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     store = _store(tmp_path / "g.lbdb", embedder, threshold=10)
     try:
         whole = store.index.labels()
         monkeypatch.setattr(embedded, "INDEX_PAGE", 7)  # 40 decisions: six pages, the last short
-        store.rebuild_indexes()
+        # A pool too small for a page: the read goes on with the configured one.
+        monkeypatch.setattr(embedded, "INDEX_POOL_MB", 4)
+        with caplog.at_level(logging.INFO, logger=embedded.__name__):
+            store.rebuild_indexes()
+        assert "did not fit a 4 MB buffer pool" in caplog.text
         answered = store.query("MATCH (d:Decision) WHERE d.response_received = true RETURN d.key AS key")
         assert sorted(store.index.labels()) == sorted(whole) == sorted(r["key"] for r in answered)
         query = embedder.embed(["refund for a damaged parcel"])[0]

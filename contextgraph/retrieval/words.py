@@ -98,14 +98,15 @@ def stems(words: Sequence[str]) -> list[str]:
     return list(stemmer().stemWords(list(words)))
 
 
-def tokenize_corpus(texts: Sequence[str]) -> list[list[str]]:
-    """Each text as its stemmed content words, as the BM25 index stores them."""
+def corpus_tokenizer() -> Any:
+    """A bm25s `Tokenizer` that turns texts into the BM25 index's stemmed content words, as ids of
+    one vocabulary that grows with each call (`tokenize(texts, update_vocab=True, return_as="ids",
+    allow_empty=False)`), so a corpus can be tokenised a page at a time. Its words are those of
+    `bm25s.tokenize` with this module's stop words and the Snowball stemmer (a text without any is
+    no words, not the empty word)."""
     import bm25s
 
-    out = bm25s.tokenize(
-        list(texts), stopwords=STOPWORDS, stemmer=stemmer().stemWords, return_ids=False, show_progress=False
-    )
-    return [list(doc) for doc in out]
+    return bm25s.tokenization.Tokenizer(stopwords=STOPWORDS, stemmer=stemmer())
 
 
 def lucene_escape(text: str) -> str:

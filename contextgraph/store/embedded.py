@@ -7,6 +7,7 @@ generated from the models (`ddl()`); the write and read Cypher is the same as fo
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import re
@@ -48,7 +49,7 @@ from contextgraph.store.base import (
     to_plain,
 )
 from contextgraph.store.queries import load
-from contextgraph.store.sidecar import IndexRows, SidecarIndex
+from contextgraph.store.sidecar import IndexRows, SidecarIndex, give_back_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,14 @@ def _missing_columns(store: EmbeddedStore) -> list[str]:
     return statements
 
 
-INDEX_PAGE = 10_000
+INDEX_PAGE = 1_000
 """Decisions read per query when the index beside the file is brought up to date."""
+INDEX_POOL_MB = 128
+"""The buffer pool (MB, at most the configured one) the database is reopened with while the index's
+rows are read: a pool fills up to its size whatever it is given, and a read of every decision
+would fill the default one. At 100k, all pages took 4.3 s with 128 MB and pages of 1,000, 2.7 s
+with 256 MB and pages of 2,000 (127 MB more RSS); pages of 10,000 did not fit in 128 MB. A page
+that does not fit is read again, and the rest too, with the configured pool."""
 #: Ladybug's buffer pool (its page cache, most of the store's memory) unless told otherwise.
 DEFAULT_BUFFER_POOL_MB = 512
 QUERY_MEMORY_MB = 1024
@@ -144,6 +151,7 @@ class EmbeddedStore(GraphStore):
         self.buffer_pool_mb = buffer_pool_mb
         self.bulk_copy = bulk_copy
         self._copies = 0  # COPY statements since the database was opened
+        self._pool_mb: int | None = None  # a smaller pool for the time of an index read
         self._db: ladybug.Database | None = None
         self._conn: ladybug.Connection | None = None
         self._lock = threading.RLock()  # held by `write` across its statements
@@ -163,8 +171,9 @@ class EmbeddedStore(GraphStore):
                 if not self.read_only:
                     self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._lock_file()
+                pool_mb = self._pool_mb or self.buffer_pool_mb
                 self._db = ladybug.Database(
-                    str(self.path), read_only=self.read_only, buffer_pool_size=self.buffer_pool_mb << 20
+                    str(self.path), read_only=self.read_only, buffer_pool_size=pool_mb << 20
                 )
             except OSError as exc:
                 raise StoreConfigError(
@@ -266,14 +275,23 @@ class EmbeddedStore(GraphStore):
                 self.close()
 
     def close(self) -> None:
-        self._copies = 0
+        """Close the database (a later use reopens it) and give the memory it freed back."""
         self._sandbox.close()
+        opened = self._close_database()
+        self._unlock_file()
+        if opened:
+            give_back_freed_memory()
+
+    def _close_database(self) -> bool:
+        """Close the connection and database (False: none was open)."""
+        self._copies = 0
+        opened = self._db is not None
         if self._conn is not None:
             self._conn.close()
         if self._db is not None:
             self._db.close()
         self._conn = self._db = None
-        self._unlock_file()
+        return opened
 
     @property
     def location(self) -> str:
@@ -431,41 +449,22 @@ class EmbeddedStore(GraphStore):
         return self._refresh(force=True, rebuild=True)
 
     def _refresh(self, *, force: bool, rebuild: bool) -> dict[str, Any]:
-        from contextgraph.ingest.embeddings import decision_text
-
         if not force and self.index.exists() and not self._index_stale:
             return self.index.info()
         began = time.perf_counter()
-        table = self._index_rows()
-        # Columns stay Arrow/numpy: 100k x 256 floats as Python objects held ~1 GB at once.
-        vectors, model = _vector_matrix(table.column("embedding"), table.column("model"))
-        embedding_at = table.schema.get_field_index("embedding")
-        columns = table.remove_column(embedding_at).to_pydict()
-        del table
-        at = [
-            (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp() if t is not None else 0.0
-            for t in columns["answered_at"]
-        ]
-        texts = [
-            decision_text({"subject": s, "body": b, "proposals": p, "text": t})
-            for s, b, p, t in zip(
-                columns["subject"], columns["body"], columns["proposals"], columns["text"], strict=True
+        keys, model, state = self._index_state()
+        if not rebuild and self.index.current(state) is not None:
+            self._index_stale = False
+            log.info(
+                "the search index %s is current (%.1f s)", self.index.folder, time.perf_counter() - began
             )
-        ]
+            return self.index.info()
+        rows = self._index_rows(keys, model, state)  # leaves the database closed: no pool while building
+        del keys
         read = time.perf_counter() - began
-        report = self.index.build(
-            IndexRows(
-                keys=columns["key"],
-                texts=texts,
-                dag_ids=columns["dag_id"],
-                task_ids=columns["task_id"],
-                chosen=[c or [] for c in columns["chosen"]],
-                answered_at=at,
-                vectors=vectors,
-                model=model,
-            ),
-            rebuild=rebuild,
-        )
+        report = self.index.build(rows, rebuild=rebuild)
+        del rows
+        give_back_freed_memory()  # the rows, tokens and graph work: before the next phase
         self._index_stale = False
         log.info(
             "saved the search index %s: %d decisions, graph %s%s (+%d/-%d), %.1f s read, %.1f s BM25, "
@@ -481,6 +480,111 @@ class EmbeddedStore(GraphStore):
             report.ann_seconds,
         )
         return self.index.info()
+
+    def _index_state(self) -> tuple[list[str], str | None, str]:
+        """What the index beside the file is a function of, from three narrow reads: the answered
+        decisions' keys (sorted), their embeddings' most common model (None without embeddings),
+        and a digest of each decision's content hash, its embedding's model and hashes, and the
+        content hashes of the proposals it reviewed (the store's `state` of `SidecarIndex.current`)."""
+        import hashlib
+        from collections import Counter
+
+        decisions = self._arrow(load("index_state", self.dialect)).to_pydict()
+        embeddings = self._arrow(load("embedding_state", self.dialect)).to_pydict()
+        proposals = self._arrow(load("index_proposals", self.dialect)).to_pydict()
+        hashes = dict(zip(decisions["key"], decisions["content_hash"], strict=True))
+        made = {
+            key: tuple(made_of)
+            for key, *made_of in zip(
+                *(embeddings[c] for c in ("key", "model", "text_hash", "content_hash")), strict=True
+            )
+            if key in hashes
+        }
+        reviewed: dict[str, list[str]] = {}
+        for key, content in zip(proposals["key"], proposals["content_hash"], strict=True):
+            reviewed.setdefault(key, []).append(str(content))
+        del decisions, embeddings, proposals
+        models = Counter(m for m, _, _ in made.values() if m is not None)
+        model = max(models.items(), key=lambda c: (c[1], c[0]))[0] if models else None
+        digest = hashlib.sha256(f"{self.index.ann_threshold}\n".encode())
+        keys = sorted(hashes)
+        for key in keys:
+            parts = [key, hashes[key], *made.get(key, ()), "|", *sorted(reviewed.get(key, ()))]
+            digest.update("\0".join("" if p is None else p for p in parts).encode("utf-8") + b"\1")
+        return keys, model, digest.hexdigest()
+
+    def _index_rows(self, keys: Sequence[str], model: str | None, state: str) -> IndexRows:
+        """The index rows of these answered decisions, read by key `INDEX_PAGE` at a time
+        (`index_rows`, and `index_vectors` for their embeddings), on a database reopened with a
+        buffer pool of `INDEX_POOL_MB`; each page's texts are tokenised and its embeddings (of
+        `model`) copied into the one matrix before the next is read."""
+        from contextgraph.ingest.embeddings import decision_text
+        from contextgraph.store.sidecar import Corpus
+
+        out = IndexRows(
+            keys=[], texts=[], dag_ids=[], task_ids=[], chosen=[], answered_at=[], vectors=None,
+            model=model, corpus=Corpus(), state=state,
+        )  # fmt: skip
+        assert out.corpus is not None
+        vectors = _Vectors(len(keys), model)
+        self._release_pool()
+        self._pool_mb = min(self.buffer_pool_mb, INDEX_POOL_MB)
+        try:
+            for start in range(0, len(keys), INDEX_PAGE):
+                page = {"keys": list(keys[start : start + INDEX_PAGE])}
+                columns = self._index_page("index_rows", page).to_pydict()
+                if model is not None:
+                    row = {key: len(out.keys) + i for i, key in enumerate(columns["key"])}
+                    embedded = self._index_page("index_vectors", page)
+                    at = [row.get(key, -1) for key in embedded.column("key").to_pylist()]
+                    vectors.add(at, embedded.column("embedding"), embedded.column("model"))
+                    del embedded
+                out.keys.extend(columns["key"])
+                out.dag_ids.extend(columns["dag_id"])
+                out.task_ids.extend(columns["task_id"])
+                out.chosen.extend(c or [] for c in columns["chosen"])
+                out.answered_at.extend(
+                    (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp() if t is not None else 0.0
+                    for t in columns["answered_at"]
+                )
+                situation = ("subject", "body", "proposals", "text")
+                texts = [
+                    decision_text(dict(zip(situation, values, strict=True)))
+                    for values in zip(*(columns[c] for c in situation), strict=True)
+                ]
+                out.corpus.add(columns["key"], texts)
+        finally:
+            self._release_pool()
+            self._pool_mb = None
+        matrix = vectors.matrix(len(out.keys))
+        return dataclasses.replace(out, vectors=matrix, model=model if matrix is not None else None)
+
+    def _index_page(self, name: str, params: Mapping[str, Any]) -> Any:
+        """One page of the index's rows (query `name`) as Arrow; when it does not fit the smaller
+        pool of an index read, again with the configured one (kept for the rest of the read)."""
+        try:
+            return self._arrow(load(name, self.dialect), params)
+        except StoreError as exc:
+            if self._pool_mb is None or "buffer pool is full" not in str(exc):
+                raise
+            log.info(
+                "a page of the index did not fit a %d MB buffer pool: reading on with %d MB",
+                self._pool_mb,
+                self.buffer_pool_mb,
+            )
+            self._release_pool()
+            self._pool_mb = None
+            return self._arrow(load(name, self.dialect), params)
+
+    def _release_pool(self) -> None:
+        """Close the database (it reopens on next use), keeping the file lock: frees the buffer
+        pool's pages and what COPYs held. An in-memory database is kept (closing would lose it)."""
+        if str(self.path) == ":memory:":
+            return
+        with self._lock:
+            opened = self._close_database()
+        if opened:
+            give_back_freed_memory()
 
     _index_stale = False
 
@@ -513,24 +617,6 @@ class EmbeddedStore(GraphStore):
     def embedding_models(self) -> dict[str, int]:
         rows = self._read(load("embedding_models", self.dialect), {})
         return {r["model"]: int(r["n"]) for r in rows if r["model"]}
-
-    def _index_rows(self) -> Any:
-        """Every answered decision's index row (`index_rows`), as one Arrow table in key order, read
-        `INDEX_PAGE` decisions at a time."""
-        import pyarrow as pa
-
-        pages = []
-        after = ""
-        while True:
-            page = self._arrow(load("index_rows", self.dialect), {"after": after, "limit": INDEX_PAGE})
-            if page.num_rows:
-                pages.append(page)
-                after = page.column("key")[-1].as_py()
-            if page.num_rows < INDEX_PAGE:
-                break
-        if not pages:
-            return page
-        return pa.concat_tables(pages, promote_options="default")  # a page of nulls: no type
 
     def _arrow(self, cypher: str, params: Mapping[str, Any] | None = None) -> Any:
         try:
@@ -701,32 +787,45 @@ def _arrow(rows: Sequence[Row], columns: Mapping[str, ScalarType]) -> Any:
     return pa.table(arrays)
 
 
-def _vector_matrix(embeddings: Any, models: Any) -> tuple[Any, str | None]:
-    """(rows x width float32 matrix, model) from Arrow columns of embeddings (list<float>) and their
-    model names: the most common model's vectors, zeros in rows of another model or width, or
-    without one; (None, None) when no row has an embedding. Never builds Python float lists."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
+class _Vectors:
+    """The index's vector matrix (rows x width float32), filled a page of Arrow columns at a time:
+    the embeddings of `model` of the widest width seen, zeros in rows of another model or width or
+    without one. Never builds Python float lists."""
 
-    names = models.combine_chunks() if isinstance(models, pa.ChunkedArray) else models
-    counts = pc.value_counts(names.drop_null()).to_pylist()
-    if not counts:
-        return None, None
-    model = max(counts, key=lambda c: (c["counts"], c["values"]))["values"]
-    lists = embeddings.combine_chunks() if isinstance(embeddings, pa.ChunkedArray) else embeddings
-    lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
-    same_model = pc.fill_null(pc.equal(names, model), False).to_numpy(zero_copy_only=False)
-    width = int(lengths[same_model & (lengths > 0)].max()) if (same_model & (lengths > 0)).any() else 0
-    if width == 0:
-        return None, None
-    keep = same_model & (lengths == width)
-    matrix = np.zeros((len(lists), width), dtype=np.float32)
-    if keep.any():
-        picked = lists.filter(pa.array(keep))
-        flat = pc.list_flatten(picked).to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-        matrix[keep] = flat.reshape(-1, width)
-    return matrix, model
+    def __init__(self, rows: int, model: str | None) -> None:
+        self._rows, self._model = rows, model
+        self._matrix: Any = None
+
+    def add(self, rows: Sequence[int], embeddings: Any, models: Any) -> None:
+        """Embeddings (list<float>) and their model names, each for the row at the same place of
+        `rows` (-1: for no row)."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        names = models.combine_chunks() if isinstance(models, pa.ChunkedArray) else models
+        lists = embeddings.combine_chunks() if isinstance(embeddings, pa.ChunkedArray) else embeddings
+        if self._model is None or not len(lists) or pa.types.is_null(lists.type):
+            return  # a page without any embedding has a column of no type
+        at = np.asarray(rows, dtype=np.intp)
+        lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
+        same = pc.fill_null(pc.equal(names, self._model), False).to_numpy(zero_copy_only=False)
+        same &= (lengths > 0) & (at >= 0) & (at < self._rows)
+        if not same.any():
+            return
+        width = int(lengths[same].max())
+        if self._matrix is None or width > self._matrix.shape[1]:  # rows of a narrower width: zeros
+            self._matrix = np.zeros((self._rows, width), dtype=np.float32)
+        keep = same & (lengths == self._matrix.shape[1])
+        if keep.any():
+            flat = pc.list_flatten(lists.filter(pa.array(keep))).to_numpy(zero_copy_only=False)
+            self._matrix[at[keep]] = flat.astype(np.float32, copy=False).reshape(-1, self._matrix.shape[1])
+
+    def matrix(self, rows: int) -> Any:
+        """The first `rows` rows (None when no row had an embedding of the model)."""
+        if self._matrix is None:
+            return None
+        return self._matrix[:rows] if rows < len(self._matrix) else self._matrix
 
 
 def _naive_utc(value: Any) -> Any:
