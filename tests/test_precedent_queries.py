@@ -1,9 +1,10 @@
 """What a precedent query costs the server, and a narrow filter on a crowded graph.
 
 On Neo4j, a precedent query is two round trips: the candidates of both indexes with what the
-ranking reads of them, then the details of the best. Its indexes cannot filter while they search,
-so a filter that keeps few decisions near the query must still find them: the over-fetch grows
-until it does (a fixed 10 x over-fetch found none of them here). Queries are counted through the
+ranking reads of them, then the details of the best. Its vector index cannot filter while it
+searches: a filter with an index that keeps few decisions has them scored exactly instead; any other
+filter that keeps few decisions near the query must still find them: the over-fetch grows until it
+does (a fixed 10 x over-fetch found none of them here). Queries are counted through the
 driver (the real neo4j driver, wrapped); the graph and the filter behaviour run on both stores.
 """
 
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any, cast
 
 import neo4j
+import numpy as np
 import pytest
 from neo4j import GraphDatabase
 
@@ -23,6 +25,7 @@ from contextgraph.ingest.embeddings import Embedder, embed_pending
 from contextgraph.retrieval.lessons import find_lessons
 from contextgraph.retrieval.precedents import find_similar_decisions
 from contextgraph.store import GraphStore, Neo4jStore
+from contextgraph.store.base import CandidateFilter
 from tests.cases import CASES, QUERIES, REPORT_DAG, SUPPORT_DAG, Case, run_id
 
 CROWD = 1200
@@ -121,12 +124,44 @@ def test_a_precedent_query_on_neo4j_is_two_round_trips(
         found = find_similar_decisions(store, embedder, QUERY, k=5, **filters)
         assert len(found) == 5
         assert len(driver.queries) == 2, driver.queries
-    # a narrow filter: asked again with a larger over-fetch while its selectivity is not known yet,
-    # then as cheap as any other query
+    # a narrow filter with an index (the DAG): its few decisions are scored directly, two round trips
     driver.queries.clear()
-    first = find_similar_decisions(store, embedder, QUERY, dag_id=REPORT_DAG, k=5)
+    narrow = find_similar_decisions(store, embedder, QUERY, dag_id=REPORT_DAG, k=5)
+    assert len(driver.queries) == 2
+    assert len(narrow) == 5 and {p.key for p in narrow} <= rare
+    # a narrow filter without one (a choice only the rare decisions made): asked again with a larger
+    # over-fetch while its selectivity is not known yet, then as cheap as any other query
+    driver.queries.clear()
+    first = find_similar_decisions(store, embedder, QUERY, chosen="Publish", k=5)
     assert 2 < len(driver.queries) <= 4
     driver.queries.clear()
-    again = find_similar_decisions(store, embedder, QUERY, dag_id=REPORT_DAG, k=5)
+    again = find_similar_decisions(store, embedder, QUERY, chosen="Publish", k=5)
     assert len(driver.queries) == 2
     assert [p.key for p in again] == [p.key for p in first] and {p.key for p in first} <= rare
+
+
+def test_a_narrow_filter_on_neo4j_is_the_exact_top_k_by_cosine(
+    neo4j_store: Neo4jStore, counted: tuple[Neo4jStore, CountingDriver], embedder: Embedder
+) -> None:
+    rare = write_crowd(neo4j_store, embedder)
+    store, driver = counted
+    query = embedder.embed([QUERY])[0]
+    stored = neo4j_store.decision_vectors(sorted(rare), embedder.name)
+    assert set(stored) == rare
+
+    def cosine(key: str) -> float:
+        v = stored[key]
+        return float(np.dot(v, query) / (np.linalg.norm(v) * np.linalg.norm(query)))
+
+    k = len(rare) // 2
+    expected = sorted(rare, key=lambda key: (-cosine(key), key))[:k]
+    driver.queries.clear()
+    found = store.vector_candidates(query.tolist(), embedder.name, k, CandidateFilter(dag_id=REPORT_DAG))
+    assert len(driver.queries) == 1
+    assert [key for key, _ in found] == expected
+    assert [score for _, score in found] == pytest.approx([cosine(key) for key in expected], abs=1e-5)
+    # the same through the whole query: the filtered precedents, best first, in two round trips
+    driver.queries.clear()
+    shown = find_similar_decisions(store, embedder, QUERY, dag_id=REPORT_DAG, k=5, mode="vector")
+    assert len(driver.queries) == 2
+    assert {p.key for p in shown} <= rare and len(shown) == 5

@@ -35,7 +35,7 @@ from contextgraph.errors import (
     StoreUnavailableError,
 )
 from contextgraph.model import Node
-from contextgraph.retrieval.words import lucene_query
+from contextgraph.retrieval.words import lucene_escape, lucene_query
 from contextgraph.store import gate
 from contextgraph.store.base import CandidateFilter, Candidates, GraphStore, Row, StaleFacts, to_plain
 from contextgraph.store.queries import load, statements
@@ -52,6 +52,14 @@ GROWTH = 16
 MAX_FETCH = 20_000
 """The most an index is asked for: a filter that keeps less than k / MAX_FETCH of the decisions
 near the query may find fewer than k candidates."""
+TEXT_PROPERTIES = ("situation_text", "dag_id", "task_id", "deployment")
+"""What the full-text index `decision_text` covers: the words matched, then the filters it can
+narrow to (`_narrowed_words`)."""
+SCAN_LIMIT = 8_000
+"""A filter with an index (`_seed`) that keeps fewer decisions than this is searched over those
+decisions (the pre-filter of `precedent_candidates.cypher`) instead of over-fetched from the
+indexes: at 100k, scoring 5,000 embeddings exactly took ~40 ms, asking the vector index for 20,000
+neighbours ~80 ms."""
 
 
 class Neo4jStore(GraphStore):
@@ -84,6 +92,8 @@ class Neo4jStore(GraphStore):
         self._where = where
         #: per index and filter (`_signature`): how many times k a narrowed search had to over-fetch
         self._overfetch: dict[tuple[Any, ...], float] = {}
+        #: the filters (`_signature`) that kept SCAN_LIMIT decisions or more when last pre-filtered
+        self._broad: set[tuple[Any, ...]] = set()
 
     @classmethod
     def connect(cls, settings: Neo4jSettings, *, batch_size: int = 1000) -> Neo4jStore:
@@ -129,7 +139,7 @@ class Neo4jStore(GraphStore):
 
     def ensure_schema(self, dimensions: int = DEFAULT_DIMENSIONS) -> None:
         words = self._read(load("index_text_properties"), {})
-        if words and list(words[0]["properties"] or []) != ["situation_text"]:
+        if words and list(words[0]["properties"] or []) != list(TEXT_PROPERTIES):
             log.info("the full-text index decision_text indexes %s: recreating it", words[0]["properties"])
             self._write(load("index_text_drop"), {})
         for statement in statements(load("schema")):
@@ -234,9 +244,17 @@ class Neo4jStore(GraphStore):
         than `k` of an index's answers and it may hold more, that index is asked again for more (by
         the share the filters kept, x2 to x`GROWTH`, at most `MAX_FETCH`). An unnarrowed search is
         one round trip; a narrowed one more only while its selectivity (per index) is not known
-        yet. A filter that keeps few decisions near the query costs a deep search: at 100k, a DAG
-        of 5 % asked with cases of other DAGs took ~140 ms (README, "Scale work, round 3")."""
+        yet.
+
+        The pre-filter: a filter on the decision point, DAG, task or deployment (`_seed`, each
+        read through its index) that keeps fewer than `SCAN_LIMIT` decisions is searched in the
+        full-text index itself (its fields), and when the vector index's first answer kept fewer
+        than `k`, the vector list is scored exactly over those decisions (cosine of each embedding)
+        in the same round trip instead of asking the index again, deeper (at 100k, a DAG of 5 %
+        asked with cases of other DAGs: README, "Scale work, round 4"). A filter seen keeping more
+        is not pre-filtered again by this store."""
         signature = _signature(filters)
+        seed = _seed(filters) if signature not in self._broad else None
         fetch = {
             name: math.ceil(k * max(FIRST_FETCH, self._overfetch.get((name, *signature), 0)))
             + len(filters.exclude)
@@ -246,9 +264,12 @@ class Neo4jStore(GraphStore):
             **_filter_params(filters),
             "vector": list(vector) if vector is not None else None,
             "model": model,
-            "words": lucene_query(words, field=None) if words else None,
+            "words": lucene_query(words, field=TEXT_PROPERTIES[0]) if words else None,
+            "narrow_words": _narrowed_words(words, filters) if words else None,
             "k": k,
             "max_fetch": MAX_FETCH,
+            "seed": seed,
+            "scan_limit": SCAN_LIMIT,
         }
         while True:
             try:
@@ -265,6 +286,10 @@ class Neo4jStore(GraphStore):
                 break
             for name in short:
                 fetch[name] = _grown(fetch[name], k, int(row[f"{name}_kept"]))
+        if seed is not None and not row["exact"]:
+            if len(self._broad) >= 1024:
+                self._broad.clear()
+            self._broad.add(signature)
         for name, depth in fetch.items():
             needed = (depth - len(filters.exclude)) / k
             if filters.narrowed and needed > self._overfetch.get((name, *signature), FIRST_FETCH):
@@ -429,6 +454,34 @@ class _KeyTaken(QueryRefusedError):
 def _signature(filters: CandidateFilter) -> tuple[Any, ...]:
     """What the selectivity of a filter depends on (the excluded keys only add their number)."""
     return (filters.deployment, filters.dag_id, filters.task_id, filters.chosen, filters.since)
+
+
+def _seed(filters: CandidateFilter) -> str | None:
+    """The filter the pre-filter reads its decisions through (an index each; the narrowest
+    first), or None when no filter has an index (`chosen`, `since`)."""
+    if filters.dag_id is not None and filters.task_id is not None:
+        return "point"
+    if filters.dag_id is not None:
+        return "dag"
+    if filters.task_id is not None:
+        return "task"
+    if filters.deployment is not None:
+        return "deployment"
+    return None
+
+
+def _narrowed_words(words: Sequence[str], filters: CandidateFilter) -> str:
+    """The Lucene query of `words` in situation_text, required to be of the filters' DAG, task and
+    deployment (their fields in `decision_text`; boost 0, so scores are those of the words alone)."""
+    clauses = [f"+({lucene_query(words, field=TEXT_PROPERTIES[0])})"]
+    for field, value in (
+        ("dag_id", filters.dag_id),
+        ("task_id", filters.task_id),
+        ("deployment", filters.deployment),
+    ):
+        if value is not None:
+            clauses.append(f'+{field}:"{lucene_escape(value)}"^0')
+    return " ".join(clauses)
 
 
 def _grown(fetch: int, k: int, kept: int) -> int:
