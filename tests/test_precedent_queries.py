@@ -24,6 +24,7 @@ from contextgraph.ingest import mapping
 from contextgraph.ingest.embeddings import Embedder, embed_pending
 from contextgraph.retrieval.lessons import find_lessons
 from contextgraph.retrieval.precedents import find_similar_decisions
+from contextgraph.retrieval.words import query_terms
 from contextgraph.store import GraphStore, Neo4jStore
 from contextgraph.store.base import CandidateFilter
 from tests.cases import CASES, QUERIES, REPORT_DAG, SUPPORT_DAG, Case, run_id
@@ -165,3 +166,34 @@ def test_a_narrow_filter_on_neo4j_is_the_exact_top_k_by_cosine(
     shown = find_similar_decisions(store, embedder, QUERY, dag_id=REPORT_DAG, k=5, mode="vector")
     assert len(driver.queries) == 2
     assert {p.key for p in shown} <= rare and len(shown) == 5
+
+
+def test_a_full_text_index_of_an_older_version_still_answers_a_narrow_filter(
+    neo4j_store: Neo4jStore, counted: tuple[Neo4jStore, CountingDriver], embedder: Embedder
+) -> None:
+    rare = write_crowd(neo4j_store, embedder)
+    store, driver = counted
+    report = next(c for c in CASES if c.dag_id == REPORT_DAG)
+    words = query_terms(f"{QUERY} {report.subject}")
+    narrow = CandidateFilter(dag_id=REPORT_DAG)
+    driver.queries.clear()
+    current = store.text_candidates(words, 5, narrow)
+    assert len(driver.queries) == 1
+    # the best of the rare by the same BM25 scores as an unnarrowed search gives them
+    everything = store.text_candidates(words, 2 * CROWD, CandidateFilter())
+    best = sorted(((key, score) for key, score in everything if key in rare), key=lambda h: (-h[1], h[0]))
+    assert [key for key, _ in current] == [key for key, _ in best[:5]]
+    assert [score for _, score in current] == pytest.approx([score for _, score in best[:5]])
+    # the index as an older version made it: situation_text only
+    for statement in (
+        "DROP INDEX decision_text",
+        "CREATE FULLTEXT INDEX decision_text FOR (n:Decision) ON EACH [n.situation_text] "
+        "OPTIONS {indexConfig: {`fulltext.analyzer`: 'english'}}",
+        "CALL db.awaitIndexes(60)",
+    ):
+        driver.driver.execute_query(statement, database_=neo4j_store.database)
+    older = Neo4jStore(cast(neo4j.Driver, driver), database=neo4j_store.database)
+    assert older.text_candidates(words, 5, narrow) == current
+    driver.queries.clear()
+    assert older.text_candidates(words, 5, narrow) == current
+    assert len(driver.queries) == 1  # no longer narrowed in the index: over-fetched as it learned

@@ -94,6 +94,9 @@ class Neo4jStore(GraphStore):
         self._overfetch: dict[tuple[Any, ...], float] = {}
         #: the filters (`_signature`) that kept SCAN_LIMIT decisions or more when last pre-filtered
         self._broad: set[tuple[Any, ...]] = set()
+        #: whether `decision_text` can narrow a word search to a DAG, task or deployment (False once
+        #: it found none of the decisions passing the filters: an index made by an older version)
+        self._narrow_text = True
 
     @classmethod
     def connect(cls, settings: Neo4jSettings, *, batch_size: int = 1000) -> Neo4jStore:
@@ -252,7 +255,9 @@ class Neo4jStore(GraphStore):
         than `k`, the vector list is scored exactly over those decisions (cosine of each embedding)
         in the same round trip instead of asking the index again, deeper (at 100k, a DAG of 5 %
         asked with cases of other DAGs: README, "Scale work, round 4"). A filter seen keeping more
-        is not pre-filtered again by this store."""
+        is not pre-filtered again by this store. A `decision_text` index made by an older version
+        (without those fields) finds none of the filtered decisions: the words are then asked again
+        unnarrowed, and never narrowed again by this store (`contextgraph schema` rebuilds it)."""
         signature = _signature(filters)
         seed = _seed(filters) if signature not in self._broad else None
         fetch = {
@@ -266,10 +271,12 @@ class Neo4jStore(GraphStore):
             "model": model,
             "words": lucene_query(words, field=TEXT_PROPERTIES[0]) if words else None,
             "narrow_words": _narrowed_words(words, filters) if words else None,
+            "narrowing": _narrowing(filters),
             "k": k,
             "max_fetch": MAX_FETCH,
             "seed": seed,
             "scan_limit": SCAN_LIMIT,
+            "narrow_text": self._narrow_text,
         }
         while True:
             try:
@@ -284,6 +291,10 @@ class Neo4jStore(GraphStore):
             short = [name for name in fetch if row[f"{name}_short"]]
             if not short:
                 break
+            if row["exact"] and params["narrow_text"] and "text" in short:
+                log.info("the full-text index decision_text cannot narrow: run `contextgraph schema`")
+                params["narrow_text"] = self._narrow_text = False
+                short.remove("text")
             for name in short:
                 fetch[name] = _grown(fetch[name], k, int(row[f"{name}_kept"]))
         if seed is not None and not row["exact"]:
@@ -473,15 +484,13 @@ def _seed(filters: CandidateFilter) -> str | None:
 def _narrowed_words(words: Sequence[str], filters: CandidateFilter) -> str:
     """The Lucene query of `words` in situation_text, required to be of the filters' DAG, task and
     deployment (their fields in `decision_text`; boost 0, so scores are those of the words alone)."""
-    clauses = [f"+({lucene_query(words, field=TEXT_PROPERTIES[0])})"]
-    for field, value in (
-        ("dag_id", filters.dag_id),
-        ("task_id", filters.task_id),
-        ("deployment", filters.deployment),
-    ):
-        if value is not None:
-            clauses.append(f'+{field}:"{lucene_escape(value)}"^0')
-    return " ".join(clauses)
+    return f"+({lucene_query(words, field=TEXT_PROPERTIES[0])}) {_narrowing(filters)}"
+
+
+def _narrowing(filters: CandidateFilter) -> str:
+    """The Lucene clauses requiring the filters' DAG, task and deployment (boost 0); "" if none."""
+    values = (("dag_id", filters.dag_id), ("task_id", filters.task_id), ("deployment", filters.deployment))
+    return " ".join(f'+{field}:"{lucene_escape(value)}"^0' for field, value in values if value is not None)
 
 
 def _grown(fetch: int, k: int, kept: int) -> int:

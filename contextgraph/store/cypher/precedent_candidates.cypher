@@ -6,7 +6,9 @@
 //    `decision_text`: step 1 then only applies the other filters), and when the vector index's
 //    answer kept fewer than $k, the vector list is scored over those decisions instead, exactly
 //    (the cosine of each embedding, scaled as the index scores it; `vector_scanned`): not short.
-//    Else (or $seed null) step 1 alone.
+//    Else (or $seed null) step 1 alone. When the filters alone ($narrowing) find nothing in
+//    `decision_text` although decisions pass them (an index made before it covered those fields),
+//    the words are `text_short`: the caller asks again with $narrow_text false.
 // 1. The vector index `decision_embedding` (its $vector_fetch nearest to $vector, embeddings of
 //    $model) and the full-text index `decision_text` (its $text_fetch best for the Lucene query
 //    $words; english analyzer), each kept to the answered decisions passing the filters (the
@@ -74,7 +76,13 @@ CALL {
 }
 CALL {
   WITH exact
-  UNWIND CASE WHEN $words IS NULL THEN [] WHEN exact THEN [$narrow_words] ELSE [$words] END AS w
+  UNWIND CASE WHEN exact AND $narrow_text AND $words IS NOT NULL THEN [$narrowing] ELSE [] END AS f
+  CALL db.index.fulltext.queryNodes('decision_text', f, {limit: 1}) YIELD node
+  RETURN count(*) AS narrowable
+}
+CALL {
+  WITH exact
+  UNWIND CASE WHEN $words IS NULL THEN [] WHEN exact AND $narrow_text THEN [$narrow_words] ELSE [$words] END AS w
   CALL db.index.fulltext.queryNodes('decision_text', w, {limit: $text_fetch}) YIELD node AS d, score
   WITH count(*) AS seen, collect(CASE
       WHEN ($dag_id IS NULL OR d.dag_id = $dag_id)
@@ -91,14 +99,15 @@ CALL {
     WITH h ORDER BY h.score DESC, h.key
     RETURN collect(h) AS ordered
   }
-  RETURN ordered[..$k] AS text_hits, size(kept) AS text_kept,
-         size(kept) < $k AND seen >= $text_fetch AND $text_fetch < $max_fetch AS text_short
+  RETURN ordered[..$k] AS text_hits, size(kept) AS text_kept, seen AS text_seen
 }
 WITH exact, exact AND vector_deeper AS vector_scanned,
      CASE WHEN exact AND vector_deeper THEN scanned ELSE vector_hits END AS vector_hits,
      CASE WHEN exact AND vector_deeper THEN size(scanned) ELSE vector_kept END AS vector_kept,
      vector_deeper AND NOT exact AND $vector_fetch < $max_fetch AS vector_short,
-     text_hits, text_kept, text_short
+     text_hits, text_kept,
+     CASE WHEN exact AND $narrow_text THEN $words IS NOT NULL AND narrowable = 0 AND size(pool) > 0
+          ELSE text_kept < $k AND text_seen >= $text_fetch AND $text_fetch < $max_fetch END AS text_short
 WITH *, CASE WHEN NOT (vector_short OR text_short)
           THEN [h IN vector_hits | h.key] + [h IN text_hits | h.key] ELSE [] END AS keys
 // stale_decisions: the DAG version each candidate was made under
