@@ -69,8 +69,11 @@ CALL {
        AND ($chosen IS NULL OR $chosen IN d.chosen_options)
        AND ($since IS NULL OR coalesce(d.responded_at, d.created_at) >= $since)
        AND d.response_received = true AND d.embedding_model = $model
-       AND NOT d.key IN $exclude
-  WITH d.key AS key, vector.similarity.cosine(d.embedding, $vector) AS score
+       AND (size($exclude) = 0 OR NOT d.key IN $exclude)
+  // the best 2k by score, then by key among equal scores (a key is read for those only)
+  WITH d, vector.similarity.cosine(d.embedding, $vector) AS score
+  ORDER BY score DESC LIMIT 2 * $k
+  WITH d.key AS key, score
   ORDER BY score DESC, key LIMIT $k
   RETURN collect({key: key, score: score}) AS scanned
 }
