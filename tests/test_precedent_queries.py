@@ -184,6 +184,21 @@ def test_a_full_text_index_of_an_older_version_still_answers_a_narrow_filter(
     best = sorted(((key, score) for key, score in everything if key in rare), key=lambda h: (-h[1], h[0]))
     assert [key for key, _ in current] == [key for key, _ in best[:5]]
     assert [score for _, score in current] == pytest.approx([score for _, score in best[:5]])
+    # a filter the index cannot narrow to on top (the choice whose first decision ranks lowest
+    # among the rare, so that the narrowed search must over-fetch): still the best that pass both
+    report_cases = [c for c in CASES if c.dag_id == REPORT_DAG]
+    made = [answered(report_cases[i % len(report_cases)], CROWD + i) for i in range(len(rare))]
+    ranked = [key for key, _ in best]
+
+    def first(option: str) -> int:
+        return min(ranked.index(d.key) for d in made if option in d.chosen_options)
+
+    chose = max({c.chosen for c in report_cases}, key=first)
+    assert first(chose) >= 2
+    passing = {d.key for d in made if chose in d.chosen_options}
+    for k in (1, 2):
+        both = store.text_candidates(words, k, CandidateFilter(dag_id=REPORT_DAG, chosen=chose))
+        assert [key for key, _ in both] == [key for key, _ in best if key in passing][:k]
     # the index as an older version made it: situation_text only
     for statement in (
         "DROP INDEX decision_text",

@@ -291,7 +291,7 @@ class Neo4jStore(GraphStore):
             short = [name for name in fetch if row[f"{name}_short"]]
             if not short:
                 break
-            if row["exact"] and params["narrow_text"] and "text" in short:
+            if row["unnarrowable"]:
                 log.info("the full-text index decision_text cannot narrow: run `contextgraph schema`")
                 params["narrow_text"] = self._narrow_text = False
                 short.remove("text")

@@ -8,7 +8,8 @@
 //    (the cosine of each embedding, scaled as the index scores it; `vector_scanned`): not short.
 //    Else (or $seed null) step 1 alone. When the filters alone ($narrowing) find nothing in
 //    `decision_text` although decisions pass them (an index made before it covered those fields),
-//    the words are `text_short`: the caller asks again with $narrow_text false.
+//    the words are `text_short` and `unnarrowable`: the caller asks again with $narrow_text false.
+//    A narrowed word search still over-fetches for the other filters (choice, time, exclusions).
 // 1. The vector index `decision_embedding` (its $vector_fetch nearest to $vector, embeddings of
 //    $model) and the full-text index `decision_text` (its $text_fetch best for the Lucene query
 //    $words; english analyzer), each kept to the answered decisions passing the filters (the
@@ -109,8 +110,9 @@ WITH exact, exact AND vector_deeper AS vector_scanned,
      CASE WHEN exact AND vector_deeper THEN size(scanned) ELSE vector_kept END AS vector_kept,
      vector_deeper AND NOT exact AND $vector_fetch < $max_fetch AS vector_short,
      text_hits, text_kept,
-     CASE WHEN exact AND $narrow_text THEN $words IS NOT NULL AND narrowable = 0 AND size(pool) > 0
-          ELSE text_kept < $k AND text_seen >= $text_fetch AND $text_fetch < $max_fetch END AS text_short
+     exact AND $narrow_text AND $words IS NOT NULL AND narrowable = 0 AND size(pool) > 0 AS unnarrowable,
+     text_kept < $k AND text_seen >= $text_fetch AND $text_fetch < $max_fetch AS text_deeper
+WITH *, unnarrowable OR text_deeper AS text_short
 WITH *, CASE WHEN NOT (vector_short OR text_short)
           THEN [h IN vector_hits | h.key] + [h IN text_hits | h.key] ELSE [] END AS keys
 // stale_decisions: the DAG version each candidate was made under
@@ -168,4 +170,5 @@ CALL {
   RETURN collect(u {.key, .shown, .approved, .overridden, .escalated, .score, .maybe_outdated}) AS usefulness
 }
 RETURN vector_hits, vector_kept, vector_short, text_hits, text_kept, text_short, exact, vector_scanned,
+       unnarrowable,
        made, points, offers, retirements, answered, usefulness
