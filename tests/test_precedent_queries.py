@@ -124,7 +124,11 @@ def test_a_precedent_query_on_neo4j_is_two_round_trips(
         driver.queries.clear()
         found = find_similar_decisions(store, embedder, QUERY, k=5, **filters)
         assert len(found) == 5
-        assert len(driver.queries) == 2, driver.queries
+        # once per store, before its first search narrowed in the full-text index: whether the
+        # graph has the index to narrow in (SHOW INDEXES)
+        checked = [q for q in driver.queries if "SHOW INDEXES" in q]
+        assert len(driver.queries) == 2 + len(checked), driver.queries
+        assert len(checked) == (1 if filters == kinds[1] else 0)
     # a narrow filter with an index (the DAG): its few decisions are scored directly, two round trips
     driver.queries.clear()
     narrow = find_similar_decisions(store, embedder, QUERY, dag_id=REPORT_DAG, k=5)
@@ -168,7 +172,7 @@ def test_a_narrow_filter_on_neo4j_is_the_exact_top_k_by_cosine(
     assert {p.key for p in shown} <= rare and len(shown) == 5
 
 
-def test_a_full_text_index_of_an_older_version_still_answers_a_narrow_filter(
+def test_a_narrow_filter_is_searched_in_the_scoped_full_text_index_with_the_same_scores(
     neo4j_store: Neo4jStore, counted: tuple[Neo4jStore, CountingDriver], embedder: Embedder
 ) -> None:
     rare = write_crowd(neo4j_store, embedder)
@@ -178,7 +182,7 @@ def test_a_full_text_index_of_an_older_version_still_answers_a_narrow_filter(
     narrow = CandidateFilter(dag_id=REPORT_DAG)
     driver.queries.clear()
     current = store.text_candidates(words, 5, narrow)
-    assert len(driver.queries) == 1
+    assert len(driver.queries) == 2  # and, once per store, whether the scoped index exists
     # the best of the rare by the same BM25 scores as an unnarrowed search gives them
     everything = store.text_candidates(words, 2 * CROWD, CandidateFilter())
     best = sorted(((key, score) for key, score in everything if key in rare), key=lambda h: (-h[1], h[0]))
@@ -199,16 +203,28 @@ def test_a_full_text_index_of_an_older_version_still_answers_a_narrow_filter(
     for k in (1, 2):
         both = store.text_candidates(words, k, CandidateFilter(dag_id=REPORT_DAG, chosen=chose))
         assert [key for key, _ in both] == [key for key, _ in best if key in passing][:k]
-    # the index as an older version made it: situation_text only
-    for statement in (
-        "DROP INDEX decision_text",
-        "CREATE FULLTEXT INDEX decision_text FOR (n:Decision) ON EACH [n.situation_text] "
-        "OPTIONS {indexConfig: {`fulltext.analyzer`: 'english'}}",
-        "CALL db.awaitIndexes(60)",
-    ):
+
+    # an agent's own word search in decision_text matches situations only, not the DAG id the
+    # internal index holds
+    def agent_search(index: str) -> set[str]:
+        records = driver.driver.execute_query(
+            "CALL db.index.fulltext.queryNodes($index, $words) YIELD node RETURN node.key AS key",
+            {"index": index, "words": REPORT_DAG},
+            database_=neo4j_store.database,
+        ).records
+        return {r["key"] for r in records}
+
+    assert agent_search("decision_scoped_text") == rare
+    assert agent_search("decision_text") == set()
+    # a graph without the scoped index (set up by an older version): the same results, unnarrowed
+    for statement in ("DROP INDEX decision_scoped_text", "CALL db.awaitIndexes(60)"):
         driver.driver.execute_query(statement, database_=neo4j_store.database)
     older = Neo4jStore(cast(neo4j.Driver, driver), database=neo4j_store.database)
     assert older.text_candidates(words, 5, narrow) == current
     driver.queries.clear()
     assert older.text_candidates(words, 5, narrow) == current
-    assert len(driver.queries) == 1  # no longer narrowed in the index: over-fetched as it learned
+    assert len(driver.queries) == 1  # the index list is read once per store
+    older.ensure_schema()
+    driver.queries.clear()
+    assert older.text_candidates(words, 5, narrow) == current
+    assert len(driver.queries) == 1

@@ -52,9 +52,6 @@ GROWTH = 16
 MAX_FETCH = 20_000
 """The most an index is asked for: a filter that keeps less than k / MAX_FETCH of the decisions
 near the query may find fewer than k candidates."""
-TEXT_PROPERTIES = ("situation_text", "dag_id", "task_id", "deployment")
-"""What the full-text index `decision_text` covers: the words matched, then the filters it can
-narrow to (`_narrowed_words`)."""
 SCAN_LIMIT = 8_000
 """A filter with an index (`_seed`) that keeps fewer decisions than this is searched over those
 decisions (the pre-filter of `precedent_candidates.cypher`) instead of over-fetched from the
@@ -94,9 +91,9 @@ class Neo4jStore(GraphStore):
         self._overfetch: dict[tuple[Any, ...], float] = {}
         #: the filters (`_signature`) that kept SCAN_LIMIT decisions or more when last pre-filtered
         self._broad: set[tuple[Any, ...]] = set()
-        #: whether `decision_text` can narrow a word search to a DAG, task or deployment (False once
-        #: it found none of the decisions passing the filters: an index made by an older version)
-        self._narrow_text = True
+        #: whether the internal full-text index `decision_scoped_text` exists (None: not read yet;
+        #: read once, on the first search it would narrow, and again by ensure_schema)
+        self._scoped_text: bool | None = None
 
     @classmethod
     def connect(cls, settings: Neo4jSettings, *, batch_size: int = 1000) -> Neo4jStore:
@@ -142,11 +139,17 @@ class Neo4jStore(GraphStore):
 
     def ensure_schema(self, dimensions: int = DEFAULT_DIMENSIONS) -> None:
         words = self._read(load("index_text_properties"), {})
-        if words and list(words[0]["properties"] or []) != list(TEXT_PROPERTIES):
+        if words and list(words[0]["properties"] or []) != ["situation_text"]:
             log.info("the full-text index decision_text indexes %s: recreating it", words[0]["properties"])
             self._write(load("index_text_drop"), {})
         for statement in statements(load("schema")):
             self._execute(statement, {"dimensions": dimensions}, write=True)
+        self._scoped_text = self._has_scoped_text()
+
+    def _has_scoped_text(self) -> bool:
+        """Whether the internal full-text index `decision_scoped_text` exists (not failed): a graph
+        set up by an older version has `decision_text` only, and word searches are not narrowed."""
+        return bool(self._read(load("index_scoped_text"), {}))
 
     def _read(self, cypher: str, params: Mapping[str, Any]) -> list[Row]:
         return self._execute(cypher, params, write=False)
@@ -250,16 +253,20 @@ class Neo4jStore(GraphStore):
         yet.
 
         The pre-filter: a filter on the decision point, DAG, task or deployment (`_seed`, each
-        read through its index) that keeps fewer than `SCAN_LIMIT` decisions is searched in the
-        full-text index itself (its fields), and when the vector index's first answer kept fewer
-        than `k`, the vector list is scored exactly over those decisions (cosine of each embedding)
-        in the same round trip instead of asking the index again, deeper (at 100k, a DAG of 5 %
-        asked with cases of other DAGs: README, "Scale work, round 4"). A filter seen keeping more
-        is not pre-filtered again by this store. A `decision_text` index made by an older version
-        (without those fields) finds none of the filtered decisions: the words are then asked again
-        unnarrowed, and never narrowed again by this store (`contextgraph schema` rebuilds it)."""
+        read through its index) that keeps fewer than `SCAN_LIMIT` decisions has its words searched
+        narrowed to it inside the internal full-text index `decision_scoped_text` (same BM25 scores
+        as `decision_text`), and when the vector index's first answer kept fewer than `k`, the
+        vector list scored exactly over those decisions (cosine of each embedding) in the same round
+        trip instead of asking the index again, deeper (at 100k, a DAG of 5 % asked with cases of
+        other DAGs: README, "Scale work, round 4"). A filter seen keeping more is not pre-filtered
+        again by this store. Whether `decision_scoped_text` exists is read once per store (one more
+        round trip, on its first search with such a filter and words; `ensure_schema` reads it
+        again): without it (a graph set up by an older version, until `contextgraph schema`),
+        words are searched in `decision_text` and over-fetched as without the pre-filter."""
         signature = _signature(filters)
         seed = _seed(filters) if signature not in self._broad else None
+        if seed is not None and words and self._scoped_text is None:
+            self._scoped_text = self._has_scoped_text()
         fetch = {
             name: math.ceil(k * max(FIRST_FETCH, self._overfetch.get((name, *signature), 0)))
             + len(filters.exclude)
@@ -269,14 +276,13 @@ class Neo4jStore(GraphStore):
             **_filter_params(filters),
             "vector": list(vector) if vector is not None else None,
             "model": model,
-            "words": lucene_query(words, field=TEXT_PROPERTIES[0]) if words else None,
+            "words": lucene_query(words, field=None) if words else None,
             "narrow_words": _narrowed_words(words, filters) if words else None,
-            "narrowing": _narrowing(filters),
             "k": k,
             "max_fetch": MAX_FETCH,
             "seed": seed,
             "scan_limit": SCAN_LIMIT,
-            "narrow_text": self._narrow_text,
+            "narrow_text": bool(self._scoped_text),
         }
         while True:
             try:
@@ -291,10 +297,6 @@ class Neo4jStore(GraphStore):
             short = [name for name in fetch if row[f"{name}_short"]]
             if not short:
                 break
-            if row["unnarrowable"]:
-                log.info("the full-text index decision_text cannot narrow: run `contextgraph schema`")
-                params["narrow_text"] = self._narrow_text = False
-                short.remove("text")
             for name in short:
                 fetch[name] = _grown(fetch[name], k, int(row[f"{name}_kept"]))
         if seed is not None and not row["exact"]:
@@ -483,14 +485,11 @@ def _seed(filters: CandidateFilter) -> str | None:
 
 def _narrowed_words(words: Sequence[str], filters: CandidateFilter) -> str:
     """The Lucene query of `words` in situation_text, required to be of the filters' DAG, task and
-    deployment (their fields in `decision_text`; boost 0, so scores are those of the words alone)."""
-    return f"+({lucene_query(words, field=TEXT_PROPERTIES[0])}) {_narrowing(filters)}"
-
-
-def _narrowing(filters: CandidateFilter) -> str:
-    """The Lucene clauses requiring the filters' DAG, task and deployment (boost 0); "" if none."""
+    deployment (their fields in `decision_scoped_text`; boost 0, so scores are those of the words
+    alone, as `decision_text` gives them)."""
     values = (("dag_id", filters.dag_id), ("task_id", filters.task_id), ("deployment", filters.deployment))
-    return " ".join(f'+{field}:"{lucene_escape(value)}"^0' for field, value in values if value is not None)
+    narrowing = " ".join(f'+{field}:"{lucene_escape(v)}"^0' for field, v in values if v is not None)
+    return f"+({lucene_query(words, field='situation_text')}) {narrowing}"
 
 
 def _grown(fetch: int, k: int, kept: int) -> int:
