@@ -6,7 +6,8 @@ Loads the graph the ingest makes (bench/ceiling.py's rows: the same mapping, key
 hashes) by `UNWIND … CREATE` into a Neo4j (NEO4J_URI, whose database is wiped, else a Neo4j 5.26
 of our own), runs the real embedding pass (`embed_pending`), then times `find_similar_decisions`
 as `bench.run`'s queries step does, once per filter: none, the query's DAG, its decision point
-(DAG and task) and its deployment. `--profile` adds the PROFILE db hits and rows of each
+(DAG and task), its deployment, and `narrow`: the DAG with the fewest decisions (5 %), whatever the
+query's DAG. `--profile` adds the PROFILE db hits and rows of each
 precedent query (load-independent figures). `--serve` keeps the server (and its data directory,
 `--data-dir`) after the run and prints its URI, for more runs with NEO4J_URI and `--reuse`.
 
@@ -31,7 +32,7 @@ from typing import Any
 from bench import ceiling
 from bench.run import NEW_DECISIONS, _embedder, _load, _wipe_neo4j, neo4j_server
 
-FILTERS = ("none", "dag", "point", "deployment")
+FILTERS = ("none", "dag", "point", "deployment", "narrow")
 
 
 def open_store(conn: dict[str, str]) -> Any:
@@ -91,7 +92,16 @@ def filter_args(kind: str, point: tuple[str, str]) -> dict[str, Any]:
         return {"dag_id": point[0], "task_id": point[1]}
     if kind == "deployment":
         return {"deployment": DEFAULT_DEPLOYMENT}
+    if kind == "narrow":
+        return {"dag_id": rarest_dag()}
     return {}
+
+
+def rarest_dag() -> str:
+    """The synthetic history's DAG with the fewest decisions (deploy_gate, 5 % of them)."""
+    from bench.synthetic import SCENARIOS
+
+    return min(SCENARIOS, key=lambda s: s.weight).dag_id
 
 
 @contextlib.contextmanager

@@ -36,7 +36,7 @@ from contextgraph.errors import (
     StoreUnavailableError,
 )
 from contextgraph.model import GraphBatch, Node
-from contextgraph.retrieval.words import lucene_query
+from contextgraph.retrieval.words import lucene_escape, lucene_query
 from contextgraph.store import gate
 from contextgraph.store.base import (
     ATOMIC_ROWS,
@@ -62,6 +62,11 @@ GROWTH = 16
 MAX_FETCH = 20_000
 """The most an index is asked for: a filter that keeps less than k / MAX_FETCH of the decisions
 near the query may find fewer than k candidates."""
+SCAN_LIMIT = 8_000
+"""A filter with an index (`_seed`) that keeps fewer decisions than this is searched over those
+decisions (the pre-filter of `precedent_candidates.cypher`) instead of over-fetched from the
+indexes: at 100k, scoring 5,000 embeddings exactly took ~40 ms, asking the vector index for 20,000
+neighbours ~80 ms."""
 
 
 class Neo4jStore(GraphStore):
@@ -96,6 +101,11 @@ class Neo4jStore(GraphStore):
         self._overfetch: dict[tuple[Any, ...], float] = {}
         #: this thread's write transaction (`tx`) while `write` runs, and whether it MERGEs only
         self._local = threading.local()
+        #: the filters (`_signature`) that kept SCAN_LIMIT decisions or more when last pre-filtered
+        self._broad: set[tuple[Any, ...]] = set()
+        #: whether the internal full-text index `decision_scoped_text` exists (None: not read yet;
+        #: read once, on the first search it would narrow, and again by ensure_schema)
+        self._scoped_text: bool | None = None
 
     @classmethod
     def connect(cls, settings: Neo4jSettings, *, batch_size: int = 1000) -> Neo4jStore:
@@ -146,6 +156,17 @@ class Neo4jStore(GraphStore):
             self._write(load("index_text_drop"), {})
         for statement in statements(load("schema")):
             self._execute(statement, {"dimensions": dimensions}, write=True)
+        self._scoped_text = self._has_scoped_text()
+
+    def _has_scoped_text(self) -> bool:
+        """Whether the internal full-text index `decision_scoped_text` exists (not failed): a graph
+        set up by an older version has `decision_text` only, and word searches are not narrowed.
+        A user whose role may not list indexes (SHOW INDEX privilege) gets unnarrowed searches."""
+        try:
+            return bool(self._read(load("index_scoped_text"), {}))
+        except (StoreAuthError, CypherError) as exc:
+            log.info("the indexes cannot be listed (%s): word searches are not narrowed", exc)
+            return False
 
     def _read(self, cypher: str, params: Mapping[str, Any]) -> list[Row]:
         return self._execute(cypher, params, write=False)
@@ -267,9 +288,23 @@ class Neo4jStore(GraphStore):
         than `k` of an index's answers and it may hold more, that index is asked again for more (by
         the share the filters kept, x2 to x`GROWTH`, at most `MAX_FETCH`). An unnarrowed search is
         one round trip; a narrowed one more only while its selectivity (per index) is not known
-        yet. A filter that keeps few decisions near the query costs a deep search: at 100k, a DAG
-        of 5 % asked with cases of other DAGs took ~140 ms (README, "Scale work, round 3")."""
+        yet.
+
+        The pre-filter: a filter on the decision point, DAG, task or deployment (`_seed`, each
+        read through its index) that keeps fewer than `SCAN_LIMIT` decisions has its words searched
+        narrowed to it inside the internal full-text index `decision_scoped_text` (same BM25 scores
+        as `decision_text`), and when the vector index's first answer kept fewer than `k`, the
+        vector list scored exactly over those decisions (cosine of each embedding) in the same round
+        trip instead of asking the index again, deeper (at 100k, a DAG of 5 % asked with cases of
+        other DAGs: README, "Scale work, round 4"). A filter seen keeping more is not pre-filtered
+        again by this store. Whether `decision_scoped_text` exists is read once per store (one more
+        round trip, on its first search with such a filter and words; `ensure_schema` reads it
+        again): without it (a graph set up by an older version, until `contextgraph schema`),
+        words are searched in `decision_text` and over-fetched as without the pre-filter."""
         signature = _signature(filters)
+        seed = _seed(filters) if signature not in self._broad else None
+        if seed is not None and words and self._scoped_text is None:
+            self._scoped_text = self._has_scoped_text()
         fetch = {
             name: math.ceil(k * max(FIRST_FETCH, self._overfetch.get((name, *signature), 0)))
             + len(filters.exclude)
@@ -280,8 +315,12 @@ class Neo4jStore(GraphStore):
             "vector": list(vector) if vector is not None else None,
             "model": model,
             "words": lucene_query(words, field=None) if words else None,
+            "narrow_words": _narrowed_words(words, filters) if words else None,
             "k": k,
             "max_fetch": MAX_FETCH,
+            "seed": seed,
+            "scan_limit": SCAN_LIMIT,
+            "narrow_text": bool(self._scoped_text),
         }
         while True:
             try:
@@ -298,6 +337,10 @@ class Neo4jStore(GraphStore):
                 break
             for name in short:
                 fetch[name] = _grown(fetch[name], k, int(row[f"{name}_kept"]))
+        if seed is not None and not row["exact"]:
+            if len(self._broad) >= 1024:
+                self._broad.clear()
+            self._broad.add(signature)
         for name, depth in fetch.items():
             needed = (depth - len(filters.exclude)) / k
             if filters.narrowed and needed > self._overfetch.get((name, *signature), FIRST_FETCH):
@@ -469,6 +512,29 @@ class _KeyTaken(QueryRefusedError):
 def _signature(filters: CandidateFilter) -> tuple[Any, ...]:
     """What the selectivity of a filter depends on (the excluded keys only add their number)."""
     return (filters.deployment, filters.dag_id, filters.task_id, filters.chosen, filters.since)
+
+
+def _seed(filters: CandidateFilter) -> str | None:
+    """The filter the pre-filter reads its decisions through (an index each; the narrowest
+    first), or None when no filter has an index (`chosen`, `since`)."""
+    if filters.dag_id is not None and filters.task_id is not None:
+        return "point"
+    if filters.dag_id is not None:
+        return "dag"
+    if filters.task_id is not None:
+        return "task"
+    if filters.deployment is not None:
+        return "deployment"
+    return None
+
+
+def _narrowed_words(words: Sequence[str], filters: CandidateFilter) -> str:
+    """The Lucene query of `words` in situation_text, required to be of the filters' DAG, task and
+    deployment (their fields in `decision_scoped_text`; boost 0, so scores are those of the words
+    alone, as `decision_text` gives them)."""
+    values = (("dag_id", filters.dag_id), ("task_id", filters.task_id), ("deployment", filters.deployment))
+    narrowing = " ".join(f'+{field}:"{lucene_escape(v)}"^0' for field, v in values if v is not None)
+    return f"+({lucene_query(words, field='situation_text')}) {narrowing}"
 
 
 def _grown(fetch: int, k: int, kept: int) -> int:

@@ -1,15 +1,46 @@
 // Neo4j: one precedent search's candidates and what the ranking reads of them, in one round trip.
+// 0. The pre-filter: when $seed names a filter with an index ('point': $dag_id and $task_id,
+//    'dag', 'task', 'deployment'), the decisions it keeps, read through that index, at most
+//    $scan_limit. Fewer than $scan_limit (`exact`): when $narrow_text (the store found the internal
+//    full-text index `decision_scoped_text`), the words are searched there with $narrow_words (the
+//    Lucene query of $words required to be of the filters' DAG, task and deployment, with boost 0:
+//    the same BM25 scores); and when the vector index's answer kept fewer than $k, the vector list
+//    is scored over those decisions instead, exactly (the cosine of each embedding, scaled as the
+//    index scores it; `vector_scanned`): not short. Else (or $seed null) step 1 alone.
 // 1. The vector index `decision_embedding` (its $vector_fetch nearest to $vector, embeddings of
 //    $model) and the full-text index `decision_text` (its $text_fetch best for the Lucene query
 //    $words; english analyzer), each kept to the answered decisions passing the filters (the
 //    narrowing ones first: a deep over-fetch reads one property of most rows), best first (only
 //    the kept ones are sorted), at most $k each ($vector / $words null: that list is not
-//    searched). Neither index can filter while it searches (Neo4j 5): `*_short` says a list kept fewer than $k while its index
-//    returned all it was asked for (it may hold more that pass) and less than $max_fetch; the
-//    caller then asks again with a larger fetch, and step 2 is skipped.
+//    searched). Neither index can filter while it searches (Neo4j 5): `*_short` says a list kept
+//    fewer than $k while its index returned all it was asked for (it may hold more that pass) and
+//    less than $max_fetch; the caller then asks again with a larger fetch, and step 2 is skipped.
+//    A narrowed word search too, for the filters it is not narrowed to (choice, time, exclusions).
 // 2. For the candidates: the rows contextgraph.retrieval.supersede decides staleness
 //    from (those of stale_decisions, stale_points, stale_newer_offers, retired_read and, when a
 //    lesson is retired, stale_retired) and their stored usefulness (usefulness_read's columns).
+CALL {
+  CALL {
+    UNWIND CASE WHEN $seed = 'point' THEN [1] ELSE [] END AS _
+    MATCH (d:Decision) WHERE d.dag_id = $dag_id AND d.task_id = $task_id
+    RETURN d
+    UNION ALL
+    UNWIND CASE WHEN $seed = 'dag' THEN [1] ELSE [] END AS _
+    MATCH (d:Decision) WHERE d.dag_id = $dag_id
+    RETURN d
+    UNION ALL
+    UNWIND CASE WHEN $seed = 'task' THEN [1] ELSE [] END AS _
+    MATCH (d:Decision) WHERE d.task_id = $task_id
+    RETURN d
+    UNION ALL
+    UNWIND CASE WHEN $seed = 'deployment' THEN [1] ELSE [] END AS _
+    MATCH (d:Decision) WHERE d.deployment = $deployment
+    RETURN d
+  }
+  WITH d LIMIT $scan_limit
+  RETURN collect(d) AS pool
+}
+WITH pool, $seed IS NOT NULL AND size(pool) < $scan_limit AS exact
 CALL {
   UNWIND CASE WHEN $vector IS NULL THEN [] ELSE [$vector] END AS v
   CALL db.index.vector.queryNodes('decision_embedding', $vector_fetch, v) YIELD node AS d, score
@@ -29,11 +60,31 @@ CALL {
     RETURN collect(h) AS ordered
   }
   RETURN ordered[..$k] AS vector_hits, size(kept) AS vector_kept,
-         size(kept) < $k AND seen >= $vector_fetch AND $vector_fetch < $max_fetch AS vector_short
+         size(kept) < $k AND seen >= $vector_fetch AS vector_deeper
 }
 CALL {
-  UNWIND CASE WHEN $words IS NULL THEN [] ELSE [$words] END AS w
-  CALL db.index.fulltext.queryNodes('decision_text', w, {limit: $text_fetch}) YIELD node AS d, score
+  WITH pool, exact, vector_deeper
+  UNWIND CASE WHEN exact AND vector_deeper THEN pool ELSE [] END AS d
+  WITH d WHERE ($dag_id IS NULL OR d.dag_id = $dag_id)
+       AND ($task_id IS NULL OR d.task_id = $task_id)
+       AND ($deployment IS NULL OR d.deployment = $deployment)
+       AND ($chosen IS NULL OR $chosen IN d.chosen_options)
+       AND ($since IS NULL OR coalesce(d.responded_at, d.created_at) >= $since)
+       AND d.response_received = true AND d.embedding_model = $model
+       AND (size($exclude) = 0 OR NOT d.key IN $exclude)
+  // the best 2k by score, then by key among equal scores (a key is read for those only)
+  WITH d, vector.similarity.cosine(d.embedding, $vector) AS score
+  ORDER BY score DESC LIMIT 2 * $k
+  WITH d.key AS key, score
+  ORDER BY score DESC, key LIMIT $k
+  RETURN collect({key: key, score: score}) AS scanned
+}
+CALL {
+  WITH exact
+  UNWIND CASE WHEN $words IS NULL THEN []
+              WHEN exact AND $narrow_text THEN [{index: 'decision_scoped_text', query: $narrow_words}]
+              ELSE [{index: 'decision_text', query: $words}] END AS w
+  CALL db.index.fulltext.queryNodes(w.index, w.query, {limit: $text_fetch}) YIELD node AS d, score
   WITH count(*) AS seen, collect(CASE
       WHEN ($dag_id IS NULL OR d.dag_id = $dag_id)
        AND ($task_id IS NULL OR d.task_id = $task_id)
@@ -49,11 +100,14 @@ CALL {
     WITH h ORDER BY h.score DESC, h.key
     RETURN collect(h) AS ordered
   }
-  RETURN ordered[..$k] AS text_hits, size(kept) AS text_kept,
-         size(kept) < $k AND seen >= $text_fetch AND $text_fetch < $max_fetch AS text_short
+  RETURN ordered[..$k] AS text_hits, size(kept) AS text_kept, seen AS text_seen
 }
-WITH vector_hits, vector_kept, vector_short, text_hits, text_kept, text_short,
-     CASE WHEN NOT (vector_short OR text_short)
+WITH exact, exact AND vector_deeper AS vector_scanned,
+     CASE WHEN exact AND vector_deeper THEN scanned ELSE vector_hits END AS vector_hits,
+     CASE WHEN exact AND vector_deeper THEN size(scanned) ELSE vector_kept END AS vector_kept,
+     vector_deeper AND NOT exact AND $vector_fetch < $max_fetch AS vector_short,
+     text_hits, text_kept, text_kept < $k AND text_seen >= $text_fetch AND $text_fetch < $max_fetch AS text_short
+WITH *, CASE WHEN NOT (vector_short OR text_short)
           THEN [h IN vector_hits | h.key] + [h IN text_hits | h.key] ELSE [] END AS keys
 // stale_decisions: the DAG version each candidate was made under
 CALL {
@@ -109,5 +163,5 @@ CALL {
   MATCH (u:PrecedentUsefulness {key: k})
   RETURN collect(u {.key, .shown, .approved, .overridden, .escalated, .score, .maybe_outdated}) AS usefulness
 }
-RETURN vector_hits, vector_kept, vector_short, text_hits, text_kept, text_short,
+RETURN vector_hits, vector_kept, vector_short, text_hits, text_kept, text_short, exact, vector_scanned,
        made, points, offers, retirements, answered, usefulness

@@ -17,15 +17,25 @@ CREATE CONSTRAINT asset_key IF NOT EXISTS FOR (n:Asset) REQUIRE n.key IS UNIQUE;
 // Filters of precedent search.
 CREATE INDEX decision_point IF NOT EXISTS FOR (n:Decision) ON (n.dag_id, n.task_id);
 CREATE INDEX decision_deployment IF NOT EXISTS FOR (n:Decision) ON (n.deployment);
+CREATE INDEX decision_dag IF NOT EXISTS FOR (n:Decision) ON (n.dag_id);
+CREATE INDEX decision_task IF NOT EXISTS FOR (n:Decision) ON (n.task_id);
 CREATE INDEX decision_created IF NOT EXISTS FOR (n:Decision) ON (n.created_at);
 CREATE INDEX decision_pending IF NOT EXISTS FOR (n:Decision) ON (n.response_received);
 // Words: each decision's situation (what was asked, the request as shown without its marked
 // precedent section, the AI proposal), as the embedding pass writes it to `situation_text`: what a
 // new case is matched against; the outcome (choice, reason) is shown, not matched. The english
 // analyzer stems words ("refunds" matches "refund"). An index made by an older version (on other
-// properties) is dropped by Neo4jStore.ensure_schema before this runs.
+// properties) is dropped by Neo4jStore.ensure_schema before this runs. Agents and users query it
+// with their own Cypher: it covers situation_text only.
 CREATE FULLTEXT INDEX decision_text IF NOT EXISTS
 FOR (n:Decision) ON EACH [n.situation_text]
+OPTIONS {indexConfig: {`fulltext.analyzer`: 'english'}};
+// Internal to contextgraph's precedent search (precedent_candidates.cypher), not for agents: the
+// same words with the DAG, task and deployment, so that a search narrowed to a filter is narrowed
+// inside the index (filter clauses of boost 0: the BM25 scores are decision_text's). Without it
+// (a graph set up by an older version) the search is not narrowed in the index.
+CREATE FULLTEXT INDEX decision_scoped_text IF NOT EXISTS
+FOR (n:Decision) ON EACH [n.situation_text, n.dag_id, n.task_id, n.deployment]
 OPTIONS {indexConfig: {`fulltext.analyzer`: 'english'}};
 // Meaning: the decision text's embedding; $dimensions comes from the configured model.
 CREATE VECTOR INDEX decision_embedding IF NOT EXISTS
