@@ -17,12 +17,12 @@ from contextgraph.store.base import Row
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
-def _runs(first: int, count: int) -> m.GraphBatch:
+def _runs(first: int, count: int, run_id_width: int = 0) -> m.GraphBatch:
     batch = m.GraphBatch()
     for i in range(first, first + count):
         run = m.DagRun(
             dag_id="support",
-            run_id=f"manual__{i:06d}",
+            run_id=f"manual__{i:06d}".ljust(run_id_width, "r"),
             state="success",
             start_date=START + timedelta(minutes=i),
             conf={"ticket": f"T-{i}", "text": "x" * 400},
@@ -134,4 +134,21 @@ def test_embedded_write_that_fails_midway_leaves_none_of_its_batch(tmp_path: Pat
     broken.close()
     store = EmbeddedStore(tmp_path / "g.lbdb")
     assert store.write(_runs(0, 10)).created == {"DagRun": 10, "HAS_RUN": 10}
+    store.close()
+
+
+def test_rewriting_existing_relationships_fits_a_small_buffer_pool(tmp_path: Path) -> None:
+    """A re-read page (an idle sync's) rewrites relationships that all exist, so each is looked
+    up. On Ladybug the lookup reads only the asked-for nodes' relationships; one statement over all
+    pairs was planned as a hash join over every relationship of the type, and 10,000 runs of one
+    DAG (long run ids) did not fit a 32 MB pool (at 100k decisions, a 512 MB one)."""
+    store = EmbeddedStore(tmp_path / "g.lbdb")
+    store.ensure_schema()
+    store.write(m.GraphBatch(nodes=[m.Dag(dag_id="support")]))
+    for page in range(10):
+        store.write(_runs(page * 1000, 1000, run_id_width=500))
+    store.close()
+    store = EmbeddedStore(tmp_path / "g.lbdb", buffer_pool_mb=32)
+    again = store.write(_runs(4000, 100, run_id_width=500))
+    assert again.written == 0 and again.unchanged == {"DagRun": 100, "HAS_RUN": 100}
     store.close()

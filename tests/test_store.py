@@ -56,6 +56,25 @@ def test_a_changed_record_is_updated_in_place(store: GraphStore) -> None:
     assert store.stats()["nodes"]["Decision"] == 1
 
 
+def test_a_changed_relationship_is_updated_in_place(store: GraphStore) -> None:
+    """Rewriting a batch whose relationships all exist looks each one up by its two ends: the one
+    whose properties changed is updated, the rest (two OFFERED per decision included) unchanged."""
+    batch = support_batch(3)
+    store.write(batch)
+    reviewed = [e for e in batch.edges if isinstance(e, m.Reviewed)]
+    again = m.GraphBatch(nodes=list(batch.nodes), edges=[e for e in batch.edges if e is not reviewed[1]])
+    again.add(reviewed[1].model_copy(update={"verdict": "overridden"}))
+
+    result = store.write(again)
+
+    assert result.updated == {"REVIEWED": 1} and not any(result.created.values())
+    assert result.unchanged["OFFERED"] == 6 and result.unchanged["REVIEWED"] == 2
+    rows = store.query("MATCH (d:Decision)-[r:REVIEWED]->(:Proposal) RETURN d.key AS d, r.verdict AS v")
+    assert {r["d"]: r["v"] for r in rows} == {
+        e.src: "overridden" if e is reviewed[1] else e.verdict for e in reviewed
+    }
+
+
 def test_conflicting_duplicates_fail_the_whole_batch_before_any_write(store: GraphStore) -> None:
     batch = support_batch(2)
     batch.add(m.Dag(dag_id="ai_support_ticket_system", tags=["other"]))

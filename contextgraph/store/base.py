@@ -202,13 +202,19 @@ class GraphStore(ABC):
                 )
             if not rows:
                 continue
-            lookup = _template("existing_edge_hashes", **names)
             merge = self._edge_merge(edge_type)
             for chunk in chunks(rows, self.batch_size):
-                stored = self._read(lookup, {"pairs": [{"src": r["src"], "dst": r["dst"]} for r in chunk]})
-                hashes = {(r["src"], r["dst"]): r["hash"] for r in stored}
+                hashes = self._edge_hashes(edge_type, chunk)
                 result.add(self._merge(edge_type.rel_type, chunk, hashes, _edge_id, merge))
         return result
+
+    def _edge_hashes(self, edge_type: type[Edge], rows: Sequence[Row]) -> dict[tuple[str, str], str]:
+        """The stored content hash of each relationship of `edge_type` among `rows` (their `src`
+        and `dst` keys), by (src, dst); a relationship the store lacks is absent. Default: both
+        ends matched by key (an index seek on Neo4j)."""
+        lookup = _template("existing_edge_hashes", **_edge_names(edge_type))
+        stored = self._read(lookup, {"pairs": [{"src": r["src"], "dst": r["dst"]} for r in rows]})
+        return {(r["src"], r["dst"]): r["hash"] for r in stored}
 
     def _upsert_nodes(self, node_type: type[Node], new: list[Row], changed: list[Row]) -> None:
         """Write nodes that the store does not have (`new`) and that it has with another content
@@ -452,8 +458,8 @@ _node_id = itemgetter("key")
 _edge_id = itemgetter("src", "dst")
 
 
-def _template(name: str, **names: str) -> str:
-    text = load(name)
+def _template(name: str, dialect: str = "neo4j", **names: str) -> str:
+    text = load(name, dialect)
     for placeholder, value in names.items():
         text = text.replace("{" + placeholder + "}", identifier(value) if placeholder != "set" else value)
     return text

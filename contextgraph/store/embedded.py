@@ -46,6 +46,8 @@ from contextgraph.store.base import (
     Row,
     ScalarType,
     WriteResult,
+    _edge_names,
+    _template,
     to_plain,
 )
 from contextgraph.store.queries import load
@@ -387,6 +389,23 @@ class EmbeddedStore(GraphStore):
         message = str(out[0][0]) if out and out[0] else ""
         copied = re.match(r"(\d+) tuples", message)
         return int(copied.group(1)) if copied else len(rows)
+
+    def _edge_hashes(self, edge_type: type[Edge], rows: Sequence[Row]) -> dict[tuple[str, str], str]:
+        """Ladybug: one lookup per distinct key at the end of `rows` with more distinct keys (the
+        source on a tie), whose nodes have few relationships of the type (a task instance has one
+        task; a task has a run's worth of instances); the rows outside `rows` are dropped. At 100k
+        decisions, 1,000 keys take 35-75 ms and a fixed amount of memory; the default, one
+        statement over all pairs, took 0.35-2 s and a 512 MB buffer pool did not hold it."""
+        wanted = {(r["src"], r["dst"]) for r in rows}
+        sources, targets = {r["src"] for r in rows}, {r["dst"] for r in rows}
+        end, keys = ("b", targets) if len(targets) > len(sources) else ("a", sources)
+        lookup = _template("existing_edge_hashes", self.dialect, **_edge_names(edge_type), end=end)
+        return {
+            (r["src"], r["dst"]): r["hash"]
+            for key in sorted(keys)
+            for r in self._execute(lookup, {"key": key})
+            if (r["src"], r["dst"]) in wanted
+        }
 
     def _value(self, column: str, type_: str) -> str:
         # Ladybug infers a parameter's type from its values (all-null reads as STRING): cast.

@@ -6,7 +6,7 @@
 //    Lucene query of $words required to be of the filters' DAG, task and deployment, with boost 0:
 //    the same BM25 scores); and when the vector index's answer kept fewer than $k, the vector list
 //    is scored over those decisions instead, exactly (the cosine of each embedding, scaled as the
-//    index scores it; `vector_scanned`): not short. Else (or $seed null) step 1 alone.
+//    index scores it): not short. Else (or $seed null) step 1 alone.
 // 1. The vector index `decision_embedding` (its $vector_fetch nearest to $vector, embeddings of
 //    $model) and the full-text index `decision_text` (its $text_fetch best for the Lucene query
 //    $words; english analyzer), each kept to the answered decisions passing the filters (the
@@ -102,7 +102,7 @@ CALL {
   }
   RETURN ordered[..$k] AS text_hits, size(kept) AS text_kept, seen AS text_seen
 }
-WITH exact, exact AND vector_deeper AS vector_scanned,
+WITH exact,
      CASE WHEN exact AND vector_deeper THEN scanned ELSE vector_hits END AS vector_hits,
      CASE WHEN exact AND vector_deeper THEN size(scanned) ELSE vector_kept END AS vector_kept,
      vector_deeper AND NOT exact AND $vector_fetch < $max_fetch AS vector_short,
@@ -163,5 +163,5 @@ CALL {
   MATCH (u:PrecedentUsefulness {key: k})
   RETURN collect(u {.key, .shown, .approved, .overridden, .escalated, .score, .maybe_outdated}) AS usefulness
 }
-RETURN vector_hits, vector_kept, vector_short, text_hits, text_kept, text_short, exact, vector_scanned,
+RETURN vector_hits, vector_kept, vector_short, text_hits, text_kept, text_short, exact,
        made, points, offers, retirements, answered, usefulness
