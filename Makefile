@@ -8,7 +8,7 @@ setup:  ## install contextgraph with every extra into .venv
 	[ -x $(PY) ] || uv venv -q .venv
 	uv pip install -q -p $(PY) -e '.[dev]'
 
-fast:  ## every test that needs no server (no Neo4j, no Airflow, no Java): ~100 s of CPU, on 2 cores ~65 s
+fast:  ## every test that needs no server (no Neo4j, no Airflow, no Java): ~170 s of CPU, on 2 cores ~95 s
 	$(PY) -m pytest -m "not neo4j and not airflow" -n 2
 
 test:  ## the full lane, as CI runs it: starts a real Neo4j and a real Airflow

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from contextgraph import model as m
+from contextgraph.errors import StoreError
 from contextgraph.store import EmbeddedStore, Neo4jStore
 from contextgraph.store.base import Row
 
@@ -151,4 +152,9 @@ def test_rewriting_existing_relationships_fits_a_small_buffer_pool(tmp_path: Pat
     store = EmbeddedStore(tmp_path / "g.lbdb", buffer_pool_mb=32)
     again = store.write(_runs(4000, 100, run_id_width=500))
     assert again.written == 0 and again.unchanged == {"DagRun": 100, "HAS_RUN": 100}
+    store.close()
+    # A pool too small for any write says which setting to raise.
+    store = EmbeddedStore(tmp_path / "g.lbdb", buffer_pool_mb=16)
+    with pytest.raises(StoreError, match=r"buffer pool is 16 MB: raise CONTEXTGRAPH_BUFFER_POOL_MB"):
+        store.write(_runs(4000, 100, run_id_width=500))
     store.close()
