@@ -411,7 +411,7 @@ class EmbeddedStore(GraphStore):
         """Ladybug: one lookup per distinct key at the end of `rows` with more distinct keys (the
         source on a tie), whose nodes have few relationships of the type (a task instance has one
         task; a task has a run's worth of instances); the rows outside `rows` are dropped. At 100k
-        decisions, 1,000 keys take 35-75 ms and a fixed amount of memory; the default, one
+        decisions, 1,000 pairs take 51-143 ms and a fixed amount of memory; the default, one
         statement over all pairs, took 0.35-2 s and a 512 MB buffer pool did not hold it."""
         wanted = {(r["src"], r["dst"]) for r in rows}
         sources, targets = {r["src"] for r in rows}, {r["dst"] for r in rows}
